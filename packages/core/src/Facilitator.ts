@@ -1,0 +1,63 @@
+/**
+ * The facilitator: the service that verifies an x402 access token and settles (burns) its credits.
+ * Production provides it with `Nevermined.layer`; tests with `TestFacilitator` from
+ * `@effect-x402/testing`.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Redacted from "effect/Redacted"
+import type { FacilitatorError } from "./PaymentError.js"
+import type * as X402 from "./X402.js"
+
+/**
+ * A verify request: may this token spend `maxAmount` credits on one of these plans?
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface VerifyRequest {
+  readonly paymentRequired: X402.PaymentRequired
+  readonly token: Redacted.Redacted<string>
+  /** Credits, a non-negative safe integer (sent as a decimal string). */
+  readonly maxAmount: number
+}
+
+/**
+ * A settle request: burn `maxAmount` credits of this token, for the call verify admitted as
+ * `agentRequestId`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SettleRequest extends VerifyRequest {
+  readonly agentRequestId?: string | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Facilitator extends Context.Tag("@effect-x402/core/Facilitator")<Facilitator, Facilitator.Service>() {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace Facilitator {
+  /**
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Service {
+    /** Checks a token against the requirements; an answer of `isValid: false` is a success here. */
+    readonly verify: (request: VerifyRequest) => Effect.Effect<X402.VerifyResponse, FacilitatorError>
+    /** Burns the credits; an answer of `success: false` is a success here. */
+    readonly settle: (request: SettleRequest) => Effect.Effect<X402.SettleResponse, FacilitatorError>
+    /**
+     * The network to advertise for a plan in a PaymentRequired (a fiat plan's payment provider, or
+     * the environment's default network). Never fails: it falls back to the default.
+     */
+    readonly networkFor: (planId: string) => Effect.Effect<string>
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * The typed errors of the payment pipeline: `PaymentRequired`, `VerifyFailed`, `SettleFailed`, and
+ * what they carry as cause (`FacilitatorError`, `InvalidCredits`).
+ *
+ * None of them ever holds an API key or an access token: messages are built from reasons, codes and
+ * statuses only.
+ *
+ * @since 0.1.0
+ */
+import * as Schema from "effect/Schema"
+import * as X402 from "./X402.js"
+
+/**
+ * The operations of the Nevermined backend.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const FacilitatorOperation = Schema.Literal(
+  "verify",
+  "settle",
+  "permissions",
+  "delegation",
+  "balance",
+  "plan"
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type FacilitatorOperation = typeof FacilitatorOperation.Type
+
+/**
+ * A transport failure talking to the facilitator. `requestSent` tells whether the request may
+ * have reached it: only a request that provably never left may be retried for settle.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class FacilitatorError extends Schema.TaggedError<FacilitatorError>("@effect-x402/core/FacilitatorError")(
+  "FacilitatorError",
+  {
+    operation: FacilitatorOperation,
+    kind: Schema.Literal("Timeout", "Unreachable", "ConnectionDropped", "HttpStatus", "MalformedResponse"),
+    requestSent: Schema.Boolean,
+    status: Schema.optional(Schema.Number),
+    code: Schema.optional(Schema.String),
+    detail: Schema.optional(Schema.String)
+  }
+) {
+  override get message(): string {
+    const status = this.status !== undefined ? ` ${this.status}` : ""
+    const code = this.code !== undefined ? ` (${this.code})` : ""
+    const detail = this.detail !== undefined ? `: ${this.detail}` : ""
+    return `Facilitator ${this.operation} failed: ${this.kind}${status}${code}${detail}`
+  }
+}
+
+/**
+ * A credit amount that is not a non-negative safe integer (or a decimal string of one), or a
+ * credits policy that failed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidCredits extends Schema.TaggedError<InvalidCredits>("@effect-x402/core/InvalidCredits")(
+  "InvalidCredits",
+  {
+    reason: Schema.Literal("NotAnAmount", "Negative", "NotInteger", "TooLarge", "PolicyFailed"),
+    source: Schema.String,
+    detail: Schema.String
+  }
+) {
+  override get message(): string {
+    return `Invalid credits from ${this.source}: ${this.detail}`
+  }
+}
+
+/**
+ * The caller sent no access token: answer with the PaymentRequired it carries. The facilitator was
+ * not called.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PaymentRequired extends Schema.TaggedError<PaymentRequired>("@effect-x402/core/PaymentRequired")(
+  "PaymentRequired",
+  {
+    reason: Schema.Literal("MissingToken"),
+    paymentRequired: X402.PaymentRequired,
+    description: Schema.String
+  }
+) {
+  override get message(): string {
+    return this.description
+  }
+}
+
+/**
+ * Verification did not pass: the facilitator refused the token (`Invalid`), could not be reached
+ * or answered garbage (`Unavailable`, cause `FacilitatorError`), or the credits policy gave no valid
+ * amount (`InvalidAmount`, cause `InvalidCredits`). Never followed by a settle.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class VerifyFailed extends Schema.TaggedError<VerifyFailed>("@effect-x402/core/VerifyFailed")(
+  "VerifyFailed",
+  {
+    reason: Schema.Literal("Invalid", "Unavailable", "InvalidAmount"),
+    paymentRequired: X402.PaymentRequired,
+    verification: Schema.optional(X402.VerifyResponse),
+    cause: Schema.optional(Schema.Union(FacilitatorError, InvalidCredits))
+  }
+) {
+  override get message(): string {
+    switch (this.reason) {
+      case "Invalid":
+        return `Verification failed: ${this.verification?.invalidReason ?? "payment not valid"}`
+      case "Unavailable":
+        return `Verification failed: facilitator unavailable${this.cause ? ` (${this.cause.message})` : ""}`
+      case "InvalidAmount":
+        return `Verification failed: ${this.cause?.message ?? "invalid credits"}`
+    }
+  }
+}
+
+/**
+ * Settlement did not happen, or its outcome is unknown:
+ * - `Rejected`: the facilitator answered no (`success: false`, or a 4xx);
+ * - `Indeterminate`: the request left but no usable answer came back (timeout, dropped
+ *   connection, 5xx, garbage): the credits may or may not have been burned, so it is never retried;
+ * - `Unavailable`: the request provably never reached the facilitator;
+ * - `InvalidAmount`: the amount to burn was not valid, so nothing was sent.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SettleFailed extends Schema.TaggedError<SettleFailed>("@effect-x402/core/SettleFailed")(
+  "SettleFailed",
+  {
+    reason: Schema.Literal("Rejected", "Indeterminate", "Unavailable", "InvalidAmount"),
+    paymentRequired: X402.PaymentRequired,
+    credits: Schema.Number,
+    settlement: Schema.optional(X402.SettleResponse),
+    cause: Schema.optional(Schema.Union(FacilitatorError, InvalidCredits))
+  }
+) {
+  override get message(): string {
+    switch (this.reason) {
+      case "Rejected":
+        return `Settlement rejected: ${
+          this.settlement?.errorReason ?? (this.cause ? this.cause.message : "facilitator refused")
+        }`
+      case "Indeterminate":
+        return `Settlement outcome unknown${this.cause ? ` (${this.cause.message})` : ""}`
+      case "Unavailable":
+        return `Settlement not attempted: facilitator unreachable${this.cause ? ` (${this.cause.message})` : ""}`
+      case "InvalidAmount":
+        return `Settlement not attempted: ${this.cause?.message ?? "invalid credits"}`
+    }
+  }
+}
+
+/**
+ * The errors of the payment pipeline that a transport turns into an answer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type PaymentFailure = PaymentRequired | VerifyFailed | SettleFailed
+
+/**
+ * Schema of {@link PaymentFailure}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const PaymentFailure: Schema.Union<[typeof PaymentRequired, typeof VerifyFailed, typeof SettleFailed]> = Schema
+  .Union(PaymentRequired, VerifyFailed, SettleFailed)
+
+/**
+ * Whether a value is one of the pipeline's payment errors.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isPaymentFailure = (u: unknown): u is PaymentFailure =>
+  u instanceof PaymentRequired || u instanceof VerifyFailed || u instanceof SettleFailed

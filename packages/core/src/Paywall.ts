@@ -1,0 +1,478 @@
+/**
+ * The payment pipeline: `verify` the caller's token, run the paid work, `settle` its credits, with
+ * hooks and a settle-failure policy. Transport-agnostic: the Lambda and HTTP adapters call it.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Credits from "./Credits.js"
+import { Facilitator } from "./Facilitator.js"
+import {
+  type FacilitatorError,
+  type InvalidCredits,
+  type PaymentFailure,
+  PaymentRequired,
+  SettleFailed,
+  VerifyFailed
+} from "./PaymentError.js"
+import * as X402 from "./X402.js"
+
+/**
+ * What a hook may return: a value, a Promise of one, or an Effect of one.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type HookReturn<A> = A | PromiseLike<A> | Effect.Effect<A, unknown>
+
+/**
+ * Lifecycle hooks. A hook that throws, rejects or fails is logged and ignored: it never breaks
+ * payment.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Hooks<Resp = unknown> {
+  /** Before the facilitator is asked to verify. */
+  readonly onBeforeVerify?: ((paymentRequired: X402.PaymentRequired) => HookReturn<unknown>) | undefined
+  /** After a successful verification, before the paid work runs. */
+  readonly onAfterVerify?: ((verification: X402.VerifyResponse) => HookReturn<unknown>) | undefined
+  /** After a successful settlement, with the credits burned. */
+  readonly onAfterSettle?: ((credits: number, settlement: X402.SettleResponse) => HookReturn<unknown>) | undefined
+  /** On any payment failure; may return a response to send instead of the default one. */
+  readonly onPaymentError?: ((error: PaymentFailure) => HookReturn<Resp | null | undefined>) | undefined
+}
+
+/**
+ * What to do when settlement fails after the paid work ran: `withhold` the output (the default,
+ * the x402 rule: no paid output without settlement) or `release` it anyway (the Python reference's
+ * behaviour).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SettleFailurePolicy = "withhold" | "release"
+
+/**
+ * How a paid operation is priced and advertised.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<Req = unknown, R = never, Resp = unknown> extends Hooks<Resp> {
+  /** The plan to pay with; or use `planIds` to accept several. */
+  readonly planId?: string | undefined
+  readonly planIds?: ReadonlyArray<string> | undefined
+  readonly agentId?: string | undefined
+  /** Credits per call: used for verify and as the default settle amount. Default 1. */
+  readonly credits?: Credits.Policy<Req, R> | undefined
+  /** The protected resource's URL, advertised in `resource.url`. */
+  readonly endpoint?: string | undefined
+  /** Advertised as `extra.httpVerb` when given. */
+  readonly httpVerb?: string | undefined
+  /** Advertised network; by default the facilitator's choice (fiat provider or environment default). */
+  readonly network?: string | undefined
+  readonly scheme?: X402.Scheme | undefined
+  readonly description?: string | undefined
+  readonly mimeType?: string | undefined
+  readonly onSettleFailure?: SettleFailurePolicy | undefined
+}
+
+/**
+ * A validated paywall configuration.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Paywall<Req = unknown, R = never, Resp = unknown> {
+  readonly options: Options<Req, R, Resp>
+  readonly planIds: readonly [string, ...Array<string>]
+  readonly credits: Credits.Policy<Req, R>
+  readonly onSettleFailure: SettleFailurePolicy
+}
+
+/**
+ * Validates options into a paywall. Throws a `RangeError` on a configuration that can never work
+ * (no plan, a fixed price that is not a valid amount): better at cold start than at the first call.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <Req = unknown, R = never, Resp = unknown>(
+  options: Options<Req, R, Resp>
+): Paywall<Req, R, Resp> => {
+  const planIds = [...(options.planIds ?? []), ...(options.planId !== undefined ? [options.planId] : [])]
+    .filter((id, i, all) => all.indexOf(id) === i)
+  if (planIds.length === 0 || planIds.some((id) => typeof id !== "string" || id.length === 0)) {
+    throw new RangeError("Paywall: planId or planIds must name at least one plan")
+  }
+  const credits = options.credits ?? 1
+  if (typeof credits !== "function") Credits.validateSync(credits, "credits option")
+  if (options.onSettleFailure !== undefined && !["withhold", "release"].includes(options.onSettleFailure)) {
+    throw new RangeError(`Paywall: onSettleFailure must be "withhold" or "release"`)
+  }
+  return {
+    options,
+    planIds: planIds as unknown as Paywall["planIds"],
+    credits,
+    onSettleFailure: options.onSettleFailure ?? "withhold"
+  }
+}
+
+/**
+ * A caller's token, as it arrives: absent, empty, raw or already redacted.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type TokenInput = Redacted.Redacted<string> | string | null | undefined
+
+/**
+ * Normalises a token input: blank is absent.
+ *
+ * @since 0.1.0
+ * @category tokens
+ */
+export const token = (input: TokenInput): Option.Option<Redacted.Redacted<string>> => {
+  if (input === null || input === undefined) return Option.none()
+  const raw = typeof input === "string" ? input : Redacted.value(input)
+  const trimmed = raw.trim()
+  return trimmed.length === 0 ? Option.none() : Option.some(Redacted.make(trimmed))
+}
+
+/**
+ * A short, non-reversible fingerprint of a token, safe for logs and spans.
+ *
+ * @since 0.1.0
+ * @category tokens
+ */
+export const fingerprint = (token: Redacted.Redacted<string>): string => {
+  // FNV-1a, 32 bits: enough to tell tokens apart in a log, useless for recovering one.
+  const value = Redacted.value(token)
+  let hash = 0x811c9dc5
+  for (let i = 0; i < value.length; i++) {
+    hash ^= value.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return `tok_${(hash >>> 0).toString(16).padStart(8, "0")}`
+}
+
+/**
+ * One call to protect.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Call<Req> {
+  readonly request: Req
+  readonly token: TokenInput
+  /** The resource URL when the options name no `endpoint` (e.g. the Lambda's ARN). */
+  readonly resourceUrl?: string | undefined
+  /** The message of the PaymentRequired error when no token came. */
+  readonly paymentRequiredMessage?: string | undefined
+}
+
+/**
+ * A verified call: what settle needs later, even in another invocation.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Verified {
+  readonly paymentRequired: X402.PaymentRequired
+  readonly token: Redacted.Redacted<string>
+  readonly verification: X402.VerifyResponse
+  /** The credits verified, and the default amount to settle. */
+  readonly credits: number
+  readonly agentRequestId: string | undefined
+}
+
+/**
+ * What settle needs.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SettleInput {
+  readonly paymentRequired: X402.PaymentRequired
+  readonly token: Redacted.Redacted<string>
+  readonly credits: number
+  readonly agentRequestId?: string | undefined
+}
+
+/**
+ * The outcome of a protected call that produced output.
+ * - `Settled`: the credits were burned;
+ * - `NotCharged`: the work answered an error result (`isError`), so nothing was settled;
+ * - `Released`: settlement failed and the `release` policy let the output go anyway.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Outcome<A> =
+  | {
+    readonly _tag: "Settled"
+    readonly value: A
+    readonly verified: Verified
+    readonly settlement: X402.SettleResponse
+  }
+  | { readonly _tag: "NotCharged"; readonly value: A; readonly verified: Verified }
+  | { readonly _tag: "Released"; readonly value: A; readonly verified: Verified; readonly error: SettleFailed }
+
+const DEFAULT_MESSAGE = "Payment required to access this resource"
+
+const isThenable = (u: unknown): u is PromiseLike<unknown> =>
+  typeof u === "object" && u !== null && typeof (u as { then?: unknown }).then === "function"
+
+/**
+ * Runs a hook, isolated: whatever it does wrong is logged (never with a secret) and swallowed.
+ *
+ * @since 0.1.0
+ * @category hooks
+ */
+export const runHook = <A>(
+  name: string,
+  thunk: () => HookReturn<A>
+): Effect.Effect<Option.Option<A>> =>
+  Effect.suspend((): Effect.Effect<A, unknown> => {
+    const out = thunk()
+    if (Effect.isEffect(out)) return out as Effect.Effect<A, unknown>
+    if (isThenable(out)) return Effect.tryPromise(() => Promise.resolve(out) as Promise<A>)
+    return Effect.succeed(out as A)
+  }).pipe(
+    Effect.map(Option.fromNullable),
+    Effect.catchAllCause((cause) =>
+      Effect.logWarning(`x402 hook ${name} failed; payment goes on`, cause).pipe(Effect.as(Option.none<A>()))
+    )
+  )
+
+/**
+ * The PaymentRequired of a paywall: one `accepts` entry per plan, with the network the facilitator
+ * names for each plan unless the options fix one.
+ *
+ * @since 0.1.0
+ * @category requirements
+ */
+export const requirements = <Req, R, Resp>(
+  paywall: Paywall<Req, R, Resp>,
+  resourceUrl?: string
+): Effect.Effect<X402.PaymentRequired, never, Facilitator> => {
+  const { options } = paywall
+  const build = (network: string | ((planId: string) => string)) =>
+    X402.paymentRequired({
+      planIds: paywall.planIds,
+      agentId: options.agentId,
+      endpoint: options.endpoint ?? resourceUrl,
+      httpVerb: options.httpVerb,
+      network,
+      scheme: options.scheme,
+      description: options.description,
+      mimeType: options.mimeType
+    })
+  if (options.network !== undefined) return Effect.succeed(build(options.network))
+  return Effect.flatMap(Facilitator, (facilitator) =>
+    Effect.map(
+      Effect.forEach(paywall.planIds, (planId) => facilitator.networkFor(planId), { concurrency: "unbounded" }),
+      (networks) => build((planId) => networks[paywall.planIds.indexOf(planId)])
+    ))
+}
+
+/**
+ * Verifies a call: no token → `PaymentRequired` (the facilitator's verify is not called); a token
+ * the facilitator refuses → `VerifyFailed` `Invalid`; a facilitator that cannot answer →
+ * `VerifyFailed` `Unavailable`. Runs `onBeforeVerify` and `onAfterVerify`.
+ *
+ * @since 0.1.0
+ * @category pipeline
+ */
+export const verify: <Req, R, Resp>(
+  paywall: Paywall<Req, R, Resp>,
+  call: Call<Req>
+) => Effect.Effect<Verified, PaymentRequired | VerifyFailed, Facilitator | R> = Effect.fn("Paywall.verify")(
+  function*<Req, R, Resp>(paywall: Paywall<Req, R, Resp>, call: Call<Req>) {
+    const { options } = paywall
+    yield* Effect.annotateCurrentSpan("x402.plan_ids", paywall.planIds.join(","))
+    const paymentRequired = yield* requirements(paywall, call.resourceUrl)
+    const token = Redacted.isRedacted(call.token) || typeof call.token === "string" ? tokenOf(call.token) : undefined
+    if (token === undefined) {
+      yield* Effect.annotateCurrentSpan("x402.outcome", "payment_required")
+      return yield* new PaymentRequired({
+        reason: "MissingToken",
+        paymentRequired,
+        description: call.paymentRequiredMessage ?? DEFAULT_MESSAGE
+      })
+    }
+    yield* Effect.annotateCurrentSpan("x402.token", fingerprint(token))
+    const credits = yield* Credits.resolve(paywall.credits, call.request).pipe(
+      Effect.mapError((cause) => new VerifyFailed({ reason: "InvalidAmount", paymentRequired, cause }))
+    )
+    yield* Effect.annotateCurrentSpan("x402.credits", credits)
+    if (options.onBeforeVerify) {
+      const hook = options.onBeforeVerify
+      yield* runHook("onBeforeVerify", () => hook(paymentRequired))
+    }
+    const facilitator = yield* Facilitator
+    const verification = yield* facilitator.verify({ paymentRequired, token, maxAmount: credits }).pipe(
+      Effect.mapError((cause) => new VerifyFailed({ reason: "Unavailable", paymentRequired, cause }))
+    )
+    if (!verification.isValid) {
+      yield* Effect.annotateCurrentSpan("x402.outcome", "invalid")
+      return yield* new VerifyFailed({ reason: "Invalid", paymentRequired, verification })
+    }
+    yield* Effect.annotateCurrentSpan("x402.outcome", "verified")
+    if (options.onAfterVerify) {
+      const hook = options.onAfterVerify
+      yield* runHook("onAfterVerify", () => hook(verification))
+    }
+    return {
+      paymentRequired,
+      token,
+      verification,
+      credits,
+      agentRequestId: verification.agentRequestId
+    } satisfies Verified
+  }
+)
+
+const tokenOf = (input: TokenInput): Redacted.Redacted<string> | undefined => Option.getOrUndefined(token(input))
+
+const settleFailureOf = (input: SettleInput, cause: FacilitatorError): SettleFailed => {
+  const base = { paymentRequired: input.paymentRequired, credits: input.credits, cause }
+  if (!cause.requestSent) return new SettleFailed({ ...base, reason: "Unavailable" })
+  // A 4xx is the backend's definite "no"; anything else after the request left may have burned
+  // the credits, so it is indeterminate and must not be retried.
+  if (cause.kind === "HttpStatus" && cause.status !== undefined && cause.status >= 400 && cause.status < 500) {
+    return new SettleFailed({ ...base, reason: "Rejected" })
+  }
+  return new SettleFailed({ ...base, reason: "Indeterminate" })
+}
+
+/**
+ * Settles (burns) the credits of a verified call, with the verified `agentRequestId`. A refusal, an
+ * unknown outcome or an unreachable facilitator is a `SettleFailed` that says which. Runs
+ * `onAfterSettle` on success.
+ *
+ * @since 0.1.0
+ * @category pipeline
+ */
+export const settle: <Req, R, Resp>(
+  paywall: Paywall<Req, R, Resp>,
+  input: SettleInput
+) => Effect.Effect<X402.SettleResponse, SettleFailed, Facilitator> = Effect.fn("Paywall.settle")(
+  function*<Req, R, Resp>(paywall: Paywall<Req, R, Resp>, input: SettleInput) {
+    yield* Effect.annotateCurrentSpan({
+      "x402.plan_ids": paywall.planIds.join(","),
+      "x402.credits": input.credits,
+      "x402.token": fingerprint(input.token)
+    })
+    const amount = yield* Credits.validate(input.credits, "settle amount").pipe(
+      Effect.mapError((cause) =>
+        new SettleFailed({
+          reason: "InvalidAmount",
+          paymentRequired: input.paymentRequired,
+          credits: 0,
+          cause
+        })
+      )
+    )
+    const facilitator = yield* Facilitator
+    const settlement = yield* facilitator.settle({
+      paymentRequired: input.paymentRequired,
+      token: input.token,
+      maxAmount: amount,
+      agentRequestId: input.agentRequestId
+    }).pipe(Effect.mapError((cause) => settleFailureOf(input, cause)))
+    if (!settlement.success) {
+      yield* Effect.annotateCurrentSpan("x402.outcome", "rejected")
+      return yield* new SettleFailed({
+        reason: "Rejected",
+        paymentRequired: input.paymentRequired,
+        credits: amount,
+        settlement
+      })
+    }
+    yield* Effect.annotateCurrentSpan("x402.outcome", "settled")
+    const hook = paywall.options.onAfterSettle
+    if (hook) yield* runHook("onAfterSettle", () => hook(amount, settlement))
+    return settlement
+  }
+)
+
+/**
+ * How `protect` reads the paid work's answer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ProtectOptions<A> {
+  /** Whether the answer is an error result (MCP `isError`): such answers are not charged. */
+  readonly isError?: ((value: A) => boolean) | undefined
+  /** Where the answer may override the amount to settle (see `Credits.findCharge`). */
+  readonly chargeOf?: ((value: A) => Credits.ChargeSource) | undefined
+}
+
+/**
+ * verify → run the paid work → settle, exactly once per verified call.
+ *
+ * Nothing is settled when verification fails, when the work fails or dies, or when it answers an
+ * error result. When settlement fails the output is withheld (`SettleFailed`), unless the paywall's
+ * policy is `release`, in which case it comes back as a `Released` outcome.
+ *
+ * @since 0.1.0
+ * @category pipeline
+ */
+export const protect: <Req, R, Resp, A, E, R2>(
+  paywall: Paywall<Req, R, Resp>,
+  call: Call<Req>,
+  work: (verified: Verified) => Effect.Effect<A, E, R2>,
+  options?: ProtectOptions<A>
+) => Effect.Effect<Outcome<A>, PaymentFailure | E, Facilitator | R | R2> = Effect.fn("Paywall.protect")(
+  function*<Req, R, Resp, A, E, R2>(
+    paywall: Paywall<Req, R, Resp>,
+    call: Call<Req>,
+    work: (verified: Verified) => Effect.Effect<A, E, R2>,
+    options?: ProtectOptions<A>
+  ) {
+    const verified = yield* verify(paywall, call)
+    const value = yield* Effect.suspend(() => work(verified))
+    if (options?.isError?.(value) === true) {
+      yield* Effect.annotateCurrentSpan("x402.outcome", "not_charged")
+      return { _tag: "NotCharged", value, verified } as Outcome<A>
+    }
+    const amount = options?.chargeOf
+      ? Credits.settleAmount(options.chargeOf(value), verified.credits)
+      : Either.right(verified.credits)
+    const settled = yield* Either.match(amount, {
+      onLeft: (cause: InvalidCredits) =>
+        Effect.fail(
+          new SettleFailed({ reason: "InvalidAmount", paymentRequired: verified.paymentRequired, credits: 0, cause })
+        ),
+      onRight: (credits) => settle(paywall, { ...verified, credits })
+    }).pipe(Effect.either)
+    if (Either.isRight(settled)) {
+      return { _tag: "Settled", value, verified, settlement: settled.right } as Outcome<A>
+    }
+    if (paywall.onSettleFailure === "release") {
+      yield* Effect.logWarning(`x402 settlement failed, output released by policy: ${settled.left.message}`)
+      return { _tag: "Released", value, verified, error: settled.left } as Outcome<A>
+    }
+    return yield* settled.left
+  }
+)
+
+/**
+ * Runs the `onPaymentError` hook: the replacement response it returns, if any.
+ *
+ * @since 0.1.0
+ * @category hooks
+ */
+export const replacementFor = <Req, R, Resp>(
+  paywall: Paywall<Req, R, Resp>,
+  error: PaymentFailure
+): Effect.Effect<Option.Option<Resp>> => {
+  const hook = paywall.options.onPaymentError
+  return hook ? runHook("onPaymentError", () => hook(error)) as Effect.Effect<Option.Option<Resp>> : Effect.succeedNone
+}

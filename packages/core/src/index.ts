@@ -1,0 +1,45 @@
+/**
+ * @since 0.1.0
+ */
+
+/**
+ * How many credits a call costs: policy, validation, and the settle-amount override rules.
+ *
+ * @since 0.1.0
+ */
+export * as Credits from "./Credits.js"
+
+/**
+ * The facilitator service: verify and settle.
+ *
+ * @since 0.1.0
+ */
+export * as Facilitator from "./Facilitator.js"
+
+/**
+ * The Nevermined backend: environments, API keys, the live facilitator.
+ *
+ * @since 0.1.0
+ */
+export * as Nevermined from "./Nevermined.js"
+
+/**
+ * The typed errors of the payment pipeline.
+ *
+ * @since 0.1.0
+ */
+export * as PaymentError from "./PaymentError.js"
+
+/**
+ * The pipeline: verify → execute → settle.
+ *
+ * @since 0.1.0
+ */
+export * as Paywall from "./Paywall.js"
+
+/**
+ * The x402 v2 wire types and header codec.
+ *
+ * @since 0.1.0
+ */
+export * as X402 from "./X402.js"

@@ -1,0 +1,10 @@
+/**
+ * @since 0.1.0
+ */
+
+/**
+ * An in-memory credit ledger served as a `Facilitator` layer, with scripted faults and a call log.
+ *
+ * @since 0.1.0
+ */
+export * as TestFacilitator from "./TestFacilitator.js"
