@@ -1,11 +1,28 @@
 /**
- * The Nevermined backend: environments, their URLs and default networks, and API-key parsing.
+ * The Nevermined backend: environments, their URLs and default networks, API-key parsing, and the
+ * live `Facilitator` layer over `@effect/platform`'s `HttpClient`.
  *
  * @since 0.1.0
  */
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as Cache from "effect/Cache"
+import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { Facilitator, type SettleRequest, type VerifyRequest } from "./Facilitator.js"
+import * as Backend from "./internal/backend.js"
+import type { FacilitatorError } from "./PaymentError.js"
+import { fingerprint } from "./Paywall.js"
+import * as X402 from "./X402.js"
 
 /**
  * Nevermined environments.
@@ -123,3 +140,342 @@ export const resolveEnvironment = (options: {
     .replace(/\/+$/, "")
   return { environment, backendUrl, network: defaults.network }
 }
+
+// ---------------------------------------------------------------------------
+// The live facilitator
+// ---------------------------------------------------------------------------
+
+/**
+ * Timeouts of the backend calls. Each bounds the whole operation, retries included.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Timeouts {
+  /** Default 10 seconds. */
+  readonly verify?: Duration.DurationInput | undefined
+  /** Default 30 seconds. */
+  readonly settle?: Duration.DurationInput | undefined
+  /** The plan lookup behind `networkFor`. Default 5 seconds. */
+  readonly plan?: Duration.DurationInput | undefined
+}
+
+/**
+ * The verify retry policy: bounded, jittered exponential backoff, always inside the verify timeout.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RetryOptions {
+  /** Attempts in all, the first included. Default 3. */
+  readonly maxAttempts?: number | undefined
+  /** Delay before the first retry (doubled each time, jittered). Default 100 ms. */
+  readonly baseDelay?: Duration.DurationInput | undefined
+  /** Cap of one backoff delay; a longer `Retry-After` is still honoured if it fits the timeout. Default 2 s. */
+  readonly maxDelay?: Duration.DurationInput | undefined
+}
+
+/**
+ * Options of the live facilitator.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The provider's API key (`<environment>:<jwt>`). */
+  readonly apiKey: Redacted.Redacted<string> | string
+  /** Used when the key's prefix names no environment. Default `sandbox`. */
+  readonly environment?: Environment | undefined
+  /** Overrides the environment's backend URL. */
+  readonly backendUrl?: string | undefined
+  /** The network to advertise for every plan; by default a fiat plan's provider, else the environment's. */
+  readonly network?: string | undefined
+  readonly timeouts?: Timeouts | undefined
+  readonly retry?: RetryOptions | undefined
+  /** How long a plan's network is remembered. Default 5 minutes. */
+  readonly planCacheTtl?: Duration.DurationInput | undefined
+}
+
+/**
+ * The default timeouts.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultTimeouts: {
+  readonly verify: Duration.Duration
+  readonly settle: Duration.Duration
+  readonly plan: Duration.Duration
+} = {
+  verify: Duration.seconds(10),
+  settle: Duration.seconds(30),
+  plan: Duration.seconds(5)
+}
+
+// A failed plan lookup is remembered briefly, so a backend outage does not add a lookup to every 402.
+const PLAN_FAILURE_TTL = Duration.seconds(30)
+
+/**
+ * The part of a plan the facilitator reads: a fiat plan's payment provider.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const PlanResponse = Schema.Struct({
+  metadata: Schema.optionalWith(
+    Schema.Struct({
+      plan: Schema.optionalWith(
+        Schema.Struct({ fiatPaymentProvider: Schema.optionalWith(Schema.String, { nullable: true, exact: true }) }),
+        { nullable: true, exact: true }
+      )
+    }),
+    { nullable: true, exact: true }
+  )
+})
+
+const isTransient = (failure: Backend.AttemptFailed): boolean => {
+  const error = failure.error
+  if (error.kind === "Unreachable") return true
+  return error.kind === "HttpStatus" && (error.status === 429 || error.status === 502 || error.status === 503 ||
+    error.status === 504)
+}
+
+const isNeverSent = (failure: Backend.AttemptFailed): boolean => !failure.error.requestSent
+
+/**
+ * Runs attempts until one succeeds, a failure is not retryable, the attempts are spent, or the next
+ * wait would not fit before the deadline. A hand-written loop rather than `Effect.retry`, because the
+ * wait depends on the failure (`Retry-After`) and on the time left, and the caller must see the last
+ * real failure rather than a timeout when the budget runs out.
+ */
+const withRetries = <A>(options: {
+  readonly attempt: (timeout: Duration.Duration) => Effect.Effect<A, Backend.AttemptFailed>
+  readonly retryable: (failure: Backend.AttemptFailed) => boolean
+  readonly budget: Duration.Duration
+  readonly maxAttempts: number
+  readonly baseDelay: Duration.Duration
+  readonly maxDelay: Duration.Duration
+}): Effect.Effect<A, FacilitatorError> =>
+  Effect.flatMap(Clock.currentTimeMillis, (start) => {
+    const deadline = start + Duration.toMillis(options.budget)
+    const loop = (attempt: number): Effect.Effect<A, FacilitatorError> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        options.attempt(Duration.millis(Math.max(0, deadline - now))).pipe(
+          Effect.catchAll((failure) => {
+            if (attempt >= options.maxAttempts || !options.retryable(failure)) return Effect.fail(failure.error)
+            return Effect.gen(function*() {
+              const backoff = Math.min(
+                Duration.toMillis(options.maxDelay),
+                Duration.toMillis(options.baseDelay) * 2 ** (attempt - 1)
+              )
+              // Full jitter on the backoff; a server's Retry-After is honoured as given.
+              const wait = Option.match(failure.retryAfter, {
+                onNone: () => Effect.map(Random.nextRange(backoff / 2, backoff), Math.round),
+                onSome: (d) => Effect.succeed(Duration.toMillis(d))
+              })
+              const delay = yield* wait
+              const at = yield* Clock.currentTimeMillis
+              if (at + delay >= deadline) return yield* Effect.fail(failure.error)
+              yield* Effect.logDebug("Nevermined: retrying").pipe(
+                Effect.annotateLogs({
+                  operation: failure.error.operation,
+                  attempt,
+                  kind: failure.error.kind,
+                  status: failure.error.status ?? "-",
+                  delayMs: delay
+                })
+              )
+              yield* Effect.sleep(Duration.millis(delay))
+              return yield* loop(attempt + 1)
+            })
+          })
+        ))
+    return loop(1)
+  })
+
+const encodeBody = (
+  request: SettleRequest,
+  withRequestId: boolean
+): string =>
+  JSON.stringify({
+    paymentRequired: request.paymentRequired,
+    x402AccessToken: Redacted.value(request.token),
+    maxAmount: String(request.maxAmount),
+    ...(withRequestId && request.agentRequestId !== undefined ? { agentRequestId: request.agentRequestId } : {})
+  })
+
+/**
+ * Makes the live facilitator over the `HttpClient` in context. Fails when the API key is malformed.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options
+): Effect.Effect<Facilitator.Service, InvalidApiKey, HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const apiKey = yield* parseApiKey(options.apiKey)
+    const resolved = resolveEnvironment({
+      apiKey,
+      environment: options.environment,
+      backendUrl: options.backendUrl
+    })
+    const client = yield* HttpClient.HttpClient
+    const backend = Backend.make({ client, baseUrl: resolved.backendUrl, apiKey: apiKey.key })
+    const timeouts = {
+      verify: Duration.decode(options.timeouts?.verify ?? defaultTimeouts.verify),
+      settle: Duration.decode(options.timeouts?.settle ?? defaultTimeouts.settle),
+      plan: Duration.decode(options.timeouts?.plan ?? defaultTimeouts.plan)
+    }
+    const retry = {
+      maxAttempts: Math.max(1, Math.floor(options.retry?.maxAttempts ?? 3)),
+      baseDelay: Duration.decode(options.retry?.baseDelay ?? Duration.millis(100)),
+      maxDelay: Duration.decode(options.retry?.maxDelay ?? Duration.seconds(2))
+    }
+    const defaultNetwork = resolved.network
+
+    const annotate = (request: VerifyRequest) =>
+      Effect.annotateCurrentSpan({
+        planIds: request.paymentRequired.accepts.map((a) => a.planId).join(","),
+        credits: request.maxAmount,
+        token: fingerprint(request.token)
+      })
+
+    const verify = Effect.fn("Nevermined.verify")(function*(request: VerifyRequest) {
+      yield* annotate(request)
+      const body = encodeBody(request, false)
+      const secrets = [Redacted.value(request.token)]
+      const answer = yield* withRetries({
+        attempt: (timeout) =>
+          backend.call({
+            operation: "verify",
+            method: "POST",
+            path: "/api/v1/x402/verify",
+            body,
+            schema: X402.VerifyResponse,
+            timeout,
+            secrets
+          }),
+        retryable: isTransient,
+        budget: timeouts.verify,
+        ...retry
+      })
+      yield* Effect.annotateCurrentSpan("isValid", answer.isValid)
+      return answer
+    })
+
+    const settle = Effect.fn("Nevermined.settle")(function*(request: SettleRequest) {
+      yield* annotate(request)
+      const body = encodeBody(request, true)
+      const secrets = [Redacted.value(request.token)]
+      const answer = yield* withRetries({
+        attempt: (timeout) =>
+          backend.call({
+            operation: "settle",
+            method: "POST",
+            path: "/api/v1/x402/settle",
+            body,
+            schema: X402.SettleResponse,
+            timeout,
+            secrets
+          }),
+        // Only a request that provably never left may be sent again: anything else may have burned credits.
+        retryable: isNeverSent,
+        budget: timeouts.settle,
+        ...retry
+      })
+      yield* Effect.annotateCurrentSpan("success", answer.success)
+      return answer
+    })
+
+    const lookupNetwork = (planId: string): Effect.Effect<string, FacilitatorError> =>
+      backend.call({
+        operation: "plan",
+        method: "GET",
+        path: `/api/v1/protocol/plans/${encodeURIComponent(planId)}`,
+        schema: PlanResponse,
+        timeout: timeouts.plan
+      }).pipe(
+        Effect.map((plan) => plan.metadata?.plan?.fiatPaymentProvider ?? defaultNetwork),
+        // An unknown plan is a definite answer: it is not fiat, so the default network applies.
+        Effect.catchIf(
+          (failure) => failure.error.kind === "HttpStatus" && failure.error.status === 404,
+          () => Effect.succeed(defaultNetwork)
+        ),
+        Effect.mapError((failure) => failure.error)
+      )
+
+    const planTtl = Duration.decode(options.planCacheTtl ?? Duration.minutes(5))
+    // The cache dedupes concurrent lookups of a plan: one request per plan per window.
+    const networks = yield* Cache.makeWith({
+      capacity: 1024,
+      lookup: lookupNetwork,
+      timeToLive: (exit) => Exit.isSuccess(exit) ? planTtl : Duration.min(planTtl, PLAN_FAILURE_TTL)
+    })
+
+    const networkFor = options.network !== undefined
+      ? ((network: string) => (_planId: string) => Effect.succeed(network))(options.network)
+      : Effect.fn("Nevermined.networkFor")(function*(planId: string) {
+        yield* Effect.annotateCurrentSpan("planId", planId)
+        return yield* networks.get(planId).pipe(
+          Effect.tapError((error) =>
+            Effect.logWarning("Nevermined: plan lookup failed, advertising the default network").pipe(
+              Effect.annotateLogs({ planId, error: error.message })
+            )
+          ),
+          Effect.orElseSucceed(() => defaultNetwork)
+        )
+      })
+
+    return Facilitator.of({ verify, settle, networkFor })
+  })
+
+/**
+ * The live `Facilitator` on the Nevermined backend. Requires an `HttpClient`: provide
+ * `FetchHttpClient.layer` (from `@effect/platform`) or `NodeHttpClient.layer` (from
+ * `@effect/platform-node`). A malformed API key is a defect here; use `make` or `layerConfig` to
+ * get it as a typed error.
+ *
+ * @example
+ * ```ts
+ * import { FetchHttpClient } from "@effect/platform"
+ * import { Nevermined } from "@effect-x402/core"
+ * import { Layer, Redacted } from "effect"
+ *
+ * const FacilitatorLive = Nevermined.layer({ apiKey: Redacted.make(process.env.NVM_API_KEY!) }).pipe(
+ *   Layer.provide(FetchHttpClient.layer)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<Facilitator, never, HttpClient.HttpClient> =>
+  Layer.effect(Facilitator, Effect.orDie(make(options)))
+
+/**
+ * The live `Facilitator` configured from the environment: `NVM_API_KEY` (read as `Redacted`),
+ * `NVM_ENVIRONMENT`, `NVM_BACKEND_URL`. Given options win over the configuration.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Partial<Options> = {}
+): Layer.Layer<Facilitator, ConfigError.ConfigError | InvalidApiKey, HttpClient.HttpClient> =>
+  Layer.effect(
+    Facilitator,
+    Effect.gen(function*() {
+      const config = yield* Config.all({
+        apiKey: options.apiKey !== undefined ? Config.succeed(options.apiKey) : Config.redacted("NVM_API_KEY"),
+        environment: Config.option(Config.literal(...Environment.literals)("NVM_ENVIRONMENT")),
+        backendUrl: Config.option(Config.string("NVM_BACKEND_URL"))
+      })
+      return yield* make({
+        ...options,
+        apiKey: config.apiKey,
+        environment: options.environment ?? Option.getOrUndefined(config.environment),
+        backendUrl: options.backendUrl ?? Option.getOrUndefined(config.backendUrl)
+      })
+    })
+  )

@@ -1,0 +1,274 @@
+/**
+ * One HTTP exchange with the Nevermined backend: constant headers, a per-attempt timeout, and the
+ * mapping of every platform failure to a `FacilitatorError` that says truthfully whether the request
+ * may have left.
+ *
+ * @internal
+ */
+import type * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as Clock from "effect/Clock"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import { FacilitatorError, type FacilitatorOperation } from "../PaymentError.js"
+
+/** The API version every call announces (wire.md §1). */
+export const NEVERMINED_VERSION = "1.1"
+
+/**
+ * A failed attempt, with what a retry policy needs to know beyond the public error.
+ *
+ * @internal
+ */
+export class AttemptFailed extends Data.TaggedError("AttemptFailed")<{
+  readonly error: FacilitatorError
+  /** The server's `Retry-After`, when it sent one. */
+  readonly retryAfter: Option.Option<Duration.Duration>
+}> {}
+
+/**
+ * What one exchange is.
+ *
+ * @internal
+ */
+export interface Call<A, I> {
+  readonly operation: FacilitatorOperation
+  readonly method: "GET" | "POST"
+  readonly path: string
+  /** The JSON body, already serialised. */
+  readonly body?: string | undefined
+  readonly schema: Schema.Schema<A, I>
+  readonly timeout: Duration.Duration
+  /** Secrets of this call (an access token) to scrub from any detail. */
+  readonly secrets?: ReadonlyArray<string> | undefined
+}
+
+/**
+ * @internal
+ */
+export interface Backend {
+  readonly baseUrl: string
+  readonly call: <A, I>(call: Call<A, I>) => Effect.Effect<A, AttemptFailed>
+  /** Removes the key, the given secrets and anything shaped like a JWT from a text. */
+  readonly scrub: (text: string, secrets?: ReadonlyArray<string>) => string
+}
+
+// Errors that mean no connection was ever made, so not a byte of the request left.
+const NEVER_SENT_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EADDRNOTAVAIL",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "ConnectionRefused"
+])
+
+/**
+ * The error codes found along a cause chain (`cause`, and the `errors` of an AggregateError, which
+ * Node raises when every address of a host refused).
+ *
+ * @internal
+ */
+export const errorCodes = (error: unknown): ReadonlyArray<string> => {
+  const codes: Array<string> = []
+  const seen = new Set<unknown>()
+  const visit = (u: unknown, depth: number): void => {
+    if (depth > 8 || typeof u !== "object" || u === null || seen.has(u)) return
+    seen.add(u)
+    const code = (u as { readonly code?: unknown }).code
+    if (typeof code === "string") codes.push(code)
+    visit((u as { readonly cause?: unknown }).cause, depth + 1)
+    const errors = (u as { readonly errors?: unknown }).errors
+    if (Array.isArray(errors)) { for (const e of errors) visit(e, depth + 1) }
+  }
+  visit(error, 0)
+  return codes
+}
+
+const JWT_LIKE = /[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}/g
+const MAX_DETAIL = 200
+
+const truncate = (text: string): string => text.length > MAX_DETAIL ? `${text.slice(0, MAX_DETAIL)}…` : text
+
+// A backend error code such as `BCK.X402.0005`.
+const CODE = /^[A-Z][A-Z0-9]*(?:\.[A-Z0-9_]+)+$/
+
+const ownString = (record: unknown, key: string): string | undefined => {
+  if (typeof record !== "object" || record === null || !Object.hasOwn(record, key)) return undefined
+  const value = (record as Record<string, unknown>)[key]
+  return typeof value === "string" ? value : undefined
+}
+const ownRecord = (record: unknown, key: string): unknown =>
+  typeof record === "object" && record !== null && Object.hasOwn(record, key)
+    ? (record as Record<string, unknown>)[key]
+    : undefined
+
+/**
+ * The backend's error code and message in a non-2xx body, wherever the backend put them.
+ *
+ * @internal
+ */
+export const errorBody = (text: string): { readonly code?: string; readonly message?: string } => {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    return {}
+  }
+  const nested = ownRecord(json, "error")
+  const candidates = [ownString(json, "code"), ownString(json, "errorCode"), ownString(nested, "code")]
+  const code = candidates.find((c) => c !== undefined && CODE.test(c))
+  const message = ownString(json, "message") ?? ownString(nested, "message") ?? ownString(json, "error")
+  return {
+    ...(code !== undefined ? { code } : {}),
+    ...(message !== undefined ? { message } : {})
+  }
+}
+
+/**
+ * Parses `Retry-After`: delay-seconds or an HTTP date.
+ *
+ * @internal
+ */
+export const parseRetryAfter = (value: string | undefined, now: number): Option.Option<Duration.Duration> => {
+  if (value === undefined) return Option.none()
+  const trimmed = value.trim()
+  if (/^\d+$/.test(trimmed)) return Option.some(Duration.seconds(Number(trimmed)))
+  const date = Date.parse(trimmed)
+  return Number.isNaN(date) ? Option.none() : Option.some(Duration.millis(Math.max(0, date - now)))
+}
+
+/**
+ * Makes the exchange function over a client. The constant headers are built once here.
+ *
+ * @internal
+ */
+export const make = (options: {
+  readonly client: HttpClient.HttpClient
+  readonly baseUrl: string
+  readonly apiKey: Redacted.Redacted<string>
+}): Backend => {
+  const { baseUrl, client } = options
+  const rawKey = Redacted.value(options.apiKey)
+  const keySecrets = [rawKey, ...rawKey.split(":").filter((part) => part.length >= 8)]
+  const headers = {
+    accept: "application/json",
+    "content-type": "application/json",
+    authorization: `Bearer ${rawKey}`,
+    "nevermined-version": NEVERMINED_VERSION
+  }
+
+  const scrub = (text: string, secrets: ReadonlyArray<string> = []): string => {
+    let out = text
+    for (const secret of [...keySecrets, ...secrets]) {
+      if (secret.length > 0) out = out.split(secret).join("[redacted]")
+    }
+    return truncate(out.replace(JWT_LIKE, "[redacted]"))
+  }
+
+  const call = <A, I>(spec: Call<A, I>): Effect.Effect<A, AttemptFailed> => {
+    const { operation } = spec
+    const fail = (
+      fields: Omit<ConstructorParameters<typeof FacilitatorError>[0], "operation">,
+      retryAfter: Option.Option<Duration.Duration> = Option.none()
+    ) => Effect.fail(new AttemptFailed({ error: new FacilitatorError({ operation, ...fields }), retryAfter }))
+    const decode = Schema.decodeUnknown(spec.schema, { errors: "first" })
+    const base = HttpClientRequest.make(spec.method)(baseUrl + spec.path, { headers })
+    const request = spec.body === undefined ? base : HttpClientRequest.bodyText(base, spec.body, "application/json")
+
+    const onTransport = (error: HttpClientError.HttpClientError) => {
+      if (error._tag === "RequestError" && error.reason !== "Transport") {
+        return fail({ kind: "Unreachable", requestSent: false, detail: `request not sent (${error.reason})` })
+      }
+      const codes = errorCodes(error.cause)
+      const refused = codes.find((code) => NEVER_SENT_CODES.has(code))
+      if (refused !== undefined) {
+        return fail({ kind: "Unreachable", requestSent: false, detail: `connection failed (${refused})` })
+      }
+      return fail({
+        kind: "ConnectionDropped",
+        requestSent: true,
+        detail: codes.length > 0 ? `connection lost (${codes[0]})` : "connection lost"
+      })
+    }
+
+    const exchange = client.execute(request).pipe(
+      Effect.catchAll(onTransport),
+      Effect.flatMap((response) =>
+        response.text.pipe(
+          Effect.catchAll(() =>
+            fail({
+              kind: "ConnectionDropped",
+              requestSent: true,
+              status: response.status,
+              detail: "connection lost while reading the answer"
+            })
+          ),
+          Effect.flatMap((text): Effect.Effect<A, AttemptFailed> => {
+            if (response.status < 200 || response.status >= 300) {
+              const body = errorBody(text)
+              return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+                fail(
+                  {
+                    kind: "HttpStatus",
+                    requestSent: true,
+                    status: response.status,
+                    ...(body.code !== undefined ? { code: body.code } : {}),
+                    ...(body.message !== undefined ? { detail: scrub(body.message, spec.secrets) } : {})
+                  },
+                  parseRetryAfter(response.headers["retry-after"], now)
+                ))
+            }
+            let json: unknown
+            try {
+              json = JSON.parse(text)
+            } catch {
+              return fail({
+                kind: "MalformedResponse",
+                requestSent: true,
+                status: response.status,
+                detail: "answer is not JSON"
+              })
+            }
+            return decode(json).pipe(
+              Effect.catchAll((error) =>
+                fail({
+                  kind: "MalformedResponse",
+                  requestSent: true,
+                  status: response.status,
+                  detail: scrub(ParseResult.TreeFormatter.formatErrorSync(error), spec.secrets)
+                })
+              )
+            )
+          })
+        )
+      )
+    )
+
+    return exchange.pipe(
+      Effect.timeoutFail({
+        duration: spec.timeout,
+        onTimeout: () =>
+          new AttemptFailed({
+            error: new FacilitatorError({
+              operation,
+              kind: "Timeout",
+              requestSent: true,
+              detail: `no answer within ${Duration.format(spec.timeout)}`
+            }),
+            retryAfter: Option.none()
+          })
+      })
+    )
+  }
+
+  return { baseUrl, call, scrub }
+}
