@@ -8,3 +8,10 @@
  * @since 0.1.0
  */
 export * as TestFacilitator from "./TestFacilitator.js"
+
+/**
+ * Captures log lines and spans of a program, for assertions (e.g. that no secret leaks).
+ *
+ * @since 0.1.0
+ */
+export * as TestTelemetry from "./TestTelemetry.js"
