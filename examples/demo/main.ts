@@ -37,11 +37,15 @@ const program = Effect.gen(function*() {
 
   // 2. with a token: verify → work → settle
   const before = ledger.balance(subscriber, "plan-weather")
-  const outcome = yield* Paywall.protect(paywall, { request: {}, token }, (verified) =>
-    say("verify", `valid; payer ${verified.verification.payer}, request ${verified.agentRequestId}`).pipe(
-      Effect.zipRight(forecast("Lisbon")),
-      Effect.tap((result) => say("work", result.content[0].text))
-    ))
+  const outcome = yield* Paywall.protect(
+    paywall,
+    { request: {}, token },
+    (verified) =>
+      say("verify", `valid; payer ${verified.verification.payer}, request ${verified.agentRequestId}`).pipe(
+        Effect.zipRight(forecast("Lisbon")),
+        Effect.tap((result) => say("work", result.content[0].text))
+      )
+  )
   yield* check(outcome._tag === "Settled", "paid call settled")
   if (outcome._tag !== "Settled") return
   const receipt = X402.receiptOf(outcome.settlement)
@@ -55,7 +59,9 @@ const program = Effect.gen(function*() {
   yield* check(after === before - 1, "one credit burned")
 
   // 3. a forged token is refused, and nothing is charged
-  const forged = yield* Effect.either(Paywall.protect(paywall, { request: {}, token: "forged" }, () => forecast("Oslo")))
+  const forged = yield* Effect.either(
+    Paywall.protect(paywall, { request: {}, token: "forged" }, () => forecast("Oslo"))
+  )
   yield* say("refused", Either.isLeft(forged) ? forged.left.message : "unexpectedly accepted")
   yield* check(Either.isLeft(forged) && ledger.balance(subscriber, "plan-weather") === after, "forged token refused")
 })
