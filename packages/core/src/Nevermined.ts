@@ -6,7 +6,6 @@
  */
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as Cache from "effect/Cache"
-import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
@@ -15,7 +14,6 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { Facilitator, type SettleRequest, type VerifyRequest } from "./Facilitator.js"
@@ -233,66 +231,6 @@ export const PlanResponse = Schema.Struct({
   )
 })
 
-const isTransient = (failure: Backend.AttemptFailed): boolean => {
-  const error = failure.error
-  if (error.kind === "Unreachable") return true
-  return error.kind === "HttpStatus" && (error.status === 429 || error.status === 502 || error.status === 503 ||
-    error.status === 504)
-}
-
-const isNeverSent = (failure: Backend.AttemptFailed): boolean => !failure.error.requestSent
-
-/**
- * Runs attempts until one succeeds, a failure is not retryable, the attempts are spent, or the next
- * wait would not fit before the deadline. A hand-written loop rather than `Effect.retry`, because the
- * wait depends on the failure (`Retry-After`) and on the time left, and the caller must see the last
- * real failure rather than a timeout when the budget runs out.
- */
-const withRetries = <A>(options: {
-  readonly attempt: (timeout: Duration.Duration) => Effect.Effect<A, Backend.AttemptFailed>
-  readonly retryable: (failure: Backend.AttemptFailed) => boolean
-  readonly budget: Duration.Duration
-  readonly maxAttempts: number
-  readonly baseDelay: Duration.Duration
-  readonly maxDelay: Duration.Duration
-}): Effect.Effect<A, FacilitatorError> =>
-  Effect.flatMap(Clock.currentTimeMillis, (start) => {
-    const deadline = start + Duration.toMillis(options.budget)
-    const loop = (attempt: number): Effect.Effect<A, FacilitatorError> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        options.attempt(Duration.millis(Math.max(0, deadline - now))).pipe(
-          Effect.catchAll((failure) => {
-            if (attempt >= options.maxAttempts || !options.retryable(failure)) return Effect.fail(failure.error)
-            return Effect.gen(function*() {
-              const backoff = Math.min(
-                Duration.toMillis(options.maxDelay),
-                Duration.toMillis(options.baseDelay) * 2 ** (attempt - 1)
-              )
-              // Full jitter on the backoff; a server's Retry-After is honoured as given.
-              const wait = Option.match(failure.retryAfter, {
-                onNone: () => Effect.map(Random.nextRange(backoff / 2, backoff), Math.round),
-                onSome: (d) => Effect.succeed(Duration.toMillis(d))
-              })
-              const delay = yield* wait
-              const at = yield* Clock.currentTimeMillis
-              if (at + delay >= deadline) return yield* Effect.fail(failure.error)
-              yield* Effect.logDebug("Nevermined: retrying").pipe(
-                Effect.annotateLogs({
-                  operation: failure.error.operation,
-                  attempt,
-                  kind: failure.error.kind,
-                  status: failure.error.status ?? "-",
-                  delayMs: delay
-                })
-              )
-              yield* Effect.sleep(Duration.millis(delay))
-              return yield* loop(attempt + 1)
-            })
-          })
-        ))
-    return loop(1)
-  })
-
 const encodeBody = (
   request: SettleRequest,
   withRequestId: boolean
@@ -327,11 +265,7 @@ export const make = (
       settle: Duration.decode(options.timeouts?.settle ?? defaultTimeouts.settle),
       plan: Duration.decode(options.timeouts?.plan ?? defaultTimeouts.plan)
     }
-    const retry = {
-      maxAttempts: Math.max(1, Math.floor(options.retry?.maxAttempts ?? 3)),
-      baseDelay: Duration.decode(options.retry?.baseDelay ?? Duration.millis(100)),
-      maxDelay: Duration.decode(options.retry?.maxDelay ?? Duration.seconds(2))
-    }
+    const retry = Backend.retrySettings(options.retry)
     const defaultNetwork = resolved.network
 
     const annotate = (request: VerifyRequest) =>
@@ -345,7 +279,7 @@ export const make = (
       yield* annotate(request)
       const body = encodeBody(request, false)
       const secrets = [Redacted.value(request.token)]
-      const answer = yield* withRetries({
+      const answer = yield* Backend.withRetries({
         attempt: (timeout) =>
           backend.call({
             operation: "verify",
@@ -356,7 +290,7 @@ export const make = (
             timeout,
             secrets
           }),
-        retryable: isTransient,
+        retryable: Backend.isTransient,
         budget: timeouts.verify,
         ...retry
       })
@@ -368,7 +302,7 @@ export const make = (
       yield* annotate(request)
       const body = encodeBody(request, true)
       const secrets = [Redacted.value(request.token)]
-      const answer = yield* withRetries({
+      const answer = yield* Backend.withRetries({
         attempt: (timeout) =>
           backend.call({
             operation: "settle",
@@ -380,7 +314,7 @@ export const make = (
             secrets
           }),
         // Only a request that provably never left may be sent again: anything else may have burned credits.
-        retryable: isNeverSent,
+        retryable: Backend.isNeverSent,
         budget: timeouts.settle,
         ...retry
       })

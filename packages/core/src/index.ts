@@ -38,6 +38,20 @@ export * as PaymentError from "./PaymentError.js"
 export * as Paywall from "./Paywall.js"
 
 /**
+ * The paying side: access tokens, delegations, plan balances.
+ *
+ * @since 0.1.0
+ */
+export * as Subscriber from "./Subscriber.js"
+
+/**
+ * An `HttpClient` that pays for x402-protected answers.
+ *
+ * @since 0.1.0
+ */
+export * as X402Client from "./X402Client.js"
+
+/**
  * The x402 v2 wire types and header codec.
  *
  * @since 0.1.0

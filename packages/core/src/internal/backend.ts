@@ -14,6 +14,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
+import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { FacilitatorError, type FacilitatorOperation } from "../PaymentError.js"
@@ -272,3 +273,83 @@ export const make = (options: {
 
   return { baseUrl, call, scrub }
 }
+
+/** @internal */
+export interface RetrySettings {
+  readonly maxAttempts: number
+  readonly baseDelay: Duration.Duration
+  readonly maxDelay: Duration.Duration
+}
+
+/** @internal */
+export const retrySettings = (options?: {
+  readonly maxAttempts?: number | undefined
+  readonly baseDelay?: Duration.DurationInput | undefined
+  readonly maxDelay?: Duration.DurationInput | undefined
+}): RetrySettings => ({
+  maxAttempts: Math.max(1, Math.floor(options?.maxAttempts ?? 3)),
+  baseDelay: Duration.decode(options?.baseDelay ?? Duration.millis(100)),
+  maxDelay: Duration.decode(options?.maxDelay ?? Duration.seconds(2))
+})
+
+/** @internal */
+export const isTransient = (failure: AttemptFailed): boolean => {
+  const error = failure.error
+  if (error.kind === "Unreachable") return true
+  return error.kind === "HttpStatus" && (error.status === 429 || error.status === 502 || error.status === 503 ||
+    error.status === 504)
+}
+
+/** @internal */
+export const isNeverSent = (failure: AttemptFailed): boolean => !failure.error.requestSent
+
+/**
+ * Runs attempts until one succeeds, a failure is not retryable, the attempts are spent, or the next
+ * wait would not fit before the deadline. A hand-written loop rather than `Effect.retry`, because the
+ * wait depends on the failure (`Retry-After`) and on the time left, and the caller must see the last
+ * real failure rather than a timeout when the budget runs out.
+ */
+export const withRetries = <A>(options: {
+  readonly attempt: (timeout: Duration.Duration) => Effect.Effect<A, AttemptFailed>
+  readonly retryable: (failure: AttemptFailed) => boolean
+  readonly budget: Duration.Duration
+  readonly maxAttempts: number
+  readonly baseDelay: Duration.Duration
+  readonly maxDelay: Duration.Duration
+}): Effect.Effect<A, FacilitatorError> =>
+  Effect.flatMap(Clock.currentTimeMillis, (start) => {
+    const deadline = start + Duration.toMillis(options.budget)
+    const loop = (attempt: number): Effect.Effect<A, FacilitatorError> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        options.attempt(Duration.millis(Math.max(0, deadline - now))).pipe(
+          Effect.catchAll((failure) => {
+            if (attempt >= options.maxAttempts || !options.retryable(failure)) return Effect.fail(failure.error)
+            return Effect.gen(function*() {
+              const backoff = Math.min(
+                Duration.toMillis(options.maxDelay),
+                Duration.toMillis(options.baseDelay) * 2 ** (attempt - 1)
+              )
+              // Full jitter on the backoff; a server's Retry-After is honoured as given.
+              const wait = Option.match(failure.retryAfter, {
+                onNone: () => Effect.map(Random.nextRange(backoff / 2, backoff), Math.round),
+                onSome: (d) => Effect.succeed(Duration.toMillis(d))
+              })
+              const delay = yield* wait
+              const at = yield* Clock.currentTimeMillis
+              if (at + delay >= deadline) return yield* Effect.fail(failure.error)
+              yield* Effect.logDebug("Nevermined: retrying").pipe(
+                Effect.annotateLogs({
+                  operation: failure.error.operation,
+                  attempt,
+                  kind: failure.error.kind,
+                  status: failure.error.status ?? "-",
+                  delayMs: delay
+                })
+              )
+              yield* Effect.sleep(Duration.millis(delay))
+              return yield* loop(attempt + 1)
+            })
+          })
+        ))
+    return loop(1)
+  })

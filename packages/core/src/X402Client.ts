@@ -1,0 +1,370 @@
+/**
+ * An `HttpClient` that pays: when an answer asks for payment, it obtains an access token through the
+ * `Subscriber`, retries the request once with `payment-signature`, and exposes the receipt.
+ *
+ * @since 0.1.0
+ */
+import * as Headers from "@effect/platform/Headers"
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Cache from "effect/Cache"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import { FacilitatorError } from "./PaymentError.js"
+import { Subscriber } from "./Subscriber.js"
+import * as X402 from "./X402.js"
+
+/**
+ * Why a paid call did not go through:
+ * - `InvalidPaymentRequired`: the server asked for payment with a header that does not decode;
+ * - `NoAcceptablePlan`: none of the server's `accepts` entries is one this client may pay;
+ * - `TokenUnavailable`: the subscriber could not mint an access token (cause: the backend failure);
+ * - `PaymentRefused`: the server still asked for payment after the paid retry;
+ * - `SettlementFailed`: the server answered with a receipt that says `success: false`;
+ * - `InvalidReceipt`: the `payment-response` header of the paid answer does not decode.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class X402ClientError extends Schema.TaggedError<X402ClientError>("@effect-x402/core/X402ClientError")(
+  "X402ClientError",
+  {
+    reason: Schema.Literal(
+      "InvalidPaymentRequired",
+      "NoAcceptablePlan",
+      "TokenUnavailable",
+      "PaymentRefused",
+      "SettlementFailed",
+      "InvalidReceipt"
+    ),
+    detail: Schema.String,
+    status: Schema.optional(Schema.Number),
+    planId: Schema.optional(Schema.String),
+    paymentRequired: Schema.optional(X402.PaymentRequired),
+    receipt: Schema.optional(X402.Receipt),
+    cause: Schema.optional(Schema.Union(FacilitatorError, X402.HeaderDecodeError))
+  }
+) {
+  override get message(): string {
+    const plan = this.planId !== undefined ? ` (plan ${this.planId})` : ""
+    return `Payment failed: ${this.reason}${plan}: ${this.detail}`
+  }
+}
+
+/**
+ * Options of the paying client.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Plans this client pays with, in order of preference; by default the first payable entry. */
+  readonly planIds?: ReadonlyArray<string> | undefined
+  /** The delegation that funds the tokens (passed to `Subscriber.accessToken`). */
+  readonly delegationId?: string | undefined
+  /**
+   * Keep a minted token per plan and reuse it until a server refuses it. Default true; turn it off
+   * for single-use tokens.
+   */
+  readonly cacheTokens?: boolean | undefined
+}
+
+/**
+ * An answer with the payment it carried.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PaidResponse {
+  readonly response: HttpClientResponse.HttpClientResponse
+  /** The decoded `payment-response` header, when the answer carried one. */
+  readonly receipt: Option.Option<X402.Receipt>
+  /** Whether this client paid for the answer. */
+  readonly paid: boolean
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class X402Client extends Context.Tag("@effect-x402/core/X402Client")<X402Client, X402Client.Service>() {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace X402Client {
+  /**
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Service {
+    /** The paying client: use it as any `HttpClient`. */
+    readonly client: HttpClient.HttpClient.With<HttpClientError.HttpClientError | X402ClientError>
+    /** Executes a request, paying if asked, and returns the answer with its decoded receipt. */
+    readonly execute: (
+      request: HttpClientRequest.HttpClientRequest
+    ) => Effect.Effect<PaidResponse, HttpClientError.HttpClientError | X402ClientError>
+  }
+}
+
+const SCHEMES: ReadonlySet<string> = new Set(X402.Scheme.literals)
+
+/**
+ * Decodes the `payment-response` header of an answer: the AgentCore receipt (`transactionHash`) or
+ * the plain-HTTP settle result (`transaction`), both returned as a receipt.
+ *
+ * @since 0.1.0
+ * @category receipts
+ */
+export const receipt = (
+  response: HttpClientResponse.HttpClientResponse
+): Either.Either<Option.Option<X402.Receipt>, X402ClientError> => {
+  const header = response.headers[X402.PAYMENT_RESPONSE_HEADER]
+  if (header === undefined) return Either.right(Option.none())
+  const asReceipt = X402.ReceiptHeader.decodeEither(header)
+  if (Either.isRight(asReceipt)) return Either.right(Option.some(asReceipt.right))
+  const asSettlement = X402.SettleResponseHeader.decodeEither(header)
+  if (Either.isRight(asSettlement)) return Either.right(Option.some(X402.receiptOf(asSettlement.right)))
+  return Either.left(
+    new X402ClientError({
+      reason: "InvalidReceipt",
+      detail: asReceipt.left.message,
+      status: response.status,
+      cause: asReceipt.left
+    })
+  )
+}
+
+const ownProperty = (record: unknown, key: string): unknown =>
+  typeof record === "object" && record !== null && Object.hasOwn(record, key)
+    ? (record as Record<string, unknown>)[key]
+    : undefined
+
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+// The AgentCore convention: status 200, a JSON-RPC result with `isError`, and the header.
+const agentCoreResult = (json: unknown): unknown => {
+  const result = ownProperty(json, "result")
+  return ownProperty(result, "isError") === true ? result : undefined
+}
+
+/**
+ * The `payment-required` header of an answer that asks for payment: HTTP 402, or the AgentCore form.
+ */
+const paymentDemand = (
+  response: HttpClientResponse.HttpClientResponse
+): Effect.Effect<Option.Option<string>> => {
+  const header = response.headers[X402.PAYMENT_REQUIRED_HEADER]
+  if (header === undefined) return Effect.succeed(Option.none())
+  if (response.status === 402) return Effect.succeed(Option.some(header))
+  if (response.status !== 200) return Effect.succeed(Option.none())
+  return response.text.pipe(
+    Effect.map((text) => agentCoreResult(parseJson(text)) !== undefined ? Option.some(header) : Option.none()),
+    Effect.orElseSucceed(() => Option.none())
+  )
+}
+
+// The server's words on a refusal: `message` of the x402 HTTP body, or of the AgentCore error text.
+const refusalReason = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<string> =>
+  response.text.pipe(
+    Effect.map((text) => {
+      const json = parseJson(text)
+      const direct = ownProperty(json, "message")
+      if (typeof direct === "string") return direct
+      const content = ownProperty(agentCoreResult(json), "content")
+      const first = Array.isArray(content) ? content[0] : undefined
+      const inner = parseJson(String(ownProperty(first, "text") ?? ""))
+      const message = ownProperty(inner, "message") ?? ownProperty(inner, "error")
+      return typeof message === "string" ? message : "payment refused"
+    }),
+    Effect.orElseSucceed(() => "payment refused"),
+    Effect.map((reason) => reason.length > 200 ? `${reason.slice(0, 200)}…` : reason)
+  )
+
+class TokenKey extends Data.Class<{
+  readonly planId: string
+  readonly scheme: X402.Scheme
+  readonly network: string
+  readonly agentId: string | undefined
+}> {}
+
+/**
+ * Makes the paying client over the `HttpClient` and `Subscriber` in context.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<X402Client.Service, never, HttpClient.HttpClient | Subscriber> =>
+  Effect.gen(function*() {
+    const base = yield* HttpClient.HttpClient
+    const subscriber = yield* Subscriber
+    const cacheTokens = options.cacheTokens ?? true
+    const paidResponses = new WeakSet<HttpClientResponse.HttpClientResponse>()
+
+    const mint = (key: TokenKey) =>
+      subscriber.accessToken({
+        planId: key.planId,
+        scheme: key.scheme,
+        network: key.network,
+        agentId: key.agentId,
+        delegationId: options.delegationId
+      })
+    // The cache also dedupes concurrent mints for one plan; failures are not kept.
+    const tokens = yield* Cache.makeWith({
+      capacity: 256,
+      lookup: mint,
+      timeToLive: (exit) => Exit.isSuccess(exit) ? Duration.infinity : Duration.zero
+    })
+    const tokenFor = (key: TokenKey) => cacheTokens ? tokens.get(key) : mint(key)
+    const forget = (key: TokenKey) => cacheTokens ? tokens.invalidate(key) : Effect.void
+
+    const select = (paymentRequired: X402.PaymentRequired): X402.Accepted | undefined => {
+      const payable = paymentRequired.accepts.filter((a) => SCHEMES.has(a.scheme))
+      if (options.planIds === undefined || options.planIds.length === 0) return payable[0]
+      for (const planId of options.planIds) {
+        const found = payable.find((a) => a.planId === planId)
+        if (found !== undefined) return found
+      }
+      return undefined
+    }
+
+    // The token travels in a header: keep it out of the spans the platform client records.
+    const withTokenRedacted = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      Effect.flatMap(
+        FiberRef.get(Headers.currentRedactedNames),
+        (names) => Effect.locally(effect, Headers.currentRedactedNames, [...names, X402.PAYMENT_SIGNATURE_HEADER])
+      )
+
+    const pay = Effect.fn("X402Client.pay")(function*(
+      request: HttpClientRequest.HttpClientRequest,
+      response: HttpClientResponse.HttpClientResponse,
+      header: string
+    ) {
+      const paymentRequired = yield* X402.PaymentRequiredHeader.decode(header).pipe(
+        Effect.mapError((cause) =>
+          new X402ClientError({
+            reason: "InvalidPaymentRequired",
+            detail: cause.message,
+            status: response.status,
+            cause
+          })
+        )
+      )
+      const accepted = select(paymentRequired)
+      if (accepted === undefined) {
+        return yield* new X402ClientError({
+          reason: "NoAcceptablePlan",
+          detail: `offered ${paymentRequired.accepts.map((a) => `${a.planId} (${a.scheme})`).join(", ")}`,
+          status: response.status,
+          paymentRequired
+        })
+      }
+      const planId = accepted.planId
+      yield* Effect.annotateCurrentSpan({ planId, scheme: accepted.scheme, url: request.url })
+      const key = new TokenKey({
+        planId,
+        scheme: accepted.scheme as X402.Scheme,
+        network: accepted.network,
+        agentId: accepted.extra?.agentId
+      })
+      const token = yield* tokenFor(key).pipe(
+        Effect.mapError((cause) =>
+          new X402ClientError({ reason: "TokenUnavailable", detail: cause.message, planId, paymentRequired, cause })
+        )
+      )
+      const paid = yield* withTokenRedacted(
+        base.execute(HttpClientRequest.setHeader(request, X402.PAYMENT_SIGNATURE_HEADER, Redacted.value(token)))
+      )
+      const decoded = receipt(paid)
+      if (Either.isLeft(decoded)) return yield* Effect.fail(decoded.left)
+      const refused = (reason: "SettlementFailed" | "PaymentRefused", detail: string) =>
+        forget(key).pipe(
+          Effect.zipRight(Effect.annotateCurrentSpan("outcome", reason)),
+          Effect.zipRight(
+            new X402ClientError({
+              reason,
+              detail,
+              status: paid.status,
+              planId,
+              paymentRequired,
+              ...(Option.isSome(decoded.right) ? { receipt: decoded.right.value } : {})
+            })
+          )
+        )
+      if (Option.isSome(decoded.right) && !decoded.right.value.success) {
+        return yield* refused("SettlementFailed", decoded.right.value.errorReason ?? "settlement failed")
+      }
+      if (Option.isSome(yield* paymentDemand(paid))) {
+        return yield* refused("PaymentRefused", yield* refusalReason(paid))
+      }
+      yield* Effect.annotateCurrentSpan("outcome", "paid")
+      paidResponses.add(paid)
+      return paid
+    })
+
+    // `makeWith` rather than `transform`: both attempts go through `base.execute`, so the base
+    // client's own request preprocessing runs exactly once per attempt.
+    const client: HttpClient.HttpClient.With<HttpClientError.HttpClientError | X402ClientError> = HttpClient.makeWith(
+      (requestEffect: Effect.Effect<HttpClientRequest.HttpClientRequest>) =>
+        Effect.flatMap(requestEffect, (request) =>
+          Effect.flatMap(base.execute(request), (response) =>
+            Effect.flatMap(paymentDemand(response), (demand) =>
+              Option.match(demand, {
+                onNone: () =>
+                  Effect.succeed(response),
+                onSome: (header) =>
+                  pay(request, response, header)
+              })))),
+      (request) =>
+        Effect.succeed(request)
+    )
+
+    const execute = (request: HttpClientRequest.HttpClientRequest) =>
+      Effect.flatMap(client.execute(request), (response) =>
+        Either.match(receipt(response), {
+          onLeft: Effect.fail,
+          onRight: (decoded) =>
+            Effect.succeed<PaidResponse>({ response, receipt: decoded, paid: paidResponses.has(response) })
+        }))
+
+    return X402Client.of({ client, execute })
+  })
+
+/**
+ * The paying client as a layer, over the `HttpClient` and `Subscriber` in context.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<X402Client, never, HttpClient.HttpClient | Subscriber> =>
+  Layer.effect(X402Client, make(options))
+
+/**
+ * Executes a request with the `X402Client` in context, paying if asked.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const execute = (
+  request: HttpClientRequest.HttpClientRequest
+): Effect.Effect<PaidResponse, HttpClientError.HttpClientError | X402ClientError, X402Client> =>
+  Effect.flatMap(X402Client, (service) => service.execute(request))
