@@ -95,6 +95,29 @@ export interface Settlement {
 }
 
 /**
+ * A spending delegation of an account (the fake backend's bookkeeping: limits are recorded, not
+ * enforced).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Delegation {
+  readonly delegationId: string
+  /** The account that created it. */
+  readonly owner: string
+  /** `erc4337`, or a card provider (`stripe`, `braintree`, `visa`). */
+  readonly provider: string
+  readonly currency: string
+  readonly spendingLimitCents: number
+  readonly durationSecs: number
+  readonly planId?: string | undefined
+  readonly providerPaymentMethodId?: string | undefined
+  /** Epoch milliseconds. */
+  readonly createdAt: number
+  readonly status: "Active" | "Revoked"
+}
+
+/**
  * Options of a ledger.
  *
  * @since 0.1.0
@@ -122,6 +145,7 @@ export class Ledger {
   readonly tokens = new Map<string, TokenGrant>()
   readonly calls: Array<CallRecord> = []
   readonly settlements: Array<Settlement> = []
+  readonly delegations = new Map<string, Delegation>()
   private readonly faults: { verify: Array<Fault>; settle: Array<Fault> } = { verify: [], settle: [] }
   private readonly requests = new Map<string, { token: string; settled: boolean }>()
   private readonly settledTokens = new Set<string>()
@@ -163,6 +187,24 @@ export class Ledger {
     const token = `${this.next("nvm_tok_")}.${Math.random().toString(36).slice(2, 12)}`
     this.tokens.set(token, grant)
     return token
+  }
+
+  /** Records a delegation and gives it an id. */
+  addDelegation(delegation: Omit<Delegation, "delegationId" | "status">): Delegation {
+    const full: Delegation = { ...delegation, delegationId: this.next("del_"), status: "Active" }
+    this.delegations.set(full.delegationId, full)
+    return full
+  }
+
+  /** An account's delegations, oldest first. */
+  delegationsOf(owner: string): ReadonlyArray<Delegation> {
+    return [...this.delegations.values()].filter((d) => d.owner === owner)
+  }
+
+  /** Revokes a delegation: tokens can no longer be minted with it. */
+  revokeDelegation(delegationId: string): void {
+    const delegation = this.delegations.get(delegationId)
+    if (delegation !== undefined) this.delegations.set(delegationId, { ...delegation, status: "Revoked" })
   }
 
   /** Revokes a token: verify and settle refuse it from now on. */
