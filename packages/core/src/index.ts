@@ -17,11 +17,25 @@ export * as Credits from "./Credits.js"
 export * as Facilitator from "./Facilitator.js"
 
 /**
+ * The x402 HTTP transport as `@effect/platform` middleware for `HttpApp`, routes and `HttpApi`.
+ *
+ * @since 0.1.0
+ */
+export * as HttpPaywall from "./HttpPaywall.js"
+
+/**
  * The Nevermined backend: environments, API keys, the live facilitator.
  *
  * @since 0.1.0
  */
 export * as Nevermined from "./Nevermined.js"
+
+/**
+ * The verified payment of the call being served, as a service for the paid handler.
+ *
+ * @since 0.1.0
+ */
+export * as PaymentContext from "./PaymentContext.js"
 
 /**
  * The typed errors of the payment pipeline.

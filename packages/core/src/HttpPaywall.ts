@@ -1,0 +1,493 @@
+/**
+ * The x402 HTTP transport (wire.md §8) for agents served over HTTP with `@effect/platform`: a
+ * middleware for any `HttpApp` or router route, an `HttpApiMiddleware` for `HttpApi` endpoints, and
+ * the pure mapping between the payment pipeline and HTTP (token from headers, failure to status,
+ * headers and body, receipt header) that other HTTP adapters reuse.
+ *
+ * @since 0.1.0
+ */
+import * as Headers from "@effect/platform/Headers"
+import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as Credits from "./Credits.js"
+import type { Facilitator } from "./Facilitator.js"
+import * as PaymentContext from "./PaymentContext.js"
+import { isPaymentFailure, type PaymentFailure, SettleFailed } from "./PaymentError.js"
+import * as Paywall from "./Paywall.js"
+import * as X402 from "./X402.js"
+
+// ---------------------------------------------------------------------------
+// The x402 HTTP mapping, pure
+// ---------------------------------------------------------------------------
+
+/**
+ * Request headers as they come: a platform `Headers`, a Node `IncomingHttpHeaders`, an API
+ * Gateway event's `headers`. Names are matched case-insensitively.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type HeadersInput =
+  | { readonly [name: string]: string | ReadonlyArray<string> | undefined | null }
+  | null
+  | undefined
+
+/**
+ * The header names tried for the token when none are configured.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_TOKEN_HEADERS: ReadonlyArray<string> = [X402.PAYMENT_SIGNATURE_HEADER]
+
+/**
+ * The caller's token: the configured header names are tried in order, each matched
+ * case-insensitively, and the first non-blank value wins. Only own properties are read.
+ *
+ * @since 0.1.0
+ * @category mapping
+ */
+export const tokenFromHeaders = (
+  headers: HeadersInput,
+  names: ReadonlyArray<string> = DEFAULT_TOKEN_HEADERS
+): Option.Option<Redacted.Redacted<string>> => {
+  if (typeof headers !== "object" || headers === null) return Option.none()
+  const keys = Object.keys(headers)
+  for (const name of names) {
+    const wanted = name.toLowerCase()
+    for (const key of keys) {
+      if (key.toLowerCase() !== wanted) continue
+      const raw = (headers as Record<string, unknown>)[key]
+      const value = typeof raw === "string" ? raw : Array.isArray(raw) && typeof raw[0] === "string" ? raw[0] : null
+      const token = Paywall.token(value)
+      if (Option.isSome(token)) return token
+    }
+  }
+  return Option.none()
+}
+
+/**
+ * Whether a response of this status is paid for: x402 settles only successful answers, so a
+ * status >= 400 passes through unsettled.
+ *
+ * @since 0.1.0
+ * @category mapping
+ */
+export const isChargeable = (status: number): boolean => status < 400
+
+/**
+ * A transport-neutral HTTP answer: status, headers and JSON body.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Answer {
+  readonly status: number
+  readonly headers: { readonly [name: string]: string }
+  readonly body: { readonly error: string; readonly message: string }
+}
+
+const answer = (
+  status: number,
+  error: string,
+  message: string,
+  headers: { readonly [name: string]: string }
+): Answer => ({ status, headers: { "content-type": "application/json", ...headers }, body: { error, message } })
+
+const requiredHeader = (paymentRequired: X402.PaymentRequired) => ({
+  [X402.PAYMENT_REQUIRED_HEADER]: X402.PaymentRequiredHeader.encode(paymentRequired)
+})
+
+const settleErrorReason = (error: SettleFailed): string => {
+  switch (error.reason) {
+    case "Rejected":
+      return error.cause?._tag === "FacilitatorError" && error.cause.code !== undefined
+        ? error.cause.code
+        : "unexpected_settle_error"
+    case "InvalidAmount":
+      return "invalid_payload"
+    case "Indeterminate":
+    case "Unavailable":
+      return "unexpected_settle_error"
+  }
+}
+
+/**
+ * The `success: false` settlement that goes in the `payment-response` of a failed settlement: the
+ * facilitator's own answer when it gave one, else one that names the failure.
+ *
+ * @since 0.1.0
+ * @category mapping
+ */
+export const failedSettlement = (error: SettleFailed): X402.SettleResponse =>
+  error.settlement ?? {
+    success: false,
+    errorReason: settleErrorReason(error),
+    transaction: "",
+    network: error.paymentRequired.accepts[0].network
+  }
+
+/**
+ * The `payment-response` header of a settlement (base64 of the settle response).
+ *
+ * @since 0.1.0
+ * @category mapping
+ */
+export const receiptHeaders = (settlement: X402.SettleResponse): { readonly [name: string]: string } => ({
+  [X402.PAYMENT_RESPONSE_HEADER]: X402.SettleResponseHeader.encode(settlement)
+})
+
+/**
+ * The answer to a payment failure:
+ * - no token, or a token the facilitator refused: **402** with `payment-required`;
+ * - facilitator unreachable, timed out or answering garbage: **502**;
+ * - the credits policy gave no valid amount: **500**;
+ * - settlement failed after the work ran (the `withhold` policy): the output is withheld and the
+ *   answer carries a `payment-response` saying `success: false`; **402** with `payment-required`
+ *   when the facilitator refused the settlement, **502** when its outcome is unknown or it could not
+ *   be reached, **500** when the amount to settle was invalid.
+ *
+ * The body is always `{"error": ..., "message": ...}`; no secret ever appears in it.
+ *
+ * @since 0.1.0
+ * @category mapping
+ */
+export const failureAnswer = (error: PaymentFailure): Answer => {
+  switch (error._tag) {
+    case "PaymentRequired":
+      return answer(402, "Payment Required", error.message, requiredHeader(error.paymentRequired))
+    case "VerifyFailed":
+      switch (error.reason) {
+        case "Invalid":
+          return answer(402, "Payment Required", error.message, requiredHeader(error.paymentRequired))
+        case "Unavailable":
+          return answer(502, "Bad Gateway", error.message, {})
+        case "InvalidAmount":
+          return answer(500, "Internal Server Error", error.message, {})
+      }
+    case "SettleFailed": {
+      const receipt = receiptHeaders(failedSettlement(error))
+      switch (error.reason) {
+        case "Rejected":
+          return answer(402, "Payment Required", error.message, {
+            ...requiredHeader(error.paymentRequired),
+            ...receipt
+          })
+        case "Indeterminate":
+        case "Unavailable":
+          return answer(502, "Bad Gateway", error.message, receipt)
+        case "InvalidAmount":
+          return answer(500, "Internal Server Error", error.message, receipt)
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// @effect/platform
+// ---------------------------------------------------------------------------
+
+/**
+ * How a route is priced and advertised: the paywall options, with the request as what a credits
+ * function receives.
+ *
+ * Unless the options name them, the advertised `resource.url` is the request's URL (without its
+ * query) and `extra.httpVerb` its method, so that single-use tokens bound to both keep working.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<R = never> extends
+  Paywall.Options<
+    HttpServerRequest.HttpServerRequest,
+    R,
+    HttpServerResponse.HttpServerResponse
+  >
+{
+  /** Headers that may carry the token, tried in order. Default `payment-signature`. */
+  readonly tokenHeaders?: ReadonlyArray<string> | undefined
+}
+
+/**
+ * The platform response of an answer.
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
+export const toResponse = (answer: Answer): HttpServerResponse.HttpServerResponse =>
+  HttpServerResponse.unsafeJson(answer.body, { status: answer.status, headers: answer.headers })
+
+const resourceUrlOf = (request: HttpServerRequest.HttpServerRequest): string | undefined =>
+  Option.match(HttpServerRequest.toURL(request), {
+    onNone: () => undefined,
+    onSome: (url) => `${url.origin}${url.pathname}`
+  })
+
+const forRequest = <R>(
+  paywall: Paywall.Paywall<HttpServerRequest.HttpServerRequest, R, HttpServerResponse.HttpServerResponse>,
+  request: HttpServerRequest.HttpServerRequest
+) =>
+  paywall.options.httpVerb === undefined
+    ? { ...paywall, options: { ...paywall.options, httpVerb: request.method } }
+    : paywall
+
+const callOf = (
+  request: HttpServerRequest.HttpServerRequest,
+  names: ReadonlyArray<string>
+): Paywall.Call<HttpServerRequest.HttpServerRequest> => ({
+  request,
+  token: Option.getOrUndefined(tokenFromHeaders(request.headers, names)),
+  resourceUrl: resourceUrlOf(request)
+})
+
+// The handler's explicit `chargeCredits` wins over its `X-Credits-To-Charge` header. The body is
+// never read: that would mean buffering streams, and the header says the same thing for free.
+const chargeSource = (
+  response: HttpServerResponse.HttpServerResponse,
+  requested: Option.Option<number>
+): Credits.ChargeSource =>
+  Option.isSome(requested) ? { body: { creditsToCharge: requested.value } } : { headers: response.headers }
+
+// The override header is an instruction to the paywall, not part of the answer.
+const withoutChargeHeader = (response: HttpServerResponse.HttpServerResponse) =>
+  Headers.has(response.headers, Credits.CREDITS_HEADER)
+    ? HttpServerResponse.setBody(
+      HttpServerResponse.empty({
+        status: response.status,
+        statusText: response.statusText,
+        headers: Headers.remove(response.headers, Credits.CREDITS_HEADER),
+        cookies: response.cookies
+      }),
+      response.body
+    )
+    : response
+
+const withReceipt = (response: HttpServerResponse.HttpServerResponse, settlement: X402.SettleResponse) =>
+  HttpServerResponse.setHeaders(withoutChargeHeader(response), receiptHeaders(settlement))
+
+const failureResponse = <R>(
+  paywall: Paywall.Paywall<HttpServerRequest.HttpServerRequest, R, HttpServerResponse.HttpServerResponse>,
+  error: PaymentFailure
+): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+  Effect.map(
+    Paywall.replacementFor(paywall, error),
+    Option.getOrElse(() => toResponse(failureAnswer(error)))
+  )
+
+/**
+ * Protects an `HttpApp` (or a router route's handler): verify → run the app → settle, the x402 HTTP
+ * transport. The app may read the verified payment, and charge another amount, through
+ * `PaymentContext`; it may also answer an `X-Credits-To-Charge` header (removed from the answer).
+ *
+ * Answers with status >= 400, failures and defects of the app are not settled (failures and
+ * defects pass through unchanged); a successful answer gets the `payment-response` header. See
+ * `failureAnswer` for the answers to payment failures; `onPaymentError` may replace them. A
+ * streamed body is never buffered: settlement happens once the app has produced its response.
+ *
+ * Throws a `RangeError` at construction on options that can never work (no plan, bad price).
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter, HttpServerResponse } from "@effect/platform"
+ * import { HttpPaywall } from "@effect-x402/core"
+ *
+ * const router = HttpRouter.empty.pipe(
+ *   HttpRouter.post("/summarize", HttpServerResponse.text("done").pipe(HttpPaywall.middleware({ planId: "plan-1", credits: 2 })))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export const middleware = <R = never>(options: Options<R>) => {
+  const paywall = Paywall.make(options)
+  const names = options.tokenHeaders ?? DEFAULT_TOKEN_HEADERS
+  return <E, AR>(
+    app: HttpApp.Default<E, AR>
+  ): HttpApp.Default<E, Exclude<AR, PaymentContext.PaymentContext> | Facilitator | R> =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const configured = forRequest(paywall, request)
+      let requested = (): Option.Option<number> => Option.none()
+      return Paywall.protect(configured, callOf(request, names), (verified) => {
+        const context = PaymentContext.make(verified)
+        requested = context.requestedCharge
+        return Effect.provideService(app, PaymentContext.PaymentContext, context.service)
+      }, {
+        isError: (response) => !isChargeable(response.status),
+        chargeOf: (response) => chargeSource(response, requested())
+      }).pipe(
+        Effect.map((outcome) => {
+          switch (outcome._tag) {
+            case "Settled":
+              return withReceipt(outcome.value, outcome.settlement)
+            case "Released":
+              return withReceipt(outcome.value, failedSettlement(outcome.error))
+            case "NotCharged":
+              return withoutChargeHeader(outcome.value)
+          }
+        }),
+        Effect.catchIf(isPaymentFailure, (error) => failureResponse(configured, error)),
+        Effect.withSpan("HttpPaywall.middleware", { attributes: { "http.method": request.method } })
+      )
+    })
+}
+
+/**
+ * The failure an `HttpApi` paywall middleware declares: a payment that did not go through. The
+ * answer actually sent is the canonical one of `failureAnswer` (status, `payment-required` and
+ * `payment-response` headers, `{"error","message"}` body); this schema documents it in the API.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export class PaymentFailed extends Schema.TaggedError<PaymentFailed>("@effect-x402/core/HttpPaywall/PaymentFailed")(
+  "PaymentFailed",
+  { error: Schema.String, message: Schema.String },
+  HttpApiSchema.annotations({ status: 402, description: "Payment Required" })
+) {}
+
+/**
+ * The ready-made `HttpApiMiddleware` of a paid endpoint: add it to endpoints or groups with
+ * `.middleware(HttpPaywall.Paid)`, provide it with `HttpPaywall.layerHttpApi(options)`, and read
+ * the payment in the handler with `PaymentContext`. For several prices in one API, declare one
+ * tag per price with the same options object and provide each with `httpApiMiddleware`.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export class Paid extends HttpApiMiddleware.Tag<Paid>()("@effect-x402/core/HttpPaywall/Paid", {
+  provides: PaymentContext.PaymentContext,
+  failure: PaymentFailed
+}) {}
+
+/**
+ * The options of a paid `HttpApiMiddleware` tag: it provides `PaymentContext` and fails with
+ * `PaymentFailed`.
+ *
+ * @example
+ * ```ts
+ * import { HttpApiMiddleware } from "@effect/platform"
+ * import { HttpPaywall } from "@effect-x402/core"
+ *
+ * class Premium extends HttpApiMiddleware.Tag<Premium>()("Premium", HttpPaywall.paidTagOptions) {}
+ * ```
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export const paidTagOptions = {
+  provides: PaymentContext.PaymentContext,
+  failure: PaymentFailed
+} as const
+
+/**
+ * The implementation of a paid `HttpApiMiddleware`: it verifies before the handler runs and
+ * provides `PaymentContext`; once the response is ready it settles (only a status < 400) and adds
+ * the receipt, or withholds the output when settlement fails (see `failureAnswer`). A refused
+ * payment answers the canonical 402 / 502 / 500 of `failureAnswer`.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export const httpApiMiddleware = <R = never>(
+  options: Options<R>
+): Effect.Effect<
+  Effect.Effect<PaymentContext.PaymentContext.Service, PaymentFailed, HttpServerRequest.HttpServerRequest>,
+  never,
+  Facilitator | R
+> => {
+  const paywall = Paywall.make(options)
+  const names = options.tokenHeaders ?? DEFAULT_TOKEN_HEADERS
+  return Effect.map(
+    Effect.context<Facilitator | R>(),
+    (context) =>
+      Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+        const configured = forRequest(paywall, request)
+        return Paywall.verify(configured, callOf(request, names)).pipe(
+          Effect.matchEffect({
+            onFailure: (error) =>
+              Effect.zipRight(
+                // The declared failure only documents the API: the answer sent is the canonical one.
+                Effect.flatMap(failureResponse(configured, error), (response) =>
+                  HttpApp.appendPreResponseHandler((_request, encoded) =>
+                    Effect.succeed(replacing(encoded, response))
+                  )),
+                Effect.fail(new PaymentFailed({ error: failureAnswer(error).body.error, message: error.message }))
+              ),
+            onSuccess: (verified) => {
+              const payment = PaymentContext.make(verified)
+              let settled = false
+              return Effect.as(
+                HttpApp.appendPreResponseHandler((_request, response) => {
+                  if (settled || !isChargeable(response.status)) return Effect.succeed(response)
+                  settled = true
+                  return settleAnswer(configured, verified, response, payment.requestedCharge()).pipe(
+                    Effect.provide(context)
+                  )
+                }),
+                payment.service
+              )
+            }
+          }),
+          Effect.provide(context),
+          Effect.withSpan("HttpPaywall.httpApiMiddleware", { attributes: { "http.method": request.method } })
+        )
+      })
+  )
+}
+
+// Headers other middleware put on the encoded error (CORS, tracing) survive the replacement.
+const replacing = (
+  encoded: HttpServerResponse.HttpServerResponse,
+  response: HttpServerResponse.HttpServerResponse
+): HttpServerResponse.HttpServerResponse => {
+  const kept: Record<string, string> = {}
+  for (const [name, value] of Object.entries(encoded.headers)) {
+    if (name.startsWith("content-") || Headers.has(response.headers, name)) continue
+    kept[name] = value
+  }
+  return HttpServerResponse.setHeaders(response, kept)
+}
+
+const settleAnswer = <R>(
+  paywall: Paywall.Paywall<HttpServerRequest.HttpServerRequest, R, HttpServerResponse.HttpServerResponse>,
+  verified: Paywall.Verified,
+  response: HttpServerResponse.HttpServerResponse,
+  requested: Option.Option<number>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, Facilitator> =>
+  Either.match(Credits.settleAmount(chargeSource(response, requested), verified.credits), {
+    onLeft: (cause): Effect.Effect<X402.SettleResponse, SettleFailed, Facilitator> =>
+      Effect.fail(
+        new SettleFailed({ reason: "InvalidAmount", paymentRequired: verified.paymentRequired, credits: 0, cause })
+      ),
+    onRight: (credits) => Paywall.settle(paywall, { ...verified, credits })
+  }).pipe(
+    Effect.matchEffect({
+      onSuccess: (settlement) => Effect.succeed(withReceipt(response, settlement)),
+      onFailure: (error) =>
+        paywall.onSettleFailure === "release"
+          ? Effect.as(
+            Effect.logWarning(`x402 settlement failed, output released by policy: ${error.message}`),
+            withReceipt(response, failedSettlement(error))
+          )
+          : failureResponse(paywall, error)
+    })
+  )
+
+/**
+ * Provides `HttpPaywall.Paid` with the given options.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export const layerHttpApi = <R = never>(options: Options<R>): Layer.Layer<Paid, never, Facilitator | R> =>
+  Layer.effect(Paid, httpApiMiddleware(options))
