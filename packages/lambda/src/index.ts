@@ -1,4 +1,24 @@
 /**
  * @since 0.1.0
  */
-export {}
+
+/**
+ * The AgentCore Gateway interceptor wire: events, call reading, answers.
+ *
+ * @since 0.1.0
+ */
+export * as AgentCore from "./AgentCore.js"
+
+/**
+ * One Effect runtime per Lambda cold start, reused by warm invocations.
+ *
+ * @since 0.1.0
+ */
+export * as LambdaRuntime from "./LambdaRuntime.js"
+
+/**
+ * The seed's `@requires_payment`: verify, run and settle in one Lambda invocation.
+ *
+ * @since 0.1.0
+ */
+export * as RequiresPayment from "./RequiresPayment.js"

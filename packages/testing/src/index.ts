@@ -3,6 +3,13 @@
  */
 
 /**
+ * Builders of AgentCore gateway events, API Gateway v2 events and Lambda contexts.
+ *
+ * @since 0.1.0
+ */
+export * as AgentCoreEvents from "./AgentCoreEvents.js"
+
+/**
  * A wire-compatible Nevermined backend on loopback, backed by the test ledger, with fault injection.
  *
  * @since 0.1.0

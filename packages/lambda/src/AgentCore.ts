@@ -1,0 +1,744 @@
+/**
+ * The AWS Bedrock AgentCore Gateway interceptor wire: the input and output events, the reading of
+ * a call (token, method, tool, JSON-RPC id) and the answers the gateway understands, including the
+ * normalisation and enrichment of a handler's result.
+ *
+ * @since 0.1.0
+ */
+import type * as Credits from "@effect-x402/core/Credits"
+import type * as PaymentError from "@effect-x402/core/PaymentError"
+import * as X402 from "@effect-x402/core/X402"
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+
+/**
+ * Version of the interceptor output format.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const OUTPUT_VERSION = "1.0"
+
+/**
+ * Header through which the interceptor hands the verified `agentRequestId` from its REQUEST phase
+ * to its RESPONSE phase.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const AGENT_REQUEST_ID_HEADER = "x-nvm-agent-request-id"
+
+/**
+ * Methods charged by default.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_BILLABLE_METHODS: ReadonlyArray<string> = ["tools/call"]
+
+/**
+ * Headers searched for the caller's token by default.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_TOKEN_HEADERS: ReadonlyArray<string> = [X402.PAYMENT_SIGNATURE_HEADER]
+
+// ---------------------------------------------------------------------------
+// Schemas
+// ---------------------------------------------------------------------------
+
+/**
+ * A header map as it arrives. Kept as the very object received (not copied by a Schema record,
+ * which would honour a `__proto__` key): every reader here looks at own properties only.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Headers: Schema.Schema<{ readonly [name: string]: unknown }> = Schema.declare(
+  (u: unknown): u is { readonly [name: string]: unknown } => typeof u === "object" && u !== null && !Array.isArray(u),
+  { identifier: "Headers", description: "an object of header names to values" }
+)
+
+/**
+ * A JSON-RPC id: echoed with its original type.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const JsonRpcId = Schema.Union(Schema.String, Schema.Number, Schema.Null)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type JsonRpcId = typeof JsonRpcId.Type
+
+/**
+ * The client's request as the gateway passes it on (`headers` only with `passRequestHeaders: true`).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const GatewayRequest = Schema.Struct({
+  httpMethod: Schema.optional(Schema.String),
+  path: Schema.optional(Schema.String),
+  headers: Schema.optional(Schema.NullOr(Headers)),
+  body: Schema.optional(Schema.Unknown)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface GatewayRequest extends Schema.Schema.Type<typeof GatewayRequest> {}
+
+/**
+ * The target's answer, present in the RESPONSE phase.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const GatewayResponse = Schema.Struct({
+  statusCode: Schema.optional(Schema.Number),
+  headers: Schema.optional(Schema.NullOr(Headers)),
+  body: Schema.optional(Schema.Unknown)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface GatewayResponse extends Schema.Schema.Type<typeof GatewayResponse> {}
+
+/**
+ * The event the gateway sends to an interceptor Lambda. Decoding is tolerant: unknown fields are
+ * ignored.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const InterceptorInput = Schema.Struct({
+  interceptorInputVersion: Schema.optional(Schema.String),
+  mcp: Schema.Struct({
+    gatewayRequest: GatewayRequest,
+    gatewayResponse: Schema.optional(Schema.NullOr(GatewayResponse))
+  })
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface InterceptorInput extends Schema.Schema.Type<typeof InterceptorInput> {}
+
+/**
+ * The JSON-RPC request in the gateway request's body.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const JsonRpcRequest = Schema.Struct({
+  jsonrpc: Schema.optional(Schema.String),
+  id: Schema.optional(JsonRpcId),
+  method: Schema.String,
+  params: Schema.optional(Schema.Unknown)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface JsonRpcRequest extends Schema.Schema.Type<typeof JsonRpcRequest> {}
+
+/**
+ * Headers of an answer: always strings.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type OutputHeaders = { readonly [name: string]: string }
+
+/**
+ * An answer the gateway sends to the client.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const TransformedGatewayResponse = Schema.Struct({
+  statusCode: Schema.Number,
+  headers: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
+  body: Schema.Unknown
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface TransformedGatewayResponse extends Schema.Schema.Type<typeof TransformedGatewayResponse> {}
+
+/**
+ * A request the gateway forwards to the target.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const TransformedGatewayRequest = Schema.Struct({
+  headers: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
+  body: Schema.Unknown
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface TransformedGatewayRequest extends Schema.Schema.Type<typeof TransformedGatewayRequest> {}
+
+/**
+ * What an interceptor Lambda answers: a response to send (the gateway answers at once), or a
+ * request to forward to the target.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const InterceptorOutput = Schema.Struct({
+  interceptorOutputVersion: Schema.Literal(OUTPUT_VERSION),
+  mcp: Schema.Struct({
+    transformedGatewayResponse: Schema.optional(TransformedGatewayResponse),
+    transformedGatewayRequest: Schema.optional(TransformedGatewayRequest)
+  })
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface InterceptorOutput extends Schema.Schema.Type<typeof InterceptorOutput> {}
+
+// ---------------------------------------------------------------------------
+// Own-property readers
+// ---------------------------------------------------------------------------
+
+/**
+ * Whether a value is a plain JSON-like object (not null, not an array).
+ *
+ * @since 0.1.0
+ * @category readers
+ */
+export const isRecord = (u: unknown): u is { readonly [key: string]: unknown } =>
+  typeof u === "object" && u !== null && !Array.isArray(u)
+
+/**
+ * Reads an own property: inherited values (a polluted prototype, a `__proto__` key) never count.
+ *
+ * @since 0.1.0
+ * @category readers
+ */
+export const own = (u: unknown, key: string): unknown =>
+  isRecord(u) && Object.prototype.hasOwnProperty.call(u, key) ? u[key] : undefined
+
+/**
+ * The value of a header, its name matched case-insensitively; only string values count.
+ *
+ * @since 0.1.0
+ * @category readers
+ */
+export const headerValue = (headers: unknown, name: string): string | undefined => {
+  if (!isRecord(headers)) return undefined
+  const wanted = name.toLowerCase()
+  for (const key of Object.keys(headers)) {
+    if (key.toLowerCase() !== wanted) continue
+    const value = headers[key]
+    if (typeof value === "string") return value
+    // Multi-value shapes (some proxies send arrays): the first string wins.
+    if (Array.isArray(value) && typeof value[0] === "string") return value[0]
+  }
+  return undefined
+}
+
+/**
+ * Normalises the `tokenHeader` option: lower-cased names, in order. Throws a `RangeError` on an
+ * empty list, at configuration time.
+ *
+ * @since 0.1.0
+ * @category tokens
+ */
+export const tokenHeaders = (option: string | ReadonlyArray<string> | undefined): ReadonlyArray<string> => {
+  const names = (option === undefined ? DEFAULT_TOKEN_HEADERS : typeof option === "string" ? [option] : option)
+    .map((name) => typeof name === "string" ? name.trim().toLowerCase() : "")
+  if (names.length === 0 || names.some((name) => name.length === 0)) {
+    throw new RangeError("tokenHeader must name at least one header, and no empty one")
+  }
+  return names
+}
+
+const BEARER = /^bearer\s+/i
+
+/**
+ * The caller's token: the configured headers are tried in order (case-insensitively) and the first
+ * non-empty value wins. A `Bearer ` prefix is dropped, so `Authorization` can carry the token.
+ *
+ * @since 0.1.0
+ * @category tokens
+ */
+export const tokenOf = (headers: unknown, names: ReadonlyArray<string>): string | undefined => {
+  for (const name of names) {
+    const value = headerValue(headers, name)?.replace(BEARER, "").trim()
+    if (value !== undefined && value.length > 0) return value
+  }
+  return undefined
+}
+
+/**
+ * The tool named by a `tools/call`: the part after the last `___` (AgentCore prefixes the target).
+ *
+ * @since 0.1.0
+ * @category readers
+ */
+export const toolNameOf = (method: string, params: unknown): string | undefined => {
+  if (method !== "tools/call") return undefined
+  const name = own(params, "name")
+  if (typeof name !== "string" || name.length === 0) return undefined
+  const cut = name.lastIndexOf("___")
+  return cut >= 0 ? name.slice(cut + 3) : name
+}
+
+/**
+ * The full tool name of a `tools/call`, with its target prefix.
+ *
+ * @since 0.1.0
+ * @category readers
+ */
+export const fullToolNameOf = (method: string, params: unknown): string | undefined => {
+  if (method !== "tools/call") return undefined
+  const name = own(params, "name")
+  return typeof name === "string" && name.length > 0 ? name : undefined
+}
+
+// ---------------------------------------------------------------------------
+// Decoding a call
+// ---------------------------------------------------------------------------
+
+/**
+ * An event that is not a gateway interceptor event carrying one JSON-RPC request.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidEvent extends Schema.TaggedError<InvalidEvent>("@effect-x402/lambda/InvalidEvent")(
+  "InvalidEvent",
+  {
+    reason: Schema.Literal("NotAnEvent", "NotJsonRpc", "Batch"),
+    detail: Schema.String,
+    id: JsonRpcId
+  }
+) {
+  override get message(): string {
+    switch (this.reason) {
+      case "NotAnEvent":
+        return `Not an AgentCore gateway event: ${this.detail}`
+      case "NotJsonRpc":
+        return `Invalid JSON-RPC request: ${this.detail}`
+      case "Batch":
+        return "JSON-RPC batch requests are not supported"
+    }
+  }
+}
+
+/**
+ * A gateway event, read.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Call {
+  /** The event exactly as received. */
+  readonly event: InterceptorInput
+  /** `RESPONSE` when the event carries a non-empty `gatewayResponse`. */
+  readonly phase: "REQUEST" | "RESPONSE"
+  readonly headers: { readonly [name: string]: unknown }
+  /** The request body as received, for forwarding untouched. */
+  readonly rawBody: unknown
+  readonly request: JsonRpcRequest
+  readonly id: JsonRpcId
+  readonly method: string
+  /** The tool of a `tools/call`, without its target prefix. */
+  readonly toolName: string | undefined
+  readonly response: GatewayResponse | undefined
+}
+
+const decodeInput = Schema.decodeUnknownEither(InterceptorInput, { errors: "first", onExcessProperty: "ignore" })
+const decodeRequest = Schema.decodeUnknownEither(JsonRpcRequest, { errors: "first", onExcessProperty: "ignore" })
+
+// Some transports hand the body over as JSON text rather than an object.
+const parseBody = (body: unknown): unknown => {
+  if (typeof body !== "string") return body
+  try {
+    return JSON.parse(body)
+  } catch {
+    return body
+  }
+}
+
+const idOf = (body: unknown): JsonRpcId => {
+  const id = own(body, "id")
+  return typeof id === "string" || typeof id === "number" ? id : null
+}
+
+// The first issue, short: the tree formatter would echo the whole schema back for a wrong root type.
+const formatError = (error: ParseResult.ParseError): string => {
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  if (issue === undefined) return "invalid"
+  const where = issue.path.length > 0 ? issue.path.join(".") : "the value"
+  return issue.message.length > 120 ? `${where} has the wrong shape` : `${where}: ${issue.message}`
+}
+
+/**
+ * Reads a gateway event. Anything that is not one event carrying one JSON-RPC request with a
+ * `method` is an `InvalidEvent`: a batch or a method-less body could otherwise slip past the
+ * billable-method check unpaid.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decodeCall = (event: unknown): Either.Either<Call, InvalidEvent> => {
+  const input = decodeInput(event)
+  if (Either.isLeft(input)) {
+    return Either.left(new InvalidEvent({ reason: "NotAnEvent", detail: formatError(input.left), id: null }))
+  }
+  const gatewayRequest = input.right.mcp.gatewayRequest
+  const body = parseBody(gatewayRequest.body)
+  if (Array.isArray(body)) return Either.left(new InvalidEvent({ reason: "Batch", detail: "batch", id: null }))
+  const request = decodeRequest(body)
+  if (Either.isLeft(request)) {
+    return Either.left(new InvalidEvent({ reason: "NotJsonRpc", detail: formatError(request.left), id: idOf(body) }))
+  }
+  const response = input.right.mcp.gatewayResponse ?? undefined
+  const method = request.right.method
+  return Either.right({
+    event: event as InterceptorInput,
+    phase: response !== undefined && Object.keys(response).length > 0 ? "RESPONSE" : "REQUEST",
+    headers: gatewayRequest.headers ?? {},
+    rawBody: gatewayRequest.body,
+    request: request.right,
+    id: request.right.id ?? null,
+    method,
+    toolName: toolNameOf(method, request.right.params),
+    response
+  })
+}
+
+// ---------------------------------------------------------------------------
+// Answers
+// ---------------------------------------------------------------------------
+
+/**
+ * An answer before it is wrapped into an `InterceptorOutput`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Answer {
+  readonly statusCode: number
+  readonly headers: OutputHeaders
+  readonly body: unknown
+}
+
+const JSON_HEADERS: OutputHeaders = { "Content-Type": "application/json" }
+
+/**
+ * Copies headers into string-valued own properties, dropping anything that is not a header
+ * (`__proto__`, objects) and the names in `without` (any case).
+ *
+ * @since 0.1.0
+ * @category answers
+ */
+export const copyHeaders = (headers: unknown, without: ReadonlyArray<string> = []): Record<string, string> => {
+  const out: Record<string, string> = {}
+  if (!isRecord(headers)) return out
+  const dropped = new Set(without.map((name) => name.toLowerCase()))
+  for (const key of Object.keys(headers)) {
+    if (key === "__proto__" || dropped.has(key.toLowerCase())) continue
+    const value = headers[key]
+    if (typeof value === "string") out[key] = value
+    else if (typeof value === "number" || typeof value === "boolean") out[key] = String(value)
+  }
+  return out
+}
+
+/**
+ * Sets a header, replacing any spelling of the same name.
+ *
+ * @since 0.1.0
+ * @category answers
+ */
+export const setHeader = (headers: OutputHeaders, name: string, value: string): OutputHeaders => ({
+  ...copyHeaders(headers, [name]),
+  [name]: value
+})
+
+/**
+ * Wraps an answer into the output that makes the gateway respond at once.
+ *
+ * @since 0.1.0
+ * @category answers
+ */
+export const respond = (answer: Answer): InterceptorOutput => ({
+  interceptorOutputVersion: OUTPUT_VERSION,
+  mcp: {
+    transformedGatewayResponse: { statusCode: answer.statusCode, headers: answer.headers, body: answer.body }
+  }
+})
+
+/**
+ * The output that forwards a request to the target.
+ *
+ * @since 0.1.0
+ * @category answers
+ */
+export const forward = (request: { readonly headers?: OutputHeaders | undefined; readonly body: unknown }) =>
+  ({
+    interceptorOutputVersion: OUTPUT_VERSION,
+    mcp: {
+      transformedGatewayRequest: request.headers !== undefined
+        ? { headers: request.headers, body: request.body }
+        : { body: request.body }
+    }
+  }) satisfies InterceptorOutput as InterceptorOutput
+
+/**
+ * A JSON-RPC result answer (status 200).
+ *
+ * @since 0.1.0
+ * @category answers
+ */
+export const resultAnswer = (id: JsonRpcId, result: unknown, headers: OutputHeaders = JSON_HEADERS): Answer => ({
+  statusCode: 200,
+  headers,
+  body: { jsonrpc: "2.0", id, result }
+})
+
+/**
+ * An MCP error result (status 200, `isError: true`) whose text is the JSON of `error`.
+ *
+ * @since 0.1.0
+ * @category answers
+ */
+export const errorAnswer = (
+  id: JsonRpcId,
+  error: { readonly error: string; readonly code: number; readonly message?: string | undefined },
+  options: { readonly headers?: OutputHeaders; readonly meta?: { readonly [key: string]: unknown } } = {}
+): Answer =>
+  resultAnswer(id, {
+    isError: true,
+    content: [{ type: "text", text: JSON.stringify(error) }],
+    ...(options.meta !== undefined ? { _meta: options.meta } : {})
+  }, options.headers ?? JSON_HEADERS)
+
+/**
+ * The payment-required answer: status 200 (AgentCore convention), an `isError` result with code
+ * 402, and the PaymentRequired in the `payment-required` header.
+ *
+ * @since 0.1.0
+ * @category answers
+ */
+export const paymentRequiredAnswer = (
+  id: JsonRpcId,
+  paymentRequired: X402.PaymentRequired,
+  message: string
+): Answer =>
+  errorAnswer(id, { error: "Payment required", code: 402, message }, {
+    headers: setHeader(JSON_HEADERS, X402.PAYMENT_REQUIRED_HEADER, X402.PaymentRequiredHeader.encode(paymentRequired)),
+    meta: { x402: true }
+  })
+
+/**
+ * The answer to an event that could not be read: status 400 with a JSON-RPC error.
+ *
+ * @since 0.1.0
+ * @category answers
+ */
+export const invalidEventAnswer = (error: InvalidEvent): Answer => ({
+  statusCode: 400,
+  headers: JSON_HEADERS,
+  body: {
+    jsonrpc: "2.0",
+    id: error.id,
+    error: { code: -32600, message: error.message }
+  }
+})
+
+/**
+ * The answer when the interceptor itself failed.
+ *
+ * @since 0.1.0
+ * @category answers
+ */
+export const internalErrorAnswer: Answer = {
+  statusCode: 500,
+  headers: JSON_HEADERS,
+  body: { error: "Internal interceptor error" }
+}
+
+/**
+ * The receipt of a settlement that did not happen, when the facilitator gave none.
+ *
+ * @since 0.1.0
+ * @category answers
+ */
+export const failedSettlement = (error: PaymentError.SettleFailed): X402.SettleResponse =>
+  error.settlement ?? {
+    success: false,
+    errorReason: "unexpected_settle_error",
+    transaction: "",
+    network: error.paymentRequired.accepts[0].network
+  }
+
+/**
+ * The answer to a payment failure, per wire.md §3 and §6:
+ * - no token, or a token the facilitator refused: the payment-required answer;
+ * - facilitator unavailable: an error result with code 502, nothing charged;
+ * - an invalid credits amount: an error result with code 500;
+ * - a failed settlement (output withheld): an error result with a `payment-response` that says
+ *   `success: false`.
+ *
+ * @since 0.1.0
+ * @category answers
+ */
+export const paymentFailureAnswer = (
+  id: JsonRpcId,
+  failure: PaymentError.PaymentFailure,
+  messages: { readonly invalid?: (reason: string) => string } = {}
+): Answer => {
+  switch (failure._tag) {
+    case "PaymentRequired":
+      return paymentRequiredAnswer(id, failure.paymentRequired, failure.message)
+    case "VerifyFailed":
+      switch (failure.reason) {
+        case "Invalid": {
+          const reason = failure.verification?.invalidReason ?? "payment not valid"
+          return paymentRequiredAnswer(id, failure.paymentRequired, messages.invalid?.(reason) ?? failure.message)
+        }
+        case "Unavailable":
+          return errorAnswer(id, {
+            error: "Payment verification unavailable",
+            code: 502,
+            message: "The payment facilitator could not be reached; nothing was charged"
+          })
+        case "InvalidAmount":
+          return errorAnswer(id, { error: "Invalid credits amount", code: 500, message: failure.message })
+      }
+    case "SettleFailed": {
+      const settlement = failedSettlement(failure)
+      const code = failure.reason === "Rejected" ? 402 : failure.reason === "InvalidAmount" ? 500 : 502
+      return errorAnswer(id, { error: "Payment settlement failed", code, message: failure.message }, {
+        headers: setHeader(
+          JSON_HEADERS,
+          X402.PAYMENT_RESPONSE_HEADER,
+          X402.ReceiptHeader.encode(X402.receiptOf(settlement))
+        ),
+        meta: { x402: X402.metaOf(settlement) }
+      })
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Handler results
+// ---------------------------------------------------------------------------
+
+/**
+ * Turns what a handler returned into an answer. Detected in this order (wire.md §4):
+ * 1. a complete `InterceptorOutput` (`interceptorOutputVersion`): its `transformedGatewayResponse`;
+ * 2. a full JSON-RPC response (`jsonrpc`): wrapped, status 200;
+ * 3. any other object: a bare MCP result, wrapped with the request's id.
+ *
+ * Anything else (nothing, a string, an array, an output without a response) is not an answer: the
+ * `Left` says why.
+ *
+ * @since 0.1.0
+ * @category handler results
+ */
+export const normalize = (value: unknown, id: JsonRpcId): Either.Either<Answer, string> => {
+  if (!isRecord(value)) {
+    return Either.left(
+      `the handler returned ${
+        value === null ? "null" : Array.isArray(value) ? "an array" : typeof value
+      }, not an MCP result`
+    )
+  }
+  if (own(value, "interceptorOutputVersion") !== undefined) {
+    const response = own(own(value, "mcp"), "transformedGatewayResponse")
+    if (!isRecord(response)) return Either.left("the handler's InterceptorOutput has no transformedGatewayResponse")
+    const statusCode = own(response, "statusCode")
+    return Either.right({
+      statusCode: typeof statusCode === "number" && Number.isInteger(statusCode) ? statusCode : 200,
+      headers: copyHeaders(own(response, "headers")),
+      body: parseBody(own(response, "body"))
+    })
+  }
+  if (own(value, "jsonrpc") !== undefined) return Either.right({ statusCode: 200, headers: JSON_HEADERS, body: value })
+  return Either.right(resultAnswer(id, value))
+}
+
+/**
+ * Whether an answer is a successful result that may be charged: status 200, a JSON-RPC `result`,
+ * no `error`, and not an MCP error result (`isError: true`).
+ *
+ * @since 0.1.0
+ * @category handler results
+ */
+export const isChargeable = (answer: { readonly statusCode?: number | undefined; readonly body: unknown }): boolean => {
+  if (answer.statusCode !== undefined && answer.statusCode !== 200) return false
+  const body = parseBody(answer.body)
+  if (!isRecord(body) || own(body, "error") !== undefined) return false
+  const result = own(body, "result")
+  return isRecord(result) && own(result, "isError") !== true
+}
+
+/**
+ * Where an answer may ask for a different settle amount (see `Credits.findCharge`). Response headers
+ * count only for the interceptor.
+ *
+ * @since 0.1.0
+ * @category handler results
+ */
+export const chargeSource = (
+  answer: { readonly headers?: unknown; readonly body: unknown },
+  options: { readonly headers: boolean }
+): Credits.ChargeSource => {
+  const body = parseBody(answer.body)
+  return {
+    result: own(body, "result"),
+    body,
+    ...(options.headers ? { headers: answer.headers } : {})
+  }
+}
+
+/**
+ * Adds a settlement to an answer: the `payment-response` receipt header, and `_meta.x402` merged
+ * into the result's existing `_meta` (own properties only; `creditsToCharge` is kept).
+ *
+ * @since 0.1.0
+ * @category handler results
+ */
+export const enrich = (answer: Answer, settlement: X402.SettleResponse): Answer => {
+  const headers = setHeader(
+    answer.headers,
+    X402.PAYMENT_RESPONSE_HEADER,
+    X402.ReceiptHeader.encode(X402.receiptOf(settlement))
+  )
+  const body = parseBody(answer.body)
+  const result = own(body, "result")
+  if (!isRecord(body) || !isRecord(result)) return { ...answer, headers }
+  const meta = own(result, "_meta")
+  return {
+    ...answer,
+    headers,
+    body: {
+      ...body,
+      result: { ...result, _meta: { ...(isRecord(meta) ? meta : {}), x402: X402.metaOf(settlement) } }
+    }
+  }
+}

@@ -1,0 +1,282 @@
+/**
+ * The seed's `@requires_payment` for TypeScript: wraps an agent's Lambda handler (behind the
+ * AgentCore Gateway) so that each billable call is verified, run and settled in one invocation.
+ *
+ * @since 0.1.0
+ */
+import type * as Credits from "@effect-x402/core/Credits"
+import type { Facilitator } from "@effect-x402/core/Facilitator"
+import type * as PaymentError from "@effect-x402/core/PaymentError"
+import * as Paywall from "@effect-x402/core/Paywall"
+import type * as X402 from "@effect-x402/core/X402"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as AgentCore from "./AgentCore.js"
+import { HandlerFailed, invoke, logHandlerFailure } from "./internal/handler.js"
+import * as LambdaRuntime from "./LambdaRuntime.js"
+
+/**
+ * What the wrapped handler receives: the gateway event exactly as it came, and the Lambda context.
+ * It may return an Effect, a Promise or a plain value, in any of the four formats of wire.md §4.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Handler = (event: AgentCore.InterceptorInput, context: LambdaRuntime.LambdaContext) => unknown
+
+/**
+ * Options of `requiresPayment`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<R = never, LE = never, SE = never> extends Paywall.Hooks<unknown> {
+  /** The plan to pay with; or `planIds` to accept several (one `accepts` entry each). */
+  readonly planId?: string | undefined
+  readonly planIds?: ReadonlyArray<string> | undefined
+  readonly agentId?: string | undefined
+  /**
+   * Credits per call, for verify and as the default settle amount: a number, or a function of the
+   * event (sync, Promise or Effect). Default 1. The handler may override the settle amount with
+   * `_meta.creditsToCharge`.
+   */
+  readonly credits?: Credits.Policy<AgentCore.InterceptorInput, R> | undefined
+  /** Advertised as `resource.url`. */
+  readonly endpoint?: string | undefined
+  /** Advertised network; by default the facilitator's (fiat provider or environment default). */
+  readonly network?: string | undefined
+  readonly scheme?: X402.Scheme | undefined
+  readonly description?: string | undefined
+  /** The header(s) carrying the token, tried in order, any case. Default `payment-signature`. */
+  readonly tokenHeader?: string | ReadonlyArray<string> | undefined
+  /** Methods that are charged; others run the handler without payment. Default `["tools/call"]`. */
+  readonly billableMethods?: ReadonlyArray<string> | undefined
+  /** When settlement fails: `withhold` the output (default) or `release` it. */
+  readonly onSettleFailure?: Paywall.SettleFailurePolicy | undefined
+  /** The facilitator. Default: the live Nevermined layer from the environment, over `fetch`. */
+  readonly layer?: Layer.Layer<Facilitator, LE> | undefined
+  /** The services the handler's Effect (and an Effect credits policy) needs. */
+  readonly services?: Layer.Layer<R, SE> | undefined
+  readonly memoMap?: Layer.MemoMap | undefined
+}
+
+const PAYMENT_REQUIRED_MESSAGE = "Payment required to access this resource"
+
+/**
+ * The settings shared by the AgentCore adapters, validated once.
+ *
+ * @internal
+ */
+export const settingsOf = (options: {
+  readonly tokenHeader?: string | ReadonlyArray<string> | undefined
+  readonly billableMethods?: ReadonlyArray<string> | undefined
+}) => ({
+  tokenHeaders: AgentCore.tokenHeaders(options.tokenHeader),
+  billable: new Set(options.billableMethods ?? AgentCore.DEFAULT_BILLABLE_METHODS)
+})
+
+/**
+ * The paywall options of the adapter options.
+ *
+ * @internal
+ */
+export const paywallOptions = <R>(options: Options<R, unknown, unknown>): Paywall.Options<
+  AgentCore.InterceptorInput,
+  R,
+  unknown
+> => ({
+  planId: options.planId,
+  planIds: options.planIds,
+  agentId: options.agentId,
+  credits: options.credits,
+  endpoint: options.endpoint,
+  network: options.network,
+  scheme: options.scheme,
+  description: options.description,
+  // MCP over HTTP is always a POST: advertised on every 402, so single-use tokens bind to it.
+  httpVerb: "POST",
+  onSettleFailure: options.onSettleFailure,
+  onBeforeVerify: options.onBeforeVerify,
+  onAfterVerify: options.onAfterVerify,
+  onAfterSettle: options.onAfterSettle,
+  onPaymentError: options.onPaymentError
+})
+
+/**
+ * The answer to a payment failure: the `onPaymentError` hook's replacement when it gives one (in
+ * any handler format), else the default answer of wire.md §3/§6.
+ *
+ * @internal
+ */
+export const paymentFailureOutput = <Req, R>(
+  paywall: Paywall.Paywall<Req, R, unknown>,
+  id: AgentCore.JsonRpcId,
+  failure: PaymentError.PaymentFailure,
+  messages?: { readonly invalid?: (reason: string) => string }
+): Effect.Effect<AgentCore.InterceptorOutput> =>
+  Effect.gen(function*() {
+    yield* logPaymentFailure(failure)
+    const replacement = yield* Paywall.replacementFor(paywall, failure)
+    if (Option.isSome(replacement)) {
+      const answer = AgentCore.normalize(replacement.value, id)
+      if (Either.isRight(answer)) return AgentCore.respond(answer.right)
+      yield* Effect.logWarning(`x402: onPaymentError returned no usable answer (${answer.left}); default answer sent`)
+    }
+    return AgentCore.respond(AgentCore.paymentFailureAnswer(id, failure, messages))
+  })
+
+const logPaymentFailure = (failure: PaymentError.PaymentFailure): Effect.Effect<void> => {
+  switch (failure._tag) {
+    case "PaymentRequired":
+      return Effect.logDebug("x402: payment required (no token)")
+    case "VerifyFailed":
+      return failure.reason === "Invalid"
+        ? Effect.logInfo(`x402: ${failure.message}`)
+        : Effect.logWarning(`x402: ${failure.message}`)
+    case "SettleFailed":
+      return Effect.logError(`x402: output withheld: ${failure.message}`)
+  }
+}
+
+/**
+ * The answer to a failed handler: an error result with code 500, nothing charged.
+ *
+ * @internal
+ */
+export const handlerFailureOutput = (
+  id: AgentCore.JsonRpcId,
+  error: HandlerFailed
+): Effect.Effect<AgentCore.InterceptorOutput> =>
+  Effect.as(
+    logHandlerFailure(error),
+    AgentCore.respond(AgentCore.errorAnswer(id, { error: error.message, code: 500 }))
+  )
+
+const answerOf = (outcome: Paywall.Outcome<AgentCore.Answer>): AgentCore.Answer => {
+  switch (outcome._tag) {
+    case "Settled":
+      return AgentCore.enrich(outcome.value, outcome.settlement)
+    case "NotCharged":
+      return outcome.value
+    case "Released":
+      // The reference's behaviour: a receipt that says `success: false` when the facilitator
+      // answered, none when the call itself failed.
+      return outcome.error.settlement !== undefined
+        ? AgentCore.enrich(outcome.value, outcome.error.settlement)
+        : outcome.value
+  }
+}
+
+/**
+ * The paid handler as an Effect handler: what `requiresPayment` runs, for use with another Lambda
+ * runtime such as `@effect-aws/lambda`'s `LambdaHandler.make({ handler, layer })`. Its answer is
+ * always an `InterceptorOutput`: every failure is already an answer.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const effectHandler = <R = never, LE = never, SE = never>(options: Options<R, LE, SE>) => {
+  const paywall = Paywall.make(paywallOptions(options))
+  const { billable, tokenHeaders } = settingsOf(options)
+  return <H extends Handler>(handler: LambdaRuntime.Checked<H, R>) =>
+  (
+    event: unknown,
+    context: LambdaRuntime.LambdaContext
+  ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> =>
+    Effect.gen(function*() {
+      const decoded = AgentCore.decodeCall(event)
+      if (Either.isLeft(decoded)) {
+        yield* Effect.logWarning(`x402: ${decoded.left.message}`)
+        return AgentCore.respond(AgentCore.invalidEventAnswer(decoded.left))
+      }
+      const call = decoded.right
+      yield* Effect.annotateCurrentSpan({ "mcp.method": call.method, "mcp.tool": call.toolName ?? "" })
+      const run = invoke<R>(() => handler(call.event, context)).pipe(
+        Effect.flatMap((value) =>
+          Either.match(AgentCore.normalize(value, call.id), {
+            onLeft: (reason) =>
+              Effect.fail(
+                new HandlerFailed({ message: "The handler returned an invalid result", cause: causeOf(reason) })
+              ),
+            onRight: Effect.succeed
+          })
+        )
+      )
+      if (!billable.has(call.method)) {
+        return yield* run.pipe(
+          Effect.map(AgentCore.respond),
+          Effect.catchTag("HandlerFailed", (error) => handlerFailureOutput(call.id, error))
+        )
+      }
+      return yield* Paywall.protect(
+        paywall,
+        {
+          request: call.event,
+          token: AgentCore.tokenOf(call.headers, tokenHeaders),
+          paymentRequiredMessage: PAYMENT_REQUIRED_MESSAGE
+        },
+        () => run,
+        {
+          isError: (answer) => !AgentCore.isChargeable(answer),
+          chargeOf: (answer) => AgentCore.chargeSource(answer, { headers: false })
+        }
+      ).pipe(
+        Effect.map((outcome) => AgentCore.respond(answerOf(outcome))),
+        Effect.catchAll((error) =>
+          error._tag === "HandlerFailed"
+            ? handlerFailureOutput(call.id, error)
+            : paymentFailureOutput(paywall, call.id, error)
+        )
+      )
+    }).pipe(
+      Effect.catchAllCause((cause) =>
+        Effect.as(Effect.logError("x402: internal failure", cause), AgentCore.respond(AgentCore.internalErrorAnswer))
+      ),
+      Effect.withSpan("RequiresPayment.handle")
+    )
+}
+
+const causeOf = (reason: string) => Cause.die(new Error(reason))
+
+/**
+ * Wraps an agent's Lambda handler with x402 payment: the seed's `@requires_payment`.
+ *
+ * - no token: the 402-style answer, the facilitator not called;
+ * - a token the facilitator refuses: the 402-style answer, nothing settled;
+ * - the handler fails, throws or answers `isError`: its error result, nothing settled;
+ * - otherwise the credits are settled (`_meta.creditsToCharge` may override the amount) and the
+ *   answer carries the `payment-response` receipt and `_meta.x402`.
+ *
+ * The runtime (facilitator, HTTP pool, services) is built on the first invocation and reused.
+ *
+ * @example
+ * ```ts
+ * import { requiresPayment } from "@effect-x402/lambda/RequiresPayment"
+ *
+ * export const handler = requiresPayment({ planId: process.env.NVM_PLAN_ID!, credits: 1 })(
+ *   async (event) => ({ content: [{ type: "text", text: "Hello!" }] })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const requiresPayment = <R = never, LE = never, SE = never>(options: Options<R, LE, SE>) => {
+  const make = effectHandler(options)
+  const facilitator: Layer.Layer<Facilitator, unknown> = options.layer ?? LambdaRuntime.defaultFacilitator
+  const layer = Layer.merge(facilitator, (options.services ?? Layer.empty) as Layer.Layer<R, SE>)
+  return <H extends Handler>(
+    handler: LambdaRuntime.Checked<H, R>
+  ): LambdaRuntime.Handler<unknown, AgentCore.InterceptorOutput> & {
+    readonly runtime: LambdaRuntime.LambdaRuntime<Facilitator | R>
+  } =>
+    LambdaRuntime.toHandler({
+      layer,
+      handler: make(handler),
+      fallback: () => AgentCore.respond(AgentCore.internalErrorAnswer),
+      memoMap: options.memoMap
+    })
+}

@@ -1,0 +1,56 @@
+import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+
+/**
+ * The user's handler failed, threw, rejected, died, or answered something that is not an answer.
+ * Never settled.
+ */
+export class HandlerFailed extends Data.TaggedError("HandlerFailed")<{
+  readonly message: string
+  readonly cause: Cause.Cause<unknown>
+}> {}
+
+const isThenable = (u: unknown): u is PromiseLike<unknown> =>
+  typeof u === "object" && u !== null && typeof (u as { then?: unknown }).then === "function"
+
+/** A readable message of whatever a handler failed with, like Python's `str(e)`. */
+export const messageOf = (error: unknown): string => {
+  if (error instanceof Error && error.message.length > 0) return error.message
+  if (typeof error === "string" && error.length > 0) return error
+  if (typeof error === "object" && error !== null) {
+    const message = (error as { message?: unknown }).message
+    if (typeof message === "string" && message.length > 0) return message
+    const tag = (error as { _tag?: unknown })._tag
+    if (typeof tag === "string") return tag
+  }
+  return "Internal error"
+}
+
+/** The message of a failure cause: the first error or defect, or an interruption. */
+export const messageOfCause = (cause: Cause.Cause<unknown>): string => {
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) return messageOf(failure.value)
+  const defect = Cause.dieOption(cause)
+  if (Option.isSome(defect)) return messageOf(defect.value)
+  return Cause.isInterruptedOnly(cause) ? "The handler was interrupted" : "Internal error"
+}
+
+/**
+ * Runs a handler that may return an Effect, a Promise or a plain value (or throw): every way it can
+ * fail becomes a `HandlerFailed`.
+ */
+export const invoke = <R>(thunk: () => unknown): Effect.Effect<unknown, HandlerFailed, R> =>
+  Effect.suspend((): Effect.Effect<unknown, unknown, R> => {
+    const out = thunk()
+    if (Effect.isEffect(out)) return out as Effect.Effect<unknown, unknown, R>
+    if (isThenable(out)) return Effect.tryPromise({ try: () => Promise.resolve(out), catch: (error) => error })
+    return Effect.succeed(out)
+  }).pipe(
+    Effect.catchAllCause((cause) => Effect.fail(new HandlerFailed({ message: messageOfCause(cause), cause })))
+  )
+
+/** Logs a handler failure with its cause, for the operator. */
+export const logHandlerFailure = (error: HandlerFailed): Effect.Effect<void> =>
+  Effect.logError(`x402: handler failed: ${error.message}`, error.cause)
