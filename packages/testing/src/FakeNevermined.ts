@@ -166,8 +166,14 @@ export interface Options {
   readonly port?: number | undefined
   /** The API-key prefix (`sandbox`, `live`, ...). Default `sandbox`. */
   readonly environment?: string | undefined
+  /** The provider's account address. */
   readonly provider?: string | undefined
+  /** The provider's API key; default one made for `provider` with `makeApiKey`. */
+  readonly apiKey?: string | undefined
+  /** The subscriber's account address. */
   readonly subscriber?: string | undefined
+  /** The subscriber's API key; default one made for `subscriber`. */
+  readonly subscriberApiKey?: string | undefined
 }
 
 const base64url = (text: string): string => Buffer.from(text, "utf8").toString("base64url")
@@ -258,15 +264,14 @@ export const make = (
     const ledger = options.ledger ?? new Ledger()
     const environment = options.environment ?? "sandbox"
     const accounts = new Map<string, string>()
-    const addAccount = (address: string): string => {
-      const key = makeApiKey(address, environment)
+    const addAccount = (address: string, key = makeApiKey(address, environment)): string => {
       accounts.set(key, address)
       return key
     }
     const provider = options.provider ?? "0xb01d3r0000000000000000000000000000000001"
     const subscriber = options.subscriber ?? "0x5ub5cr1b3r00000000000000000000000000001"
-    const apiKey = addAccount(provider)
-    const subscriberApiKey = addAccount(subscriber)
+    const apiKey = addAccount(provider, options.apiKey)
+    const subscriberApiKey = addAccount(subscriber, options.subscriberApiKey)
 
     const queued = new Map<Route, Array<Fault>>()
     const standing = new Map<Route, Fault>()
@@ -543,7 +548,7 @@ export const make = (
       faults,
       requests,
       calls: (name) => counts.get(name) ?? 0,
-      addAccount
+      addAccount: (address) => addAccount(address)
     }
   })
 
