@@ -6,16 +6,15 @@
  */
 import type * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
-import type * as PaymentError from "@effect-x402/core/PaymentError"
 import * as Paywall from "@effect-x402/core/Paywall"
 import type * as X402 from "@effect-x402/core/X402"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as AgentCore from "./AgentCore.js"
-import { HandlerFailed, invoke, logHandlerFailure } from "./internal/handler.js"
+import { handlerFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
+import { HandlerFailed, invoke } from "./internal/handler.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
 
 /**
@@ -65,25 +64,7 @@ export interface Options<R = never, LE = never, SE = never> extends Paywall.Hook
 
 const PAYMENT_REQUIRED_MESSAGE = "Payment required to access this resource"
 
-/**
- * The settings shared by the AgentCore adapters, validated once.
- *
- * @internal
- */
-export const settingsOf = (options: {
-  readonly tokenHeader?: string | ReadonlyArray<string> | undefined
-  readonly billableMethods?: ReadonlyArray<string> | undefined
-}) => ({
-  tokenHeaders: AgentCore.tokenHeaders(options.tokenHeader),
-  billable: new Set(options.billableMethods ?? AgentCore.DEFAULT_BILLABLE_METHODS)
-})
-
-/**
- * The paywall options of the adapter options.
- *
- * @internal
- */
-export const paywallOptions = <R>(options: Options<R, unknown, unknown>): Paywall.Options<
+const paywallOptions = <R>(options: Options<R, unknown, unknown>): Paywall.Options<
   AgentCore.InterceptorInput,
   R,
   unknown
@@ -104,56 +85,6 @@ export const paywallOptions = <R>(options: Options<R, unknown, unknown>): Paywal
   onAfterSettle: options.onAfterSettle,
   onPaymentError: options.onPaymentError
 })
-
-/**
- * The answer to a payment failure: the `onPaymentError` hook's replacement when it gives one (in
- * any handler format), else the default answer of wire.md §3/§6.
- *
- * @internal
- */
-export const paymentFailureOutput = <Req, R>(
-  paywall: Paywall.Paywall<Req, R, unknown>,
-  id: AgentCore.JsonRpcId,
-  failure: PaymentError.PaymentFailure,
-  messages?: { readonly invalid?: (reason: string) => string }
-): Effect.Effect<AgentCore.InterceptorOutput> =>
-  Effect.gen(function*() {
-    yield* logPaymentFailure(failure)
-    const replacement = yield* Paywall.replacementFor(paywall, failure)
-    if (Option.isSome(replacement)) {
-      const answer = AgentCore.normalize(replacement.value, id)
-      if (Either.isRight(answer)) return AgentCore.respond(answer.right)
-      yield* Effect.logWarning(`x402: onPaymentError returned no usable answer (${answer.left}); default answer sent`)
-    }
-    return AgentCore.respond(AgentCore.paymentFailureAnswer(id, failure, messages))
-  })
-
-const logPaymentFailure = (failure: PaymentError.PaymentFailure): Effect.Effect<void> => {
-  switch (failure._tag) {
-    case "PaymentRequired":
-      return Effect.logDebug("x402: payment required (no token)")
-    case "VerifyFailed":
-      return failure.reason === "Invalid"
-        ? Effect.logInfo(`x402: ${failure.message}`)
-        : Effect.logWarning(`x402: ${failure.message}`)
-    case "SettleFailed":
-      return Effect.logError(`x402: output withheld: ${failure.message}`)
-  }
-}
-
-/**
- * The answer to a failed handler: an error result with code 500, nothing charged.
- *
- * @internal
- */
-export const handlerFailureOutput = (
-  id: AgentCore.JsonRpcId,
-  error: HandlerFailed
-): Effect.Effect<AgentCore.InterceptorOutput> =>
-  Effect.as(
-    logHandlerFailure(error),
-    AgentCore.respond(AgentCore.errorAnswer(id, { error: error.message, code: 500 }))
-  )
 
 const answerOf = (outcome: Paywall.Outcome<AgentCore.Answer>): AgentCore.Answer => {
   switch (outcome._tag) {

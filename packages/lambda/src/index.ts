@@ -22,3 +22,10 @@ export * as LambdaRuntime from "./LambdaRuntime.js"
  * @since 0.1.0
  */
 export * as RequiresPayment from "./RequiresPayment.js"
+
+/**
+ * The two-phase AgentCore Gateway interceptor: REQUEST verifies, RESPONSE settles.
+ *
+ * @since 0.1.0
+ */
+export * as Interceptor from "./Interceptor.js"

@@ -1,0 +1,275 @@
+/**
+ * The two-phase AgentCore Gateway interceptor (the seed's `AgentCoreInterceptor`): a separate
+ * Lambda in front of an existing target. The REQUEST phase verifies and forwards; the RESPONSE
+ * phase settles and adds the receipt.
+ *
+ * @since 0.1.0
+ */
+import * as Credits from "@effect-x402/core/Credits"
+import type { Facilitator } from "@effect-x402/core/Facilitator"
+import { SettleFailed } from "@effect-x402/core/PaymentError"
+import * as Paywall from "@effect-x402/core/Paywall"
+import type * as X402 from "@effect-x402/core/X402"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as AgentCore from "./AgentCore.js"
+import { paymentFailureOutput, settingsOf } from "./internal/answers.js"
+import * as LambdaRuntime from "./LambdaRuntime.js"
+
+/**
+ * The price of a tool. A tool without a plan uses the default plan of the options.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ToolConfig<R = never> {
+  readonly planId?: string | undefined
+  readonly planIds?: ReadonlyArray<string> | undefined
+  /** Credits per call (a number, or a function of the event). Default: the options' `credits`, else 1. */
+  readonly credits?: Credits.Policy<AgentCore.InterceptorInput, R> | undefined
+  readonly agentId?: string | undefined
+}
+
+/**
+ * Options of `interceptor`. The top-level `planId`/`planIds`/`credits` are the default for tools
+ * without their own configuration; without them, such tools are forwarded untouched.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<R = never, LE = never, SE = never> extends Paywall.Hooks<unknown>, ToolConfig<R> {
+  /** Per-tool prices, by tool name (with or without the `Target___` prefix). */
+  readonly tools?: { readonly [toolName: string]: ToolConfig<R> } | undefined
+  /** Advertised as `resource.url`; default the Lambda's `invokedFunctionArn`. */
+  readonly endpoint?: string | undefined
+  readonly network?: string | undefined
+  readonly scheme?: X402.Scheme | undefined
+  readonly description?: string | undefined
+  /** The header(s) carrying the token, tried in order, any case. Default `payment-signature`. */
+  readonly tokenHeader?: string | ReadonlyArray<string> | undefined
+  /** Methods that are charged; others are forwarded untouched. Default `["tools/call"]`. */
+  readonly billableMethods?: ReadonlyArray<string> | undefined
+  /** When settlement fails: `withhold` the target's output (default) or `release` it. */
+  readonly onSettleFailure?: Paywall.SettleFailurePolicy | undefined
+  /** The facilitator. Default: the live Nevermined layer from the environment, over `fetch`. */
+  readonly layer?: Layer.Layer<Facilitator, LE> | undefined
+  /** The services an Effect credits policy needs. */
+  readonly services?: Layer.Layer<R, SE> | undefined
+  readonly memoMap?: Layer.MemoMap | undefined
+}
+
+type AnyPaywall<R> = Paywall.Paywall<AgentCore.InterceptorInput, R, unknown>
+
+const paywallOf = <R>(options: Options<R, unknown, unknown>, tool: ToolConfig<R>): AnyPaywall<R> => {
+  const ownPlans = tool.planId !== undefined || tool.planIds !== undefined
+  return Paywall.make({
+    planId: ownPlans ? tool.planId : options.planId,
+    planIds: ownPlans ? tool.planIds : options.planIds,
+    agentId: tool.agentId ?? options.agentId,
+    credits: tool.credits ?? options.credits,
+    endpoint: options.endpoint,
+    network: options.network,
+    scheme: options.scheme,
+    description: options.description,
+    httpVerb: "POST",
+    onSettleFailure: options.onSettleFailure,
+    onBeforeVerify: options.onBeforeVerify,
+    onAfterVerify: options.onAfterVerify,
+    onAfterSettle: options.onAfterSettle,
+    onPaymentError: options.onPaymentError
+  })
+}
+
+const passThrough = (response: AgentCore.GatewayResponse): AgentCore.InterceptorOutput =>
+  AgentCore.respond({
+    statusCode: response.statusCode ?? 200,
+    headers: AgentCore.copyHeaders(response.headers),
+    body: response.body ?? null
+  })
+
+/**
+ * The interceptor as an Effect handler, for use with another Lambda runtime (e.g.
+ * `@effect-aws/lambda`). Its answer is always an `InterceptorOutput`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const effectHandler = <R = never, LE = never, SE = never>(options: Options<R, LE, SE>) => {
+  const { billable, tokenHeaders } = settingsOf(options)
+  // Validated now: a tool priced wrongly should stop the cold start, not its first call.
+  const tools = new Map(Object.entries(options.tools ?? {}).map(([name, tool]) => [name, paywallOf(options, tool)]))
+  const fallback = options.planId !== undefined || options.planIds !== undefined
+    ? paywallOf(options, {})
+    : undefined
+  const paywallFor = (call: AgentCore.Call): AnyPaywall<R> | undefined => {
+    if (!billable.has(call.method)) return undefined
+    const full = AgentCore.fullToolNameOf(call.method, call.request.params)
+    return (full !== undefined ? tools.get(full) : undefined) ??
+      (call.toolName !== undefined ? tools.get(call.toolName) : undefined) ?? fallback
+  }
+
+  const request = (
+    call: AgentCore.Call,
+    paywall: AnyPaywall<R>,
+    context: LambdaRuntime.LambdaContext
+  ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> =>
+    Paywall.verify(paywall, {
+      request: call.event,
+      token: AgentCore.tokenOf(call.headers, tokenHeaders),
+      resourceUrl: resourceUrlOf(context),
+      paymentRequiredMessage: call.toolName !== undefined
+        ? `Payment required for tool: ${call.toolName}`
+        : `Payment required for method: ${call.method}`
+    }).pipe(
+      Effect.map((verified) =>
+        AgentCore.forward({
+          // The target gets the caller's headers without the token (it has no use for a credential
+          // that spends the caller's credits), and the verified request id, which no caller can forge.
+          headers: {
+            ...AgentCore.copyHeaders(call.headers, [...tokenHeaders, AgentCore.AGENT_REQUEST_ID_HEADER]),
+            ...(verified.agentRequestId !== undefined
+              ? { [AgentCore.AGENT_REQUEST_ID_HEADER]: verified.agentRequestId }
+              : {})
+          },
+          body: call.rawBody
+        })
+      ),
+      // The reference answers a refused token with the bare `invalidReason`.
+      Effect.catchAll((failure) => paymentFailureOutput(paywall, call.id, failure, { invalid: (reason) => reason }))
+    )
+
+  const response = (
+    call: AgentCore.Call,
+    paywall: AnyPaywall<R> | undefined,
+    target: AgentCore.GatewayResponse,
+    context: LambdaRuntime.LambdaContext
+  ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> =>
+    Effect.gen(function*() {
+      const statusCode = target.statusCode ?? 200
+      // A gateway filtering the response body out (`payloadFilter`) sends `body: null`: the status is
+      // then all there is to judge by.
+      const chargeable = target.body === undefined || target.body === null
+        ? statusCode === 200
+        : AgentCore.isChargeable({ statusCode, body: target.body })
+      const token = AgentCore.tokenOf(call.headers, tokenHeaders)
+      const agentRequestId = AgentCore.headerValue(call.headers, AgentCore.AGENT_REQUEST_ID_HEADER) ??
+        AgentCore.headerValue(target.headers, AgentCore.AGENT_REQUEST_ID_HEADER)
+      if (paywall === undefined || !chargeable) return passThrough(target)
+      if (token === undefined) {
+        if (agentRequestId !== undefined) {
+          yield* Effect.logError(
+            "x402: a verified call came back without its token, so it cannot be settled; " +
+              "check that the gateway passes the original request headers to the RESPONSE phase"
+          )
+        }
+        return passThrough(target)
+      }
+      const paymentRequired = yield* Paywall.requirements(paywall, resourceUrlOf(context))
+      const settled = yield* Credits.resolve(paywall.credits, call.event).pipe(
+        Effect.flatMap((fallback) =>
+          Credits.settleAmount(
+            AgentCore.chargeSource({ headers: target.headers, body: target.body }, { headers: true }),
+            fallback
+          )
+        ),
+        Effect.mapError((cause) => new SettleFailed({ reason: "InvalidAmount", paymentRequired, credits: 0, cause })),
+        Effect.flatMap((credits) =>
+          Paywall.settle(paywall, { paymentRequired, token: Redacted.make(token), credits, agentRequestId })
+        ),
+        Effect.either
+      )
+      const answer: AgentCore.Answer = {
+        statusCode,
+        headers: AgentCore.copyHeaders(target.headers),
+        body: target.body ?? null
+      }
+      if (Either.isRight(settled)) return AgentCore.respond(AgentCore.enrich(answer, settled.right))
+      if (paywall.onSettleFailure === "release") {
+        yield* Effect.logWarning(`x402: settlement failed, output released by policy: ${settled.left.message}`)
+        return AgentCore.respond(
+          settled.left.settlement !== undefined ? AgentCore.enrich(answer, settled.left.settlement) : answer
+        )
+      }
+      return yield* paymentFailureOutput(paywall, call.id, settled.left)
+    })
+
+  return (
+    event: unknown,
+    context: LambdaRuntime.LambdaContext
+  ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> =>
+    Effect.gen(function*() {
+      const decoded = AgentCore.decodeCall(event)
+      if (Either.isLeft(decoded)) {
+        yield* Effect.logWarning(`x402: ${decoded.left.message}`)
+        return AgentCore.respond(AgentCore.invalidEventAnswer(decoded.left))
+      }
+      const call = decoded.right
+      const paywall = paywallFor(call)
+      yield* Effect.annotateCurrentSpan({
+        "mcp.method": call.method,
+        "mcp.tool": call.toolName ?? "",
+        "x402.phase": call.phase,
+        "x402.billable": paywall !== undefined
+      })
+      if (call.phase === "RESPONSE") return yield* response(call, paywall, call.response ?? {}, context)
+      if (paywall === undefined) {
+        return AgentCore.forward({
+          ...(AgentCore.isRecord(call.event.mcp.gatewayRequest.headers)
+            ? { headers: AgentCore.copyHeaders(call.headers) }
+            : {}),
+          body: call.rawBody
+        })
+      }
+      return yield* request(call, paywall, context)
+    }).pipe(
+      Effect.catchAllCause((cause) =>
+        Effect.as(Effect.logError("x402: internal failure", cause), AgentCore.respond(AgentCore.internalErrorAnswer))
+      ),
+      Effect.withSpan("Interceptor.handle")
+    )
+}
+
+const resourceUrlOf = (context: LambdaRuntime.LambdaContext | undefined): string | undefined => {
+  const arn = AgentCore.own(context, "invokedFunctionArn")
+  return typeof arn === "string" && arn.length > 0 ? arn : undefined
+}
+
+/**
+ * The two-phase gateway interceptor as a Lambda handler (configure it for both REQUEST and
+ * RESPONSE, with `passRequestHeaders: true`):
+ *
+ * - REQUEST: a non-billable method or an unpriced tool is forwarded untouched; otherwise no token
+ *   or a refused token is answered with the 402-style result, and a verified call is forwarded
+ *   without the token, with `x-nvm-agent-request-id`;
+ * - RESPONSE: a status-200, non-`isError` answer to a priced call is settled (with the verified
+ *   request id, and `_meta.creditsToCharge` / `X-Credits-To-Charge` overriding the amount) and gets
+ *   the `payment-response` receipt and `_meta.x402`; anything else passes through unchanged.
+ *
+ * @example
+ * ```ts
+ * import { interceptor } from "@effect-x402/lambda/Interceptor"
+ *
+ * export const handler = interceptor({
+ *   planId: process.env.NVM_PLAN_ID!,
+ *   tools: { getPatient: { credits: 2 }, search: { planId: "plan-search", credits: 1 } }
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const interceptor = <R = never, LE = never, SE = never>(
+  options: Options<R, LE, SE>
+): LambdaRuntime.Handler<unknown, AgentCore.InterceptorOutput> & {
+  readonly runtime: LambdaRuntime.LambdaRuntime<Facilitator | R>
+} => {
+  const facilitator: Layer.Layer<Facilitator, unknown> = options.layer ?? LambdaRuntime.defaultFacilitator
+  return LambdaRuntime.toHandler({
+    layer: Layer.merge(facilitator, (options.services ?? Layer.empty) as Layer.Layer<R, SE>),
+    handler: effectHandler(options),
+    fallback: () => AgentCore.respond(AgentCore.internalErrorAnswer),
+    memoMap: options.memoMap
+  })
+}
