@@ -1,0 +1,293 @@
+/**
+ * x402 over plain HTTP for Lambdas behind API Gateway HTTP APIs (payload v2) and Lambda Function
+ * URLs: a real 402 with `payment-required`, 502 when the facilitator fails, and the
+ * `payment-response` receipt on a paid answer (wire.md §8).
+ *
+ * @since 0.1.0
+ */
+import * as Credits from "@effect-x402/core/Credits"
+import type { Facilitator } from "@effect-x402/core/Facilitator"
+import * as HttpPaywall from "@effect-x402/core/HttpPaywall"
+import * as PaymentContext from "@effect-x402/core/PaymentContext"
+import { isPaymentFailure, type PaymentFailure } from "@effect-x402/core/PaymentError"
+import * as Paywall from "@effect-x402/core/Paywall"
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import * as AgentCore from "./AgentCore.js"
+import { HandlerFailed, invoke, logHandlerFailure } from "./internal/handler.js"
+import * as LambdaRuntime from "./LambdaRuntime.js"
+
+/**
+ * The event API Gateway HTTP APIs (payload v2) and Function URLs send, re-exported from
+ * `@types/aws-lambda`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type HttpEvent = APIGatewayProxyEventV2
+
+/**
+ * The structured result of a v2 handler, re-exported from `@types/aws-lambda`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type HttpResult = APIGatewayProxyStructuredResultV2
+
+/**
+ * The part of a v2 event the paywall reads. Tolerant: every other field is ignored.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const HttpEventSchema = Schema.Struct({
+  rawPath: Schema.optional(Schema.String),
+  headers: Schema.optional(Schema.NullOr(AgentCore.Headers)),
+  requestContext: Schema.Struct({
+    domainName: Schema.optional(Schema.String),
+    http: Schema.Struct({ method: Schema.String, path: Schema.optional(Schema.String) })
+  }),
+  body: Schema.optional(Schema.NullOr(Schema.String)),
+  isBase64Encoded: Schema.optional(Schema.Boolean)
+})
+
+/**
+ * What the wrapped handler receives. It may return an Effect (which may use `PaymentContext`), a
+ * Promise or a plain value: a structured result (`statusCode`, `headers`, `body`) or anything else,
+ * which is sent as JSON with status 200, as API Gateway does.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Handler = (event: HttpEvent, context: LambdaRuntime.LambdaContext) => unknown
+
+/**
+ * Options of `httpHandler`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<R = never, LE = never, SE = never>
+  extends Paywall.Options<HttpEvent, R, HttpResult | Record<string, unknown>>
+{
+  /** The header(s) carrying the token, tried in order, any case. Default `payment-signature`. */
+  readonly tokenHeader?: string | ReadonlyArray<string> | undefined
+  /** The facilitator. Default: the live Nevermined layer from the environment, over `fetch`. */
+  readonly layer?: Layer.Layer<Facilitator, LE> | undefined
+  /** The services the handler's Effect (and an Effect credits policy) needs. */
+  readonly services?: Layer.Layer<R, SE> | undefined
+  readonly memoMap?: Layer.MemoMap | undefined
+}
+
+const JSON_HEADERS = { "content-type": "application/json" }
+
+const json = (statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResult => ({
+  statusCode,
+  headers: { ...JSON_HEADERS, ...headers },
+  body: JSON.stringify(body)
+})
+
+const fromAnswer = (answer: HttpPaywall.Answer): HttpResult => json(answer.status, answer.body, { ...answer.headers })
+
+/**
+ * Turns what a handler returned into a structured result: a value with a numeric `statusCode` is
+ * one (its headers made strings); anything else is sent as JSON with status 200, as API Gateway
+ * does. `undefined` and a bad status are not answers.
+ *
+ * @since 0.1.0
+ * @category handler results
+ */
+export const normalize = (value: unknown): Either.Either<HttpResult, string> => {
+  if (value === undefined) return Either.left("the handler returned nothing")
+  if (!AgentCore.isRecord(value) || AgentCore.own(value, "statusCode") === undefined) {
+    return Either.right(json(200, value))
+  }
+  const statusCode = AgentCore.own(value, "statusCode")
+  if (typeof statusCode !== "number" || !Number.isInteger(statusCode) || statusCode < 100 || statusCode > 599) {
+    return Either.left("the handler returned an invalid statusCode")
+  }
+  const body = AgentCore.own(value, "body")
+  const cookies = AgentCore.own(value, "cookies")
+  const isBase64Encoded = AgentCore.own(value, "isBase64Encoded")
+  return Either.right({
+    statusCode,
+    headers: AgentCore.copyHeaders(AgentCore.own(value, "headers")),
+    ...(body === undefined || body === null ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
+    ...(Array.isArray(cookies) ? { cookies: cookies.filter((c): c is string => typeof c === "string") } : {}),
+    ...(typeof isBase64Encoded === "boolean" ? { isBase64Encoded } : {})
+  })
+}
+
+// The override header is an instruction to the paywall, not part of the answer.
+const withReceipt = (result: HttpResult, settlement: Parameters<typeof HttpPaywall.receiptHeaders>[0]): HttpResult => {
+  const headers = AgentCore.copyHeaders(result.headers, [
+    Credits.CREDITS_HEADER,
+    ...Object.keys(HttpPaywall.receiptHeaders(settlement))
+  ])
+  return { ...result, headers: { ...headers, ...HttpPaywall.receiptHeaders(settlement) } }
+}
+
+const withoutChargeHeader = (result: HttpResult): HttpResult =>
+  result.headers === undefined
+    ? result
+    : { ...result, headers: AgentCore.copyHeaders(result.headers, [Credits.CREDITS_HEADER]) }
+
+const formatError = (error: ParseResult.ParseError): string => {
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  if (issue === undefined) return "invalid event"
+  const where = issue.path.length > 0 ? issue.path.join(".") : "the event"
+  return issue.message.length > 120 ? `${where} has the wrong shape` : `${where}: ${issue.message}`
+}
+
+const decodeEvent = Schema.decodeUnknownEither(HttpEventSchema, { errors: "first", onExcessProperty: "ignore" })
+
+/**
+ * The paid HTTP handler as an Effect handler, for use with another Lambda runtime (e.g.
+ * `@effect-aws/lambda`). Every failure is already an answer.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const effectHandler = <R = never, LE = never, SE = never>(options: Options<R, LE, SE>) => {
+  const paywall = Paywall.make(options)
+  const tokenHeaders = AgentCore.tokenHeaders(options.tokenHeader)
+  const failure = (configured: typeof paywall, error: PaymentFailure): Effect.Effect<HttpResult> =>
+    Effect.gen(function*() {
+      yield* error._tag === "PaymentRequired" || (error._tag === "VerifyFailed" && error.reason === "Invalid")
+        ? Effect.logDebug(`x402: ${error.message}`)
+        : Effect.logWarning(`x402: ${error.message}`)
+      const replacement = yield* Paywall.replacementFor(configured, error)
+      if (Option.isSome(replacement)) {
+        const result = normalize(replacement.value)
+        if (Either.isRight(result)) return result.right
+      }
+      return fromAnswer(HttpPaywall.failureAnswer(error))
+    })
+  const handlerFailure = (error: HandlerFailed): Effect.Effect<HttpResult> =>
+    Effect.as(
+      logHandlerFailure(error),
+      json(500, { error: "Internal Server Error", message: "The handler failed; nothing was charged" })
+    )
+
+  return <H extends Handler>(handler: LambdaRuntime.Checked<H, R | PaymentContext.PaymentContext>) =>
+  (event: unknown, context: LambdaRuntime.LambdaContext): Effect.Effect<HttpResult, never, Facilitator | R> =>
+    Effect.gen(function*() {
+      const decoded = decodeEvent(event)
+      if (Either.isLeft(decoded)) {
+        const message = `Not an API Gateway v2 / Function URL event: ${formatError(decoded.left)}`
+        yield* Effect.logWarning(`x402: ${message}`)
+        return json(400, { error: "Bad Request", message })
+      }
+      const request = decoded.right
+      const method = request.requestContext.http.method
+      const domain = request.requestContext.domainName
+      const path = request.rawPath ?? request.requestContext.http.path ?? "/"
+      // Single-use tokens bind the resource URL and the verb: both follow the request unless fixed.
+      const configured = options.httpVerb === undefined
+        ? { ...paywall, options: { ...paywall.options, httpVerb: method } }
+        : paywall
+      let requested = (): Option.Option<number> => Option.none()
+      return yield* Paywall.protect(
+        configured,
+        {
+          request: event as HttpEvent,
+          token: Option.getOrUndefined(
+            HttpPaywall.tokenFromHeaders(request.headers as HttpPaywall.HeadersInput, tokenHeaders)
+          ),
+          resourceUrl: domain !== undefined && domain.length > 0 ? `https://${domain}${path}` : undefined
+        },
+        (verified) => {
+          const payment = PaymentContext.make(verified)
+          requested = payment.requestedCharge
+          return invoke<R | PaymentContext.PaymentContext>(() => handler(event as HttpEvent, context)).pipe(
+            Effect.provideService(PaymentContext.PaymentContext, payment.service),
+            Effect.flatMap((value) =>
+              Either.match(normalize(value), {
+                onLeft: (reason) =>
+                  Effect.fail(new HandlerFailed({ message: reason, cause: Cause.die(new Error(reason)) })),
+                onRight: Effect.succeed
+              })
+            )
+          )
+        },
+        {
+          isError: (result) => !HttpPaywall.isChargeable(result.statusCode ?? 200),
+          chargeOf: (result) =>
+            Option.match(requested(), {
+              onNone: () => ({ headers: result.headers }),
+              onSome: (credits) => ({ body: { creditsToCharge: credits } })
+            })
+        }
+      ).pipe(
+        Effect.map((outcome) => {
+          switch (outcome._tag) {
+            case "Settled":
+              return withReceipt(outcome.value, outcome.settlement)
+            case "Released":
+              return withReceipt(outcome.value, HttpPaywall.failedSettlement(outcome.error))
+            case "NotCharged":
+              return withoutChargeHeader(outcome.value)
+          }
+        }),
+        Effect.catchAll((error) => isPaymentFailure(error) ? failure(configured, error) : handlerFailure(error))
+      )
+    }).pipe(
+      Effect.catchAllCause((cause) =>
+        Effect.as(
+          Effect.logError("x402: internal failure", cause),
+          json(500, { error: "Internal Server Error", message: "Internal error" })
+        )
+      ),
+      Effect.withSpan("HttpHandler.handle")
+    )
+}
+
+/**
+ * Wraps a Lambda handler behind API Gateway (HTTP API, payload v2) or a Function URL with the x402
+ * HTTP transport:
+ *
+ * - no token, or a token the facilitator refuses: **402** with `payment-required` and
+ *   `{"error":"Payment Required","message":...}`;
+ * - the facilitator unreachable, timing out or answering garbage: **502**;
+ * - the handler answers status >= 400 (or fails): passed through (or 500), nothing settled;
+ * - otherwise the credits are settled (the handler may ask for another amount with
+ *   `PaymentContext.chargeCredits` or an `X-Credits-To-Charge` header) and the answer carries
+ *   `payment-response`.
+ *
+ * `resource.url` is `https://<domainName><rawPath>` and `extra.httpVerb` the request's method,
+ * unless `endpoint` / `httpVerb` fix them.
+ *
+ * @example
+ * ```ts
+ * import { httpHandler } from "@effect-x402/lambda/HttpHandler"
+ *
+ * export const handler = httpHandler({ planId: process.env.NVM_PLAN_ID!, credits: 1 })(
+ *   async (event) => ({ statusCode: 200, body: JSON.stringify({ answer: 42 }) })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const httpHandler = <R = never, LE = never, SE = never>(options: Options<R, LE, SE>) => {
+  const make = effectHandler(options)
+  const facilitator: Layer.Layer<Facilitator, unknown> = options.layer ?? LambdaRuntime.defaultFacilitator
+  const layer = Layer.merge(facilitator, (options.services ?? Layer.empty) as Layer.Layer<R, SE>)
+  return <H extends Handler>(
+    handler: LambdaRuntime.Checked<H, R | PaymentContext.PaymentContext>
+  ): LambdaRuntime.Handler<unknown, HttpResult> & {
+    readonly runtime: LambdaRuntime.LambdaRuntime<Facilitator | R>
+  } =>
+    LambdaRuntime.toHandler({
+      layer,
+      handler: make(handler),
+      fallback: () => json(500, { error: "Internal Server Error", message: "Internal error" }),
+      memoMap: options.memoMap
+    })
+}
