@@ -24,6 +24,13 @@ export * as Facilitator from "./Facilitator.js"
 export * as HttpPaywall from "./HttpPaywall.js"
 
 /**
+ * The x402 MCP in-band transport: payment and receipt in `_meta`, payment required as a result.
+ *
+ * @since 0.1.0
+ */
+export * as McpPayment from "./McpPayment.js"
+
+/**
  * The Nevermined backend: environments, API keys, the live facilitator.
  *
  * @since 0.1.0

@@ -1,0 +1,257 @@
+/**
+ * The x402 MCP in-band transport (wire.md §9): the payment arrives in the tool call's
+ * `params._meta["x402/payment"]`, the receipt goes to `result._meta["x402/payment-response"]`, and
+ * a payment-required answer is an error result carrying the PaymentRequired as `structuredContent`
+ * and as the JSON text of `content[0]`. The `payment-signature` header of the MCP HTTP request is
+ * accepted too, when no in-band payment came.
+ *
+ * Independent of any MCP library: results are plain `CallToolResult`-shaped objects.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import type { Facilitator } from "./Facilitator.js"
+import * as HttpPaywall from "./HttpPaywall.js"
+import * as PaymentContext from "./PaymentContext.js"
+import { isPaymentFailure, type PaymentFailure } from "./PaymentError.js"
+import * as Paywall from "./Paywall.js"
+import * as X402 from "./X402.js"
+
+/**
+ * The `_meta` key of the payment in a request's params.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const PAYMENT_META_KEY = "x402/payment"
+
+/**
+ * The `_meta` key of the receipt in a result.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const PAYMENT_RESPONSE_META_KEY = "x402/payment-response"
+
+/**
+ * An MCP `CallToolResult`, as plain data.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ToolResult {
+  readonly content: ReadonlyArray<unknown>
+  readonly structuredContent?: unknown
+  readonly isError?: boolean | undefined
+  readonly _meta?: { readonly [key: string]: unknown } | undefined
+}
+
+/**
+ * A text content block.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TextContent {
+  readonly type: "text"
+  readonly text: string
+}
+
+/**
+ * The error result of a payment that did not go through.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PaymentResult extends ToolResult {
+  readonly isError: true
+  readonly content: ReadonlyArray<TextContent>
+  readonly structuredContent?: { readonly [key: string]: unknown } | undefined
+}
+
+const own = (u: unknown, key: string): unknown =>
+  typeof u === "object" && u !== null && !Array.isArray(u) && Object.prototype.hasOwnProperty.call(u, key)
+    ? (u as Record<string, unknown>)[key]
+    : undefined
+
+/**
+ * The caller's token carried in band, in a request's `_meta`: a string is the access token itself; an
+ * object is an x402 PaymentPayload, whose access token is the base64 of its JSON (as Nevermined
+ * encodes it). Anything else, or a payload larger than a header could be, counts as no payment.
+ *
+ * @since 0.1.0
+ * @category tokens
+ */
+export const tokenFromMeta = (meta: unknown): Option.Option<Redacted.Redacted<string>> => {
+  const payment = own(meta, PAYMENT_META_KEY)
+  if (typeof payment === "string") return Paywall.token(payment)
+  if (typeof payment !== "object" || payment === null || Array.isArray(payment)) return Option.none()
+  let json: string
+  try {
+    json = JSON.stringify(payment)
+  } catch {
+    return Option.none()
+  }
+  return json.length > X402.MAX_HEADER_LENGTH ? Option.none() : Paywall.token(X402.encodeBase64(json))
+}
+
+/**
+ * The caller's token: in band first, then the request's headers.
+ *
+ * @since 0.1.0
+ * @category tokens
+ */
+export const tokenOf = (
+  request: { readonly meta?: unknown; readonly headers?: HttpPaywall.HeadersInput },
+  tokenHeaders: ReadonlyArray<string> = HttpPaywall.DEFAULT_TOKEN_HEADERS
+): Option.Option<Redacted.Redacted<string>> =>
+  Option.orElse(tokenFromMeta(request.meta), () => HttpPaywall.tokenFromHeaders(request.headers, tokenHeaders))
+
+const encodePaymentRequired = Schema.encodeSync(X402.PaymentRequired)
+const encodeSettlement = Schema.encodeSync(X402.SettleResponse)
+
+const text = (value: unknown): TextContent => ({ type: "text", text: JSON.stringify(value) })
+
+/**
+ * The payment-required result: `isError`, the PaymentRequired (with an `error` that says why) as
+ * `structuredContent` and as the JSON text of `content[0]`.
+ *
+ * @since 0.1.0
+ * @category results
+ */
+export const paymentRequiredResult = (paymentRequired: X402.PaymentRequired, message?: string): PaymentResult => {
+  const structuredContent = {
+    ...encodePaymentRequired(paymentRequired),
+    ...(message !== undefined ? { error: message } : {})
+  }
+  return { isError: true, structuredContent, content: [text(structuredContent)] }
+}
+
+/**
+ * A result with the receipt of a settlement in `_meta["x402/payment-response"]`, merged into any
+ * existing `_meta`.
+ *
+ * @since 0.1.0
+ * @category results
+ */
+export const withReceipt = <A extends ToolResult>(result: A, settlement: X402.SettleResponse): A => ({
+  ...result,
+  _meta: { ...result._meta, [PAYMENT_RESPONSE_META_KEY]: encodeSettlement(settlement) }
+})
+
+const errorResult = (code: number, message: string): PaymentResult => ({
+  isError: true,
+  content: [text({ error: message, code })]
+})
+
+/**
+ * The result of a payment failure:
+ * - no token, a token the facilitator refused, a settlement the facilitator refused: the
+ *   payment-required result (the client may pay and call again);
+ * - facilitator unreachable, timed out, answering garbage, or a settlement of unknown outcome: an
+ *   error result `{"error": message, "code": 502}`;
+ * - an invalid amount (credits policy or override): an error result with code 500.
+ *
+ * A failed settlement withholds the output and adds a `success: false` receipt.
+ *
+ * @since 0.1.0
+ * @category results
+ */
+export const failureResult = (error: PaymentFailure): PaymentResult => {
+  switch (error._tag) {
+    case "PaymentRequired":
+      return paymentRequiredResult(error.paymentRequired, error.message)
+    case "VerifyFailed":
+      return error.reason === "Invalid"
+        ? paymentRequiredResult(error.paymentRequired, error.message)
+        : errorResult(error.reason === "Unavailable" ? 502 : 500, error.message)
+    case "SettleFailed": {
+      const result = error.reason === "Rejected"
+        ? paymentRequiredResult(error.paymentRequired, error.message)
+        : errorResult(error.reason === "InvalidAmount" ? 500 : 502, error.message)
+      return withReceipt(result, HttpPaywall.failedSettlement(error))
+    }
+  }
+}
+
+/**
+ * One tool call to protect.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Call<Req> {
+  /** What a credits function receives. */
+  readonly request: Req
+  /** The request's `params._meta`. */
+  readonly meta?: unknown
+  /** The MCP HTTP request's headers, when there is one. */
+  readonly headers?: HttpPaywall.HeadersInput
+  /** Header names that may carry the token; default `payment-signature`. */
+  readonly tokenHeaders?: ReadonlyArray<string> | undefined
+  /** The tool's name, for the payment-required message. */
+  readonly toolName?: string | undefined
+  /** The resource URL when the options name no `endpoint`. */
+  readonly resourceUrl?: string | undefined
+}
+
+/**
+ * Runs a tool call behind the paywall, in band: verify → run the tool → settle, exactly once per
+ * verified call. The tool may read the payment, and charge another amount, through
+ * `PaymentContext`; it may also ask for an amount in its result (`_meta.creditsToCharge`, or a JSON
+ * text item with `creditsToCharge`, see `Credits.findCharge`).
+ *
+ * A result with `isError: true`, a failure or a defect of the tool is not settled (the failure or
+ * defect passes through unchanged). Payment failures become results (see `failureResult`);
+ * `onPaymentError` may return another.
+ *
+ * @since 0.1.0
+ * @category pipeline
+ */
+export const protect = <Req, R, A extends ToolResult, E, R2>(
+  paywall: Paywall.Paywall<Req, R, ToolResult>,
+  call: Call<Req>,
+  tool: Effect.Effect<A, E, R2>
+): Effect.Effect<A | ToolResult, E, Facilitator | R | Exclude<R2, PaymentContext.PaymentContext>> =>
+  Effect.suspend(() => {
+    let requested = (): Option.Option<number> => Option.none()
+    return Paywall.protect(paywall, {
+      request: call.request,
+      token: Option.getOrUndefined(tokenOf(call, call.tokenHeaders)),
+      resourceUrl: call.resourceUrl,
+      paymentRequiredMessage: call.toolName !== undefined ? `Payment required for tool: ${call.toolName}` : undefined
+    }, (verified) => {
+      const context = PaymentContext.make(verified)
+      requested = context.requestedCharge
+      return Effect.provideService(tool, PaymentContext.PaymentContext, context.service)
+    }, {
+      isError: (result) => result.isError === true,
+      chargeOf: (result) =>
+        Option.match(requested(), {
+          onNone: () => ({ result }),
+          onSome: (creditsToCharge) => ({ result: { _meta: { creditsToCharge } } })
+        })
+    }).pipe(
+      Effect.map((outcome): A => {
+        switch (outcome._tag) {
+          case "Settled":
+            return withReceipt(outcome.value, outcome.settlement)
+          case "Released":
+            return withReceipt(outcome.value, HttpPaywall.failedSettlement(outcome.error))
+          case "NotCharged":
+            return outcome.value
+        }
+      }),
+      Effect.catchIf(isPaymentFailure, (error) =>
+        Effect.map(
+          Paywall.replacementFor(paywall, error),
+          Option.getOrElse((): ToolResult => failureResult(error))
+        )),
+      Effect.withSpan("McpPayment.protect", {
+        attributes: call.toolName !== undefined ? { "mcp.tool": call.toolName } : {}
+      })
+    )
+  })
