@@ -15,7 +15,6 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -228,13 +227,10 @@ export const make = (
         agentId: key.agentId,
         delegationId: options.delegationId
       })
-    // The cache also dedupes concurrent mints for one plan; failures are not kept.
-    const tokens = yield* Cache.makeWith({
-      capacity: 256,
-      lookup: mint,
-      timeToLive: (exit) => Exit.isSuccess(exit) ? Duration.infinity : Duration.zero
-    })
-    const tokenFor = (key: TokenKey) => cacheTokens ? tokens.get(key) : mint(key)
+    // The cache also dedupes concurrent mints for one plan; a failure is dropped right away.
+    const tokens = yield* Cache.make({ capacity: 256, lookup: mint, timeToLive: Duration.infinity })
+    const tokenFor = (key: TokenKey) =>
+      cacheTokens ? Effect.tapError(tokens.get(key), () => tokens.invalidate(key)) : mint(key)
     const forget = (key: TokenKey) => cacheTokens ? tokens.invalidate(key) : Effect.void
 
     const select = (paymentRequired: X402.PaymentRequired): X402.Accepted | undefined => {

@@ -1,11 +1,10 @@
 // Shared helpers of the tests that talk to FakeNevermined over real HTTP.
-import type { Facilitator } from "@effect-x402/core"
-import { Nevermined, X402 } from "@effect-x402/core"
-import type { FakeNevermined } from "@effect-x402/testing"
-import { type TestFacilitator } from "@effect-x402/testing"
-import { FetchHttpClient, HttpClient } from "@effect/platform"
-import { NodeHttpClient } from "@effect/platform-node"
-import { Duration, Effect, Layer, Redacted, type Scope, TestClock } from "effect"
+import { Facilitator, Nevermined, Paywall, Subscriber, X402 } from "@effect-x402/core"
+import type { FakeNevermined, TestFacilitator } from "@effect-x402/testing"
+import { FetchHttpClient, HttpClient, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
+import { Duration, Effect, Either, Layer, Redacted, type Scope, TestClock } from "effect"
+import * as Http from "node:http"
 
 export const PLAN = "plan-1"
 export const FIAT_PLAN = "plan-fiat"
@@ -95,4 +94,125 @@ export const advanceUntil = (
       yield* realSleep(3)
     }
     return advanced
+  })
+
+/** A live subscriber pointed at the fake, with the fake's subscriber key. */
+export const subscriber = (
+  fake: FakeNevermined.FakeNevermined.Service,
+  options: Partial<Subscriber.Options> = {},
+  client: Layer.Layer<HttpClient.HttpClient> = FetchHttpClient.layer
+): Effect.Effect<Subscriber.Subscriber.Service, Nevermined.InvalidApiKey, Scope.Scope> =>
+  Effect.flatMap(
+    Layer.build(client),
+    (context) =>
+      Subscriber.make({ apiKey: fake.subscriberApiKey, backendUrl: fake.url, ...options }).pipe(
+        Effect.provide(context)
+      )
+  )
+
+/**
+ * A paid agent served on loopback: `Paywall.protect` with the live facilitator pointed at the fake.
+ * `POST /tool` speaks the plain x402 HTTP transport (wire.md §8); `POST /mcp` the AgentCore form
+ * (status 200, `isError` result, wire.md §3).
+ */
+export const paidAgent = (
+  fake: FakeNevermined.FakeNevermined.Service,
+  options: { readonly planIds?: ReadonlyArray<string>; readonly credits?: number } = {}
+) =>
+  Effect.gen(function*() {
+    const live = yield* facilitator(fake)
+    let calls = 0
+    const paywall = Paywall.make<unknown>({
+      planIds: options.planIds ?? [PLAN],
+      agentId: AGENT,
+      endpoint: ENDPOINT,
+      httpVerb: "POST",
+      credits: options.credits ?? 2
+    })
+
+    const handle = (agentCore: boolean) =>
+      Effect.gen(function*() {
+        calls++
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const token = request.headers[X402.PAYMENT_SIGNATURE_HEADER]
+        const outcome = yield* Paywall.protect(paywall, { request: undefined, token }, () =>
+          Effect.succeed({ answer: 42 })).pipe(Effect.either)
+        if (Either.isRight(outcome)) {
+          if (outcome.right._tag !== "Settled") {
+            return HttpServerResponse.text("unexpected", { status: 500 })
+          }
+          const settlement = outcome.right.settlement
+          return agentCore
+            ? HttpServerResponse.unsafeJson({
+              jsonrpc: "2.0",
+              id: 1,
+              result: { content: [{ type: "text", text: "42" }], _meta: { x402: X402.metaOf(settlement) } }
+            }, { headers: { [X402.PAYMENT_RESPONSE_HEADER]: X402.ReceiptHeader.encode(X402.receiptOf(settlement)) } })
+            : HttpServerResponse.unsafeJson(outcome.right.value, {
+              headers: { [X402.PAYMENT_RESPONSE_HEADER]: X402.SettleResponseHeader.encode(settlement) }
+            })
+        }
+        const error = outcome.left
+        const demand = (extra: Record<string, string> = {}) => {
+          const headers = {
+            [X402.PAYMENT_REQUIRED_HEADER]: X402.PaymentRequiredHeader.encode(error.paymentRequired),
+            ...extra
+          }
+          return agentCore
+            ? HttpServerResponse.unsafeJson({
+              jsonrpc: "2.0",
+              id: 1,
+              result: {
+                isError: true,
+                content: [{
+                  type: "text",
+                  text: JSON.stringify({ error: "Payment required", code: 402, message: error.message })
+                }],
+                _meta: { x402: true }
+              }
+            }, { headers })
+            : HttpServerResponse.unsafeJson({ error: "Payment Required", message: error.message }, {
+              status: 402,
+              headers
+            })
+        }
+        switch (error._tag) {
+          case "PaymentRequired":
+            return demand()
+          case "VerifyFailed":
+            return error.reason === "Unavailable"
+              ? HttpServerResponse.unsafeJson({ error: "Bad Gateway", message: error.message }, { status: 502 })
+              : demand()
+          case "SettleFailed": {
+            if (error.reason !== "Rejected") {
+              return HttpServerResponse.unsafeJson({ error: "Bad Gateway", message: error.message }, { status: 502 })
+            }
+            const settlement = error.settlement ??
+              { success: false, errorReason: error.message, transaction: "", network: "" }
+            return demand({ [X402.PAYMENT_RESPONSE_HEADER]: X402.SettleResponseHeader.encode(settlement) })
+          }
+        }
+      })
+
+    const router = HttpRouter.empty.pipe(
+      HttpRouter.post("/tool", handle(false)),
+      HttpRouter.post("/mcp", handle(true)),
+      HttpRouter.post(
+        "/free",
+        Effect.sync(() =>
+          HttpServerResponse.unsafeJson({ free: true })
+        )
+      ),
+      HttpRouter.post(
+        "/broken",
+        Effect.sync(() => {
+          calls++
+          return HttpServerResponse.text("{}", { status: 402, headers: { [X402.PAYMENT_REQUIRED_HEADER]: "%%%" } })
+        })
+      )
+    )
+    const server = yield* NodeHttpServer.make(() => Http.createServer(), { host: "127.0.0.1", port: 0 })
+    yield* server.serve(router).pipe(Effect.provideService(Facilitator.Facilitator, live))
+    const address = server.address as { readonly hostname: string; readonly port: number }
+    return { url: `http://${address.hostname}:${address.port}`, calls: () => calls }
   })
