@@ -175,8 +175,15 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       json(500, { error: "Internal Server Error", message: "The handler failed; nothing was charged" })
     )
 
-  return <H extends Handler>(handler: LambdaRuntime.Checked<H, R | PaymentContext.PaymentContext>) =>
-  (event: unknown, context: LambdaRuntime.LambdaContext): Effect.Effect<HttpResult, never, Facilitator | R> =>
+  return <H extends Handler>(handler: H) =>
+  (
+    event: unknown,
+    context: LambdaRuntime.LambdaContext
+  ): Effect.Effect<
+    HttpResult,
+    never,
+    Facilitator | R | Exclude<LambdaRuntime.RequirementsOf<ReturnType<H>>, PaymentContext.PaymentContext>
+  > =>
     Effect.gen(function*() {
       const decoded = decodeEvent(event)
       if (Either.isLeft(decoded)) {
@@ -205,7 +212,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         (verified) => {
           const payment = PaymentContext.make(verified)
           requested = payment.requestedCharge
-          return invoke<R | PaymentContext.PaymentContext>(() => handler(event as HttpEvent, context)).pipe(
+          return invoke<LambdaRuntime.RequirementsOf<ReturnType<H>>>(() => handler(event as HttpEvent, context)).pipe(
             Effect.provideService(PaymentContext.PaymentContext, payment.service),
             Effect.flatMap((value) =>
               Either.match(normalize(value), {
@@ -286,7 +293,11 @@ export const httpHandler = <R = never, LE = never, SE = never>(options: Options<
   } =>
     LambdaRuntime.toHandler({
       layer,
-      handler: make(handler),
+      // `Checked` proved that the handler needs nothing beyond `R` and `PaymentContext`.
+      handler: make(handler) as (
+        event: unknown,
+        context: LambdaRuntime.LambdaContext
+      ) => Effect.Effect<HttpResult, never, Facilitator | R>,
       fallback: () => json(500, { error: "Internal Server Error", message: "Internal error" }),
       memoMap: options.memoMap
     })

@@ -112,11 +112,15 @@ const answerOf = (outcome: Paywall.Outcome<AgentCore.Answer>): AgentCore.Answer 
 export const effectHandler = <R = never, LE = never, SE = never>(options: Options<R, LE, SE>) => {
   const paywall = Paywall.make(paywallOptions(options))
   const { billable, tokenHeaders } = settingsOf(options)
-  return <H extends Handler>(handler: LambdaRuntime.Checked<H, R>) =>
+  return <H extends Handler>(handler: H) =>
   (
     event: unknown,
     context: LambdaRuntime.LambdaContext
-  ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> =>
+  ): Effect.Effect<
+    AgentCore.InterceptorOutput,
+    never,
+    Facilitator | R | LambdaRuntime.RequirementsOf<ReturnType<H>>
+  > =>
     Effect.gen(function*() {
       const decoded = AgentCore.decodeCall(event)
       if (Either.isLeft(decoded)) {
@@ -125,7 +129,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       }
       const call = decoded.right
       yield* Effect.annotateCurrentSpan({ "mcp.method": call.method, "mcp.tool": call.toolName ?? "" })
-      const run = invoke<R>(() => handler(call.event, context)).pipe(
+      const run = invoke<R | LambdaRuntime.RequirementsOf<ReturnType<H>>>(() => handler(call.event, context)).pipe(
         Effect.flatMap((value) =>
           Either.match(AgentCore.normalize(value, call.id), {
             onLeft: (reason) =>
@@ -206,7 +210,11 @@ export const requiresPayment = <R = never, LE = never, SE = never>(options: Opti
   } =>
     LambdaRuntime.toHandler({
       layer,
-      handler: make(handler),
+      // `Checked` proved that the handler needs nothing beyond `R`.
+      handler: make(handler) as (
+        event: unknown,
+        context: LambdaRuntime.LambdaContext
+      ) => Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R>,
       fallback: () => AgentCore.respond(AgentCore.internalErrorAnswer),
       memoMap: options.memoMap
     })
