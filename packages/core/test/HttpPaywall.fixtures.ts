@@ -1,4 +1,5 @@
-import { X402 } from "@effect-x402/core"
+import { Facilitator, Nevermined, Subscriber, X402, X402Client } from "@effect-x402/core"
+import type { FakeNevermined } from "@effect-x402/testing"
 import { FetchHttpClient, HttpClient, HttpClientRequest, type HttpClientResponse, HttpServer } from "@effect/platform"
 import type { HttpApp, HttpRouter, HttpServerRequest } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
@@ -83,3 +84,42 @@ export const post = (
     if (options.body !== undefined) request = HttpClientRequest.bodyUnsafeJson(request, options.body)
     return yield* see(yield* Effect.orDie(client.execute(request)))
   }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer))
+
+/** The live Nevermined facilitator pointed at a fake backend, over fetch, as a layer. */
+export const liveFacilitator = (
+  fake: FakeNevermined.FakeNevermined.Service
+): Effect.Effect<Layer.Layer<Facilitator.Facilitator>, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const http = yield* Layer.build(FetchHttpClient.layer)
+    const live = yield* Nevermined.make({ apiKey: fake.apiKey, backendUrl: fake.url }).pipe(
+      Effect.provide(http),
+      Effect.orDie
+    )
+    return Layer.succeed(Facilitator.Facilitator, live)
+  })
+
+/** The fake's subscriber, as the paying side sees it: its live `Subscriber`, over fetch. */
+export const liveSubscriber = (
+  fake: FakeNevermined.FakeNevermined.Service
+): Effect.Effect<Subscriber.Subscriber.Service, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const http = yield* Layer.build(FetchHttpClient.layer)
+    return yield* Subscriber.make({ apiKey: fake.subscriberApiKey, backendUrl: fake.url }).pipe(
+      Effect.provide(http),
+      Effect.orDie
+    )
+  })
+
+/** The paying HTTP client of the fake's subscriber. */
+export const payingClient = (
+  fake: FakeNevermined.FakeNevermined.Service,
+  options: X402Client.Options = {}
+): Effect.Effect<X402Client.X402Client.Service, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const subscriber = yield* liveSubscriber(fake)
+    const http = yield* Layer.build(FetchHttpClient.layer)
+    return yield* X402Client.make(options).pipe(
+      Effect.provideService(Subscriber.Subscriber, subscriber),
+      Effect.provide(http)
+    )
+  })
