@@ -1,9 +1,16 @@
 // Shared helpers of the tests that talk to FakeNevermined over real HTTP.
 import { Facilitator, Nevermined, Paywall, Subscriber, X402 } from "@effect-x402/core"
 import type { FakeNevermined, TestFacilitator } from "@effect-x402/testing"
-import { FetchHttpClient, HttpClient, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import {
+  FetchHttpClient,
+  Headers,
+  HttpClient,
+  HttpRouter,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
 import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
-import { Duration, Effect, Either, Layer, Redacted, type Scope, TestClock } from "effect"
+import { Duration, Effect, Either, FiberRef, Layer, Redacted, type Scope, TestClock } from "effect"
 import * as Http from "node:http"
 
 export const PLAN = "plan-1"
@@ -212,7 +219,12 @@ export const paidAgent = (
       )
     )
     const server = yield* NodeHttpServer.make(() => Http.createServer(), { host: "127.0.0.1", port: 0 })
-    yield* server.serve(router).pipe(Effect.provideService(Facilitator.Facilitator, live))
+    // The platform's server spans record request headers: the token header must be redacted there.
+    const redacted = yield* FiberRef.get(Headers.currentRedactedNames)
+    yield* server.serve(router).pipe(
+      Effect.provideService(Facilitator.Facilitator, live),
+      Effect.locally(Headers.currentRedactedNames, [...redacted, X402.PAYMENT_SIGNATURE_HEADER])
+    )
     const address = server.address as { readonly hostname: string; readonly port: number }
     return { url: `http://${address.hostname}:${address.port}`, calls: () => calls }
   })
