@@ -1,0 +1,43 @@
+/**
+ * A paid MCP tool served by an AWS Lambda behind the Bedrock AgentCore Gateway: the TypeScript
+ * version of the seed's Python quick start.
+ *
+ * Environment: `NVM_API_KEY` (required), `NVM_ENVIRONMENT` (`sandbox` by default),
+ * `NVM_PLAN_ID` (required), `NVM_AGENT_ID` and `NVM_ENDPOINT` (optional); `NVM_BACKEND_URL` points
+ * at another backend.
+ */
+import { requiresPayment } from "@effect-x402/lambda/RequiresPayment"
+import * as Effect from "effect/Effect"
+
+interface ToolCall {
+  readonly params?: { readonly name?: string; readonly arguments?: Record<string, unknown> }
+}
+
+const argumentsOf = (body: unknown): Record<string, unknown> => (body as ToolCall | undefined)?.params?.arguments ?? {}
+
+// The agent's work. An Effect, so it can use services and typed errors; a plain or async function
+// works as well.
+const lookupPatient = (patientId: string) =>
+  Effect.succeed({ patientId, name: `Patient ${patientId}`, allergies: ["penicillin"] }).pipe(
+    Effect.withSpan("lookupPatient", { attributes: { patientId } })
+  )
+
+export const handler = requiresPayment({
+  planId: process.env.NVM_PLAN_ID ?? "",
+  agentId: process.env.NVM_AGENT_ID,
+  endpoint: process.env.NVM_ENDPOINT,
+  // A detailed report costs more: verified up front, settled after the work.
+  credits: (event) => argumentsOf(event.mcp.gatewayRequest.body).detailed === true ? 2 : 1
+})((event) =>
+  Effect.gen(function*() {
+    const body = event.mcp.gatewayRequest.body as ToolCall
+    const tool = body.params?.name ?? ""
+    const patientId = String(argumentsOf(body).patient_id ?? "")
+    if (patientId.length === 0) {
+      // An error result: never charged.
+      return { isError: true, content: [{ type: "text", text: "patient_id is required" }] }
+    }
+    const patient = yield* lookupPatient(patientId)
+    return { content: [{ type: "text", text: JSON.stringify({ tool, patient }) }] }
+  })
+)
