@@ -6,14 +6,9 @@
  * `NVM_PLAN_ID` (required), `NVM_AGENT_ID` and `NVM_ENDPOINT` (optional); `NVM_BACKEND_URL` points
  * at another backend.
  */
+import * as AgentCore from "@effect-x402/lambda/AgentCore"
 import { requiresPayment } from "@effect-x402/lambda/RequiresPayment"
 import * as Effect from "effect/Effect"
-
-interface ToolCall {
-  readonly params?: { readonly name?: string; readonly arguments?: Record<string, unknown> }
-}
-
-const argumentsOf = (body: unknown): Record<string, unknown> => (body as ToolCall | undefined)?.params?.arguments ?? {}
 
 // The agent's work. An Effect, so it can use services and typed errors; a plain or async function
 // works as well.
@@ -27,17 +22,16 @@ export const handler = requiresPayment({
   agentId: process.env.NVM_AGENT_ID,
   endpoint: process.env.NVM_ENDPOINT,
   // A detailed report costs more: verified up front, settled after the work.
-  credits: (event) => argumentsOf(event.mcp.gatewayRequest.body).detailed === true ? 2 : 1
+  credits: (event) => AgentCore.toolCallOf(event)?.arguments.detailed === true ? 2 : 1
 })((event) =>
   Effect.gen(function*() {
-    const body = event.mcp.gatewayRequest.body as ToolCall
-    const tool = body.params?.name ?? ""
-    const patientId = String(argumentsOf(body).patient_id ?? "")
+    const call = AgentCore.toolCallOf(event)
+    const patientId = String(call?.arguments.patient_id ?? "")
     if (patientId.length === 0) {
       // An error result: never charged.
       return { isError: true, content: [{ type: "text", text: "patient_id is required" }] }
     }
     const patient = yield* lookupPatient(patientId)
-    return { content: [{ type: "text", text: JSON.stringify({ tool, patient }) }] }
+    return { content: [{ type: "text", text: JSON.stringify({ tool: call?.tool, patient }) }] }
   })
 )

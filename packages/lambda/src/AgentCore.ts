@@ -316,6 +316,45 @@ export const fullToolNameOf = (method: string, params: unknown): string | undefi
   return typeof name === "string" && name.length > 0 ? name : undefined
 }
 
+// Some transports hand the body over as JSON text rather than an object.
+const parseBody = (body: unknown): unknown => {
+  if (typeof body !== "string") return body
+  try {
+    return JSON.parse(body)
+  } catch {
+    return body
+  }
+}
+
+/**
+ * The tool call an event carries, for handlers: the tool's full and short names and its arguments.
+ * `undefined` when the event is not a `tools/call`.
+ *
+ * @example
+ * ```ts
+ * const call = AgentCore.toolCallOf(event)
+ * const patientId = call?.arguments.patient_id
+ * ```
+ *
+ * @since 0.1.0
+ * @category readers
+ */
+export const toolCallOf = (event: unknown): {
+  readonly name: string
+  readonly tool: string
+  readonly arguments: { readonly [name: string]: unknown }
+} | undefined => {
+  const body = parseBody(own(own(own(event, "mcp"), "gatewayRequest"), "body"))
+  const method = own(body, "method")
+  if (method !== "tools/call") return undefined
+  const params = own(body, "params")
+  const name = fullToolNameOf(method, params)
+  const tool = toolNameOf(method, params)
+  if (name === undefined || tool === undefined) return undefined
+  const args = own(params, "arguments")
+  return { name, tool, arguments: isRecord(args) ? args : {} }
+}
+
 // ---------------------------------------------------------------------------
 // Decoding a call
 // ---------------------------------------------------------------------------
@@ -370,16 +409,6 @@ export interface Call {
 
 const decodeInput = Schema.decodeUnknownEither(InterceptorInput, { errors: "first", onExcessProperty: "ignore" })
 const decodeRequest = Schema.decodeUnknownEither(JsonRpcRequest, { errors: "first", onExcessProperty: "ignore" })
-
-// Some transports hand the body over as JSON text rather than an object.
-const parseBody = (body: unknown): unknown => {
-  if (typeof body !== "string") return body
-  try {
-    return JSON.parse(body)
-  } catch {
-    return body
-  }
-}
 
 const idOf = (body: unknown): JsonRpcId => {
   const id = own(body, "id")

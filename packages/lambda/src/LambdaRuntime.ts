@@ -98,6 +98,8 @@ export const make = <R, E>(
   options: { readonly memoMap?: Layer.MemoMap | undefined } = {}
 ): LambdaRuntime<R> => {
   let managed = ManagedRuntime.make(layer, options.memoMap)
+  // Warm invocations go straight to the built runtime.
+  let built: Runtime.Runtime<R> | undefined
   const logged = <A>(message: string, cause: Cause.Cause<unknown>, fallback: (cause: Cause.Cause<unknown>) => A) => {
     try {
       Effect.runSync(Effect.logError(message, cause))
@@ -111,16 +113,20 @@ export const make = <R, E>(
     fallback: (cause: Cause.Cause<unknown>) => A
   ): Promise<A> => {
     try {
-      const current = managed
-      const built = await Effect.runPromiseExit(current.runtimeEffect)
-      if (Exit.isFailure(built)) {
-        if (managed === current) {
-          managed = ManagedRuntime.make(layer, options.memoMap)
-          current.dispose().catch(() => undefined)
+      let runtime = built
+      if (runtime === undefined) {
+        const current = managed
+        const build = await Effect.runPromiseExit(current.runtimeEffect)
+        if (Exit.isFailure(build)) {
+          if (managed === current) {
+            managed = ManagedRuntime.make(layer, options.memoMap)
+            current.dispose().catch(() => undefined)
+          }
+          return logged("x402: the Lambda runtime could not be built", build.cause, fallback)
         }
-        return logged("x402: the Lambda runtime could not be built", built.cause, fallback)
+        runtime = built = build.value
       }
-      const exit = await Runtime.runPromiseExit(built.value)(effect)
+      const exit = await Runtime.runPromiseExit(runtime)(effect)
       return Exit.isSuccess(exit) ? exit.value : logged("x402: the handler program failed", exit.cause, fallback)
     } catch (defect) {
       return logged("x402: the handler program failed", Cause.die(defect), fallback)
@@ -128,7 +134,10 @@ export const make = <R, E>(
   }
   return {
     run,
-    dispose: () => managed.dispose()
+    dispose: () => {
+      built = undefined
+      return managed.dispose()
+    }
   }
 }
 
