@@ -29,6 +29,7 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
+import * as Credits from "./Credits.js"
 import type { Facilitator } from "./Facilitator.js"
 import type * as HttpPaywall from "./HttpPaywall.js"
 import * as McpPayment from "./McpPayment.js"
@@ -70,26 +71,32 @@ export class Paid extends Context.Tag("@effect-x402/core/PaidMcpTool/Paid")<Paid
 
 /**
  * Marks a tool as paid. Its handler may then use `PaymentContext` (the paywall provides it). The
- * options are checked at once: a configuration that can never work (no plan, a bad fixed price)
- * throws a `RangeError` where the tool is defined.
+ * plan may come here or from the `defaults` of the registration (one plan for the agent, a price per
+ * tool). A bad fixed price throws a `RangeError` where the tool is defined; a paid tool left without
+ * a plan stops the server at startup.
  *
  * @example
  * ```ts
- * import { Tool } from "@effect/ai"
+ * import { Tool, Toolkit } from "@effect/ai"
  * import * as PaidMcpTool from "@effect-x402/core/PaidMcpTool"
  * import { Schema } from "effect"
  *
  * const Search = Tool.make("search", {
  *   parameters: { query: Schema.String },
  *   success: Schema.Array(Schema.String)
- * }).pipe(PaidMcpTool.paid({ planId: "plan-1", credits: 2 }))
+ * }).pipe(PaidMcpTool.paid({ credits: 2 }))
+ *
+ * // one plan for the agent, set where the toolkit is registered
+ * const ToolsMcp = PaidMcpTool.toolkit(Toolkit.make(Search), { defaults: { planId: "plan-1" } })
  * ```
  *
  * @since 0.1.0
  * @category annotations
  */
 export const paid = (options: Options) => {
-  Paywall.make(options)
+  if (options.credits !== undefined && typeof options.credits !== "function") {
+    Credits.validateSync(options.credits, "credits option")
+  }
   return <
     Name extends string,
     Config extends {
@@ -227,6 +234,21 @@ const resultOf = (isError: boolean, value: unknown): McpPayment.ToolResult => ({
 
 const decodeResult = Schema.decodeUnknown(McpSchema.CallToolResult)
 
+const defined = <A extends object>(options: A): Partial<A> =>
+  Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<A>
+
+// A tool that names its own plans takes none from the defaults: it accepts exactly the ones it names.
+const mergeOptions = (defaults: Partial<Options> | undefined, own: Options): Options => {
+  const { planId, planIds, ...rest } = defined(defaults ?? {})
+  const ownPlans = own.planId !== undefined || own.planIds !== undefined
+  return {
+    httpVerb: "POST",
+    ...rest,
+    ...(ownPlans ? {} : { planId, planIds }),
+    ...defined(own)
+  }
+}
+
 const resourceUrlOf = (request: Option.Option<HttpServerRequest.HttpServerRequest>, name: string): string =>
   Option.flatMap(request, HttpServerRequest.toURL).pipe(
     Option.match({ onNone: () => `mcp://tool/${name}`, onSome: (url) => `${url.origin}${url.pathname}` })
@@ -274,7 +296,7 @@ export const registerToolkit: <Tools extends Record<string, AiTool.Any>>(
     const call = (payload: { readonly [key: string]: unknown }) =>
       Effect.map(built.handle(name, payload), (result) => resultOf(result.isFailure, result.encodedResult))
     const paywall = Option.map(Context.getOption(tool.annotations, Paid), (paidOptions) => {
-      const merged: Options = { httpVerb: "POST", ...options?.defaults, ...paidOptions }
+      const merged = mergeOptions(options?.defaults, paidOptions)
       return { paywall: Paywall.make(merged), tokenHeaders: merged.tokenHeaders }
     })
     yield* registry.addTool({

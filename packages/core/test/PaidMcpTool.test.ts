@@ -74,6 +74,34 @@ const setup = () => {
   return { ledger, subscriber, token }
 }
 
+describe("PaidMcpTool.paid", () => {
+  it("checks a fixed price where the tool is defined", () => {
+    assert.throws(() => PaidMcpTool.paid({ planId: "plan-1", credits: -1 }), RangeError)
+    assert.throws(() => PaidMcpTool.paid({ credits: 0.5 }), RangeError)
+  })
+
+  it.scopedLive("the plan may come from the registration's defaults; a paid tool without any plan stops the server", () => {
+    const { ledger, token } = setup()
+    const Priced = Tool.make("priced", { success: Schema.String }).pipe(PaidMcpTool.paid({ credits: 3 }))
+    const PricedTools = Toolkit.make(Priced)
+    const server = (defaults: Partial<PaidMcpTool.Options>) =>
+      serveLayer(
+        Layer.mergeAll(PaidMcpTool.toolkit(PricedTools, { defaults }), HttpRouter.Default.serve()).pipe(
+          Layer.provide(PricedTools.toLayer({ priced: () => Effect.succeed("ok") })),
+          Layer.provide(PaidMcpTool.layerHttp({ name: "agent", version: "1.0.0", path: "/mcp" })),
+          Layer.provide(TestFacilitator.layer(ledger))
+        )
+      )
+    return Effect.gen(function*() {
+      const client = yield* connect(yield* server({ planId: "plan-1", agentId: "agent-1" }))
+      const result = yield* call(client, "priced", {}, { [McpPayment.PAYMENT_META_KEY]: token })
+      assert.strictEqual(receiptOf(result).creditsRedeemed, "3")
+      const exit = yield* Effect.exit(Effect.scoped(server({ agentId: "agent-1" })))
+      assert.isTrue(exit._tag === "Failure" && String(exit.cause).includes("planId or planIds"))
+    })
+  })
+})
+
 describe("PaidMcpTool in an @effect/ai McpServer, called by the MCP SDK client over HTTP", () => {
   it.scopedLive("lists paid and free tools alike; a free tool needs no payment", () => {
     const { ledger } = setup()
