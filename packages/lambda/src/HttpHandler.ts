@@ -204,9 +204,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         configured,
         {
           request: event as HttpEvent,
-          token: Option.getOrUndefined(
-            HttpPaywall.tokenFromHeaders(request.headers as HttpPaywall.HeadersInput, tokenHeaders)
-          ),
+          token: AgentCore.tokenOf(request.headers, tokenHeaders),
           resourceUrl: domain !== undefined && domain.length > 0 ? `https://${domain}${path}` : undefined
         },
         (verified) => {

@@ -217,7 +217,7 @@ describe("httpHandler: paid answers", () => {
       const { ctx, layer, token } = setup()
       const handler = httpHandler({ planId: "plan-1", tokenHeader: ["X-Payment", "Authorization"], layer })(() => ok)
       const result = yield* Effect.promise(() =>
-        handler(AgentCoreEvents.apiGatewayV2({ headers: { "X-PAYMENT": "", authorization: token } }), ctx)
+        handler(AgentCoreEvents.apiGatewayV2({ headers: { "X-PAYMENT": "", authorization: `Bearer ${token}` } }), ctx)
       )
       assert.strictEqual(result.statusCode, 200)
       const ignored = yield* Effect.promise(() => handler(AgentCoreEvents.apiGatewayV2({ token }), ctx))

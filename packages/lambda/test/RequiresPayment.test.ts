@@ -83,6 +83,20 @@ describe("requiresPayment: payment required", () => {
       assert.strictEqual(required.resource.url, "")
     }))
 
+  it.effect("advertises the configured network, else the facilitator's (a fiat plan's provider)", () =>
+    Effect.gen(function*() {
+      const ledger = new TestFacilitator.Ledger()
+      ledger.addPlan({ planId: "plan-fiat", fiatPaymentProvider: "stripe" })
+      const layer = TestFacilitator.layer(ledger)
+      const ctx = AgentCoreEvents.context()
+      const byFacilitator = requiresPayment({ planIds: ["plan-1", "plan-fiat"], layer })(() => hello)
+      const advertised = paymentRequiredOf(yield* Effect.promise(() => byFacilitator(AgentCoreEvents.request(), ctx)))
+      assert.deepStrictEqual(advertised.accepts.map((a) => a.network), ["eip155:84532", "stripe"])
+      const fixed = requiresPayment({ planId: "plan-fiat", network: "eip155:8453", layer })(() => hello)
+      const configured = paymentRequiredOf(yield* Effect.promise(() => fixed(AgentCoreEvents.request(), ctx)))
+      assert.deepStrictEqual(configured.accepts.map((a) => a.network), ["eip155:8453"])
+    }))
+
   it.effect("advertises one accepts entry per plan, and a token of any of them pays", () =>
     Effect.gen(function*() {
       const ledger = new TestFacilitator.Ledger()
