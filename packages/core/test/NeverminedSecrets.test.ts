@@ -21,10 +21,12 @@ describe("secrets never leak", () => {
     return Effect.gen(function*() {
       const fake = yield* FakeNevermined.make()
       const { redacted, token } = seed(fake, 1)
-      const live = yield* facilitator(fake, { retry: { baseDelay: "1 millis" }, timeouts: { verify: "300 millis" } })
+      const live = yield* facilitator(fake, { retry: { baseDelay: "1 millis" } })
+      const impatient = yield* facilitator(fake, { timeouts: { verify: "200 millis" } })
       const request = { paymentRequired, token: redacted, maxAmount: 1 }
+      // Each step starts from a clean fault script, whatever the previous one left.
       const attempt = (effect: Effect.Effect<unknown, PaymentError.FacilitatorError>) =>
-        effect.pipe(Effect.flip, Effect.flatMap(keep))
+        effect.pipe(Effect.flip, Effect.flatMap(keep), Effect.ensuring(Effect.sync(() => fake.faults.clear())))
 
       // The backend echoes the secrets back in its error bodies and in garbage answers.
       fake.faults.next("verify", Fault.status(400, "BCK.X402.0005", `bad token ${token} for key ${fake.apiKey}`))
@@ -36,7 +38,7 @@ describe("secrets never leak", () => {
       fake.faults.next("verify", Fault.status(503), Fault.rateLimited(0), Fault.dropConnection())
       yield* attempt(live.verify(request))
       fake.faults.next("verify", Fault.noAnswer())
-      yield* attempt(live.verify(request))
+      yield* attempt(impatient.verify(request))
       fake.faults.next("plan", Fault.status(500, "BCK.PLANS.0500", fake.apiKey))
       yield* live.networkFor(FIAT_PLAN)
       // A wrong key is refused; the error must not repeat it either.
