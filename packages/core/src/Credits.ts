@@ -10,15 +10,23 @@ import * as Option from "effect/Option"
 import { InvalidCredits } from "./PaymentError.js"
 
 /**
+ * What a credits function may answer; validated at run time all the same.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Amount = number | string | bigint
+
+/**
  * A credits policy: a fixed amount, or a function of the request returning an amount, a Promise
- * of one, or an Effect of one.
+ * of one, or an Effect of one (whose requirements `R` the caller provides).
  *
  * @since 0.1.0
  * @category models
  */
 export type Policy<Req, R = never> =
   | number
-  | ((request: Req) => unknown | Promise<unknown> | Effect.Effect<unknown, unknown, R>)
+  | ((request: Req) => Amount | PromiseLike<Amount> | Effect.Effect<Amount, unknown, R>)
 
 const DECIMAL = /^[0-9]{1,16}$/
 
@@ -78,7 +86,10 @@ const isThenable = (u: unknown): u is PromiseLike<unknown> =>
  * @since 0.1.0
  * @category resolution
  */
-export const resolve = <Req, R>(policy: Policy<Req, R>, request: Req): Effect.Effect<number, InvalidCredits, R> => {
+export const resolve = <Req, R = never>(
+  policy: Policy<Req, R>,
+  request: Req
+): Effect.Effect<number, InvalidCredits, R> => {
   if (typeof policy === "number") return validate(policy)
   const policyFailed = (cause: unknown) =>
     new InvalidCredits({

@@ -1,7 +1,7 @@
 import { Paywall, X402 } from "@effect-x402/core"
 import { TestFacilitator, TestTelemetry } from "@effect-x402/testing"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Option, Redacted } from "effect"
+import { Duration, Effect, Exit, Option, Redacted } from "effect"
 
 const ENDPOINT = "https://agent.example/mcp"
 
@@ -276,7 +276,7 @@ describe("Paywall.protect", () => {
       for (const [fault, reason] of cases) {
         ledger.failNext("settle", fault)
         const error = yield* Effect.flip(Paywall.protect(paywallOf(), { request: {}, token }, () => Effect.succeed(1)))
-        assert.strictEqual(error._tag === "SettleFailed" && error.reason, reason, fault._tag)
+        assert.strictEqual(error._tag === "SettleFailed" ? error.reason : error._tag, reason, fault._tag)
       }
       // one settle call per verified call, never retried by the pipeline
       const verifies = ledger.calls.filter((c) => c.operation === "verify").length
@@ -288,7 +288,7 @@ describe("Paywall.protect", () => {
 
   it.live("concurrent calls on one balance never overspend it", () => {
     const { layer, ledger, token, subscriber } = setup({ credits: 5 })
-    ledger.latency = "1 millis"
+    ledger.latency = Duration.millis(1)
     return Effect.gen(function*() {
       const outcomes = yield* Effect.forEach(
         Array.from({ length: 12 }, () => 0),
