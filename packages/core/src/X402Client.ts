@@ -2,6 +2,9 @@
  * An `HttpClient` that pays: when an answer asks for payment, it obtains an access token through the
  * `Subscriber`, retries the request once with `payment-signature`, and exposes the receipt.
  *
+ * The paid retry sends the same request again, so its body must be replayable (JSON, text, bytes,
+ * form data; not a one-shot stream).
+ *
  * @since 0.1.0
  */
 import * as Headers from "@effect/platform/Headers"
@@ -276,6 +279,8 @@ export const make = (
       }
       const planId = accepted.planId
       yield* Effect.annotateCurrentSpan({ planId, scheme: accepted.scheme, url: request.url })
+      // Drain the unpaid answer so its connection is free for the paid retry.
+      yield* Effect.ignore(response.text)
       const key = new TokenKey({
         planId,
         scheme: accepted.scheme as X402.Scheme,

@@ -1,11 +1,13 @@
-import { Facilitator, Nevermined, type PaymentError } from "@effect-x402/core"
+import { Facilitator, Nevermined, type PaymentError, Paywall } from "@effect-x402/core"
 import { FakeNevermined, TestFacilitator } from "@effect-x402/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigError, ConfigProvider, Effect, Either, Fiber, Layer, Option, Redacted } from "effect"
 import {
   advanceUntil,
+  AGENT,
   clients,
   counting,
+  ENDPOINT,
   facilitator,
   FIAT_PLAN,
   paymentRequired,
@@ -509,4 +511,47 @@ describe("Nevermined.layerConfig", () => {
     assert.strictEqual(parsed.address, "0xabc")
     assert.strictEqual(Nevermined.resolveEnvironment({ apiKey: parsed }).network, "eip155:8453")
   })
+})
+
+describe("Nevermined live layer through Paywall: what a settle failure means", () => {
+  const paywall = Paywall.make<unknown>({ planId: PLAN, agentId: AGENT, endpoint: ENDPOINT, credits: 1 })
+  const protect = (token: Redacted.Redacted<string>) =>
+    Paywall.protect(paywall, { request: undefined, token }, () => Effect.succeed("paid output"))
+
+  it.scoped("a timeout or a dropped connection after sending is Indeterminate; a 4xx Rejected; 5xx Indeterminate", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeNevermined.make()
+      const { redacted } = seed(fake)
+      const live = yield* facilitator(fake, { timeouts: { settle: "200 millis" } })
+      const run = (fault: FakeNevermined.Fault) =>
+        Effect.gen(function*() {
+          fake.faults.next("settle", fault)
+          const settles = fake.calls("settle")
+          const fiber = yield* Effect.fork(Effect.flip(protect(redacted)))
+          // Once the settle has arrived, its timeout is running: then let virtual time pass it.
+          yield* waitUntil(() => fake.calls("settle") === settles + 1, "the settle arrived")
+          yield* advanceUntil(() => false, { limit: "300 millis" })
+          const error = yield* Fiber.join(fiber)
+          return error._tag === "SettleFailed" ? error.reason : error._tag
+        }).pipe(Effect.provideService(Facilitator.Facilitator, live))
+      assert.strictEqual(yield* run(Fault.noAnswer({ applied: true })), "Indeterminate")
+      assert.strictEqual(yield* run(Fault.dropConnection()), "Indeterminate")
+      assert.strictEqual(yield* run(Fault.status(503)), "Indeterminate")
+      assert.strictEqual(yield* run(Fault.malformedJson), "Indeterminate")
+      assert.strictEqual(yield* run(Fault.status(409, "BCK.X402.0059")), "Rejected")
+      // One settle call per protected call, whatever happened.
+      assert.strictEqual(fake.calls("settle"), 5)
+      assert.strictEqual(fake.calls("verify"), 5)
+    }))
+
+  it.scopedLive("a backend that refuses connections: verify Unavailable, nothing settled", () =>
+    Effect.gen(function*() {
+      const closedUrl = yield* Effect.scoped(Effect.map(FakeNevermined.make(), (fake) => fake.url))
+      const fake = yield* FakeNevermined.make()
+      const { redacted } = seed(fake)
+      const live = yield* facilitator(fake, { backendUrl: closedUrl, retry: { baseDelay: "1 millis" } })
+      const error = yield* Effect.flip(protect(redacted)).pipe(Effect.provideService(Facilitator.Facilitator, live))
+      assert.strictEqual(error._tag, "VerifyFailed")
+      assert.strictEqual(error._tag === "VerifyFailed" && error.reason, "Unavailable")
+    }))
 })

@@ -167,6 +167,18 @@ export const make = (options: {
     "nevermined-version": NEVERMINED_VERSION
   }
 
+  // Requests are immutable, so the headers and URL of a route are built once and reused.
+  const baseRequests = new Map<string, HttpClientRequest.HttpClientRequest>()
+  const baseRequest = (method: "GET" | "POST", path: string): HttpClientRequest.HttpClientRequest => {
+    const key = `${method} ${path}`
+    const cached = baseRequests.get(key)
+    if (cached !== undefined) return cached
+    const request = HttpClientRequest.make(method)(baseUrl + path, { headers })
+    // Paths with ids (plans, holders) vary; keep the map small rather than remember them all.
+    if (baseRequests.size < 64) baseRequests.set(key, request)
+    return request
+  }
+
   const scrub = (text: string, secrets: ReadonlyArray<string> = []): string => {
     let out = text
     for (const secret of [...keySecrets, ...secrets]) {
@@ -182,7 +194,7 @@ export const make = (options: {
       retryAfter: Option.Option<Duration.Duration> = Option.none()
     ) => Effect.fail(new AttemptFailed({ error: new FacilitatorError({ operation, ...fields }), retryAfter }))
     const decode = Schema.decodeUnknown(spec.schema, { errors: "first" })
-    const base = HttpClientRequest.make(spec.method)(baseUrl + spec.path, { headers })
+    const base = baseRequest(spec.method, spec.path)
     const request = spec.body === undefined ? base : HttpClientRequest.bodyText(base, spec.body, "application/json")
 
     const onTransport = (error: HttpClientError.HttpClientError) => {
