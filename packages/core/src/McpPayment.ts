@@ -215,7 +215,7 @@ export const protect = <Req, R, A extends ToolResult, E, R2>(
   paywall: Paywall.Paywall<Req, R, ToolResult>,
   call: Call<Req>,
   tool: Effect.Effect<A, E, R2>
-): Effect.Effect<A | ToolResult, E, Facilitator | R | Exclude<R2, PaymentContext.PaymentContext>> =>
+): Effect.Effect<ToolResult, E, Facilitator | R | Exclude<R2, PaymentContext.PaymentContext>> =>
   Effect.suspend(() => {
     let requested = (): Option.Option<number> => Option.none()
     return Paywall.protect(paywall, {
@@ -235,7 +235,7 @@ export const protect = <Req, R, A extends ToolResult, E, R2>(
           onSome: (creditsToCharge) => ({ result: { _meta: { creditsToCharge } } })
         })
     }).pipe(
-      Effect.map((outcome): A => {
+      Effect.map((outcome): ToolResult => {
         switch (outcome._tag) {
           case "Settled":
             return withReceipt(outcome.value, outcome.settlement)

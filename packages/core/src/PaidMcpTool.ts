@@ -228,7 +228,8 @@ const textOf = (value: unknown): McpPayment.TextContent => ({ type: "text", text
 
 const resultOf = (isError: boolean, value: unknown): McpPayment.ToolResult => ({
   isError,
-  structuredContent: typeof value === "object" && value !== null ? value : undefined,
+  // MCP wants an object here: an array or a scalar result goes only in the text.
+  structuredContent: typeof value === "object" && value !== null && !Array.isArray(value) ? value : undefined,
   content: [textOf(value)]
 })
 

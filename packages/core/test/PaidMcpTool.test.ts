@@ -20,7 +20,12 @@ const Search = Tool.make("search", {
 
 const Echo = Tool.make("echo", { parameters: { text: Schema.String }, success: Schema.String })
 
-const Tools = Toolkit.make(Search, Echo)
+// MCP wants `structuredContent` to be an object: an array result must travel as text only.
+const Tags = Tool.make("tags", { success: Schema.Array(Schema.String) }).pipe(
+  PaidMcpTool.paid({ planId: "plan-1", credits: 1 })
+)
+
+const Tools = Toolkit.make(Search, Echo, Tags)
 
 const ToolsLive = Tools.toLayer({
   search: ({ query }) =>
@@ -30,7 +35,8 @@ const ToolsLive = Tools.toLayer({
       if (query.startsWith("deep")) yield* PaymentContext.chargeCredits(4)
       return { hits: [`result for ${query}`] }
     }),
-  echo: ({ text }) => Effect.succeed(text)
+  echo: ({ text }) => Effect.succeed(text),
+  tags: () => Effect.succeed(["a", "b"])
 })
 
 const serveMcp = (
@@ -108,7 +114,7 @@ describe("PaidMcpTool in an @effect/ai McpServer, called by the MCP SDK client o
     return Effect.gen(function*() {
       const client = yield* connect(yield* serveMcp(ledger))
       const { tools } = yield* Effect.promise(() => client.listTools())
-      assert.deepStrictEqual(tools.map((tool) => tool.name).sort(), ["echo", "search"])
+      assert.deepStrictEqual(tools.map((tool) => tool.name).sort(), ["echo", "search", "tags"])
       const search = tools.find((tool) => tool.name === "search")
       assert.deepStrictEqual(search?.inputSchema.required, ["query"])
       const echo = yield* call(client, "echo", { text: "hi" })
@@ -158,6 +164,17 @@ describe("PaidMcpTool in an @effect/ai McpServer, called by the MCP SDK client o
       const deep = yield* call(client, "search", { query: "deep effect" }, { [McpPayment.PAYMENT_META_KEY]: token })
       assert.strictEqual(receiptOf(deep).creditsRedeemed, "4")
       assert.strictEqual(ledger.balance(subscriber, "plan-1"), 4)
+    })
+  })
+
+  it.scopedLive("a paid tool with an array result: text only, accepted by the MCP SDK client", () => {
+    const { ledger, token } = setup()
+    return Effect.gen(function*() {
+      const client = yield* connect(yield* serveMcp(ledger))
+      const result = yield* call(client, "tags", {}, { [McpPayment.PAYMENT_META_KEY]: token })
+      assert.isUndefined(result.structuredContent)
+      assert.strictEqual(result.content[0].text, "[\"a\",\"b\"]")
+      assert.strictEqual(receiptOf(result).creditsRedeemed, "1")
     })
   })
 
