@@ -1,0 +1,29 @@
+// A user's project outside the workspace: imports the three packed packages, type-checks with
+// tsc, and runs a paid call end to end on the in-memory facilitator.
+import { Paywall, X402 } from "@effect-x402/core"
+import { RequiresPayment } from "@effect-x402/lambda"
+import { AgentCoreEvents, TestFacilitator } from "@effect-x402/testing"
+import { Effect } from "effect"
+import assert from "node:assert/strict"
+
+const { ledger, subscriber, token } = TestFacilitator.seeded({ planId: "plan-1", credits: 3 })
+
+const handler = RequiresPayment.requiresPayment({ planId: "plan-1", credits: 1, layer: TestFacilitator.layer(ledger) })(
+  () => ({ content: [{ type: "text", text: "paid answer" }] })
+)
+
+const unpaid = await handler(AgentCoreEvents.request({ tool: "weather" }), AgentCoreEvents.context())
+const header = unpaid.mcp.transformedGatewayResponse?.headers?.["payment-required"]
+assert.ok(typeof header === "string", "a 402 carries payment-required")
+const required = await Effect.runPromise(X402.PaymentRequiredHeader.decode(header))
+assert.equal(required.accepts[0].planId, "plan-1")
+
+const paid = await handler(
+  AgentCoreEvents.request({ tool: "weather", token }),
+  AgentCoreEvents.context()
+)
+const receipt = paid.mcp.transformedGatewayResponse?.headers?.["payment-response"]
+assert.ok(typeof receipt === "string", "a paid answer carries payment-response")
+assert.equal(ledger.balance(subscriber, "plan-1"), 2)
+assert.equal(Paywall.make({ planId: "p" }).planIds[0], "p")
+console.log("pack-check: the packed packages type-check and run outside the workspace")
