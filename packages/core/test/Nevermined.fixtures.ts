@@ -10,7 +10,7 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
-import { Duration, Effect, Either, FiberRef, Layer, Redacted, type Scope, TestClock } from "effect"
+import { Chunk, Clock, Duration, Effect, Either, FiberRef, Layer, Redacted, type Scope, TestClock } from "effect"
 import * as Http from "node:http"
 
 export const PLAN = "plan-1"
@@ -80,6 +80,17 @@ export const waitUntil = (condition: () => boolean, what: string) =>
       yield* realSleep(5)
     }
     return yield* Effect.dieMessage(`timed out waiting until ${what}`)
+  })
+
+/** Polls in real time until something sleeps on the test clock until `after` from now. */
+export const waitForSleep = (after: Duration.DurationInput) =>
+  Effect.gen(function*() {
+    const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(after)
+    for (let i = 0; i < 500; i++) {
+      if (Chunk.some(yield* TestClock.sleeps(), (at) => at === deadline)) return
+      yield* realSleep(5)
+    }
+    return yield* Effect.dieMessage(`nothing went to sleep for ${Duration.format(after)}`)
   })
 
 /**

@@ -15,6 +15,7 @@ import {
   realSleep,
   seed,
   seedLedger,
+  waitForSleep,
   waitUntil
 } from "./Nevermined.fixtures.js"
 
@@ -186,6 +187,7 @@ describe("Nevermined live layer: faults and retry rules", () => {
       fake.faults.next("verify", Fault.rateLimited(2))
       const fiber = yield* Effect.fork(live.verify({ paymentRequired, token: redacted, maxAmount: 1 }))
       yield* waitUntil(() => fake.calls("verify") === 1, "the first verify arrived")
+      yield* waitForSleep("2 seconds")
       yield* advanceUntil(() => false, { limit: "1900 millis" })
       yield* realSleep(30)
       assert.strictEqual(fake.calls("verify"), 1, "no retry before Retry-After")
@@ -255,7 +257,7 @@ describe("Nevermined live layer: faults and retry rules", () => {
       fake.faults.next("verify", Fault.latency("3 seconds"))
       const fiber = yield* Effect.fork(live.verify({ paymentRequired, token: redacted, maxAmount: 1 }))
       yield* waitUntil(() => fake.calls("verify") === 1, "the verify arrived")
-      yield* advanceUntil(() => false, { limit: "3100 millis", step: "500 millis" })
+      yield* advanceUntil(() => fiber.unsafePoll() !== null, { limit: "9 seconds", step: "500 millis" })
       const answer = yield* Fiber.join(fiber)
       assert.isTrue(answer.isValid)
     }))
