@@ -159,7 +159,9 @@ export interface Timeouts {
 }
 
 /**
- * The verify retry policy: bounded, jittered exponential backoff, always inside the verify timeout.
+ * The retry policy: bounded, jittered exponential backoff, always inside the operation's timeout.
+ * Verify retries transient failures (connection refused, 429, 502/503/504); settle retries only a
+ * request that provably never left (connection refused).
  *
  * @since 0.1.0
  * @category models
