@@ -17,6 +17,14 @@ export * as AgentCoreEvents from "./AgentCoreEvents.js"
 export * as FakeNevermined from "./FakeNevermined.js"
 
 /**
+ * A local AgentCore Gateway: MCP over HTTP on loopback, each call turned into an interceptor event
+ * for a Lambda handler invoked in-process (decorator or interceptor flavour).
+ *
+ * @since 0.1.0
+ */
+export * as LocalGateway from "./LocalGateway.js"
+
+/**
  * An in-memory credit ledger served as a `Facilitator` layer, with scripted faults and a call log.
  *
  * @since 0.1.0
