@@ -98,8 +98,12 @@ export const mcp = (options: Options): Layer.Layer<never, never, Facilitator> =>
     Layer.provide(PaidMcpTool.layerHttp({ name: "agentcore-runtime-example", version: "1.0.0", path: "/mcp" }))
   )
 
-/** The whole agent, served by the `HttpServer` it is given. */
-export const layer = (options: Options) => Layer.mergeAll(routes(options), mcp(options), HttpRouter.Default.serve())
+/**
+ * The whole agent, served by the `HttpServer` it is given. The token header is redacted from
+ * everything the server records, on every route.
+ */
+export const layer = (options: Options) =>
+  Layer.mergeAll(routes(options), mcp(options), HttpRouter.Default.serve()).pipe(HttpPaywall.withTokenRedaction())
 
 /** The agent configured from the environment: `NVM_PLAN_ID`, and `NVM_AGENT_ID` when the plan names one. */
 export const layerConfig = Layer.unwrapEffect(

@@ -73,13 +73,16 @@ describe("the snippets run", () => {
     }).pipe(Effect.provide(TestFacilitator.layer(ledger)))
   })
 
-  it.scopedLive("http-api: a paid endpoint", () => {
+  it.scopedLive("http-api: paid endpoints at two prices", () => {
     const { ledger, subscriber, token } = seeded()
     return Effect.gen(function*() {
       const url = yield* serve(HttpApiBuilder.serve().pipe(Layer.provide(ApiLive)))
       const answer = yield* post(`${url}/answer`, { question: "6 x 7" }, token)
       assert.deepStrictEqual(answer.json, { answer: `6 x 7? 42, for ${subscriber}` })
       assert.strictEqual(answer.receipt?.creditsRedeemed, "2")
+      const research = yield* post(`${url}/research`, { question: "Why" }, token)
+      assert.strictEqual(research.receipt?.creditsRedeemed, "10")
+      assert.strictEqual(ledger.totalSettled, 12)
     }).pipe(Effect.provide(TestFacilitator.layer(ledger)))
   })
 

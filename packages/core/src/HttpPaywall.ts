@@ -20,6 +20,7 @@ import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Credits from "./Credits.js"
 import type { Facilitator } from "./Facilitator.js"
+import { redactTokenHeaders } from "./internal/serverSpan.js"
 import * as PaymentContext from "./PaymentContext.js"
 import { isPaymentFailure, type PaymentFailure, SettleFailed } from "./PaymentError.js"
 import * as Paywall from "./Paywall.js"
@@ -317,29 +318,57 @@ export const middleware = <R = never>(options: Options<R>) => {
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
       const configured = forRequest(paywall, request)
       let requested = (): Option.Option<number> => Option.none()
-      return Paywall.protect(configured, callOf(request, names), (verified) => {
-        const context = PaymentContext.make(verified)
-        requested = context.requestedCharge
-        return Effect.provideService(app, PaymentContext.PaymentContext, context.service)
-      }, {
-        isError: (response) => !isChargeable(response.status),
-        chargeOf: (response) => chargeSource(response, requested())
-      }).pipe(
-        Effect.map((outcome) => {
-          switch (outcome._tag) {
-            case "Settled":
-              return withReceipt(outcome.value, outcome.settlement)
-            case "Released":
-              return withReceipt(outcome.value, failedSettlement(outcome.error))
-            case "NotCharged":
-              return withoutChargeHeader(outcome.value)
-          }
-        }),
-        Effect.catchIf(isPaymentFailure, (error) => failureResponse(configured, error)),
-        Effect.withSpan("HttpPaywall.middleware", { attributes: { "http.method": request.method } })
+      return Effect.zipRight(
+        redactTokenHeaders(request.headers, names),
+        Paywall.protect(configured, callOf(request, names), (verified) => {
+          const context = PaymentContext.make(verified)
+          requested = context.requestedCharge
+          return Effect.provideService(app, PaymentContext.PaymentContext, context.service)
+        }, {
+          isError: (response) => !isChargeable(response.status),
+          chargeOf: (response) => chargeSource(response, requested())
+        }).pipe(
+          Effect.map((outcome) => {
+            switch (outcome._tag) {
+              case "Settled":
+                return withReceipt(outcome.value, outcome.settlement)
+              case "Released":
+                return withReceipt(outcome.value, failedSettlement(outcome.error))
+              case "NotCharged":
+                return withoutChargeHeader(outcome.value)
+            }
+          }),
+          Effect.catchIf(isPaymentFailure, (error) => failureResponse(configured, error)),
+          Effect.withSpan("HttpPaywall.middleware", { attributes: { "http.method": request.method } })
+        )
       )
     })
 }
+
+/**
+ * Adds the token headers to the names the platform redacts (`Headers.currentRedactedNames`) for
+ * everything a layer runs: wrap the layer that serves HTTP with it, and no server span, log or
+ * client span records a token, on any route. The paywalls already redact the token on the spans of
+ * the requests they serve; this covers the requests they do not see.
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter } from "@effect/platform"
+ * import { HttpPaywall } from "@effect-x402/core"
+ *
+ * const ServerLive = HttpRouter.Default.serve().pipe(HttpPaywall.withTokenRedaction())
+ * ```
+ *
+ * @since 0.1.0
+ * @category redaction
+ */
+export const withTokenRedaction =
+  (tokenHeaders: ReadonlyArray<string> = DEFAULT_TOKEN_HEADERS) =>
+  <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> =>
+    Layer.locallyWith(layer, Headers.currentRedactedNames, (names) => [
+      ...names,
+      ...tokenHeaders.filter((name) => !names.includes(name))
+    ])
 
 /**
  * The failure an `HttpApi` paywall middleware declares: a payment that did not go through. The
@@ -412,7 +441,10 @@ export const httpApiMiddleware = <R = never>(
     (context) =>
       Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
         const configured = forRequest(paywall, request)
-        return Paywall.verify(configured, callOf(request, names)).pipe(
+        return Effect.zipRight(
+          redactTokenHeaders(request.headers, names),
+          Paywall.verify(configured, callOf(request, names))
+        ).pipe(
           Effect.matchEffect({
             onFailure: (error) =>
               Effect.zipRight(

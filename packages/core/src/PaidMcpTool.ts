@@ -31,7 +31,8 @@ import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import * as Credits from "./Credits.js"
 import type { Facilitator } from "./Facilitator.js"
-import type * as HttpPaywall from "./HttpPaywall.js"
+import * as HttpPaywall from "./HttpPaywall.js"
+import { redactTokenHeaders } from "./internal/serverSpan.js"
 import * as McpPayment from "./McpPayment.js"
 import type * as PaymentContext from "./PaymentContext.js"
 import * as Paywall from "./Paywall.js"
@@ -146,22 +147,33 @@ const headersOf = (input: unknown): { readonly [name: string]: string } => {
  * @since 0.1.0
  * @category in-band
  */
-export const withInBandPayments = (protocol: RpcServer.Protocol["Type"]): RpcServer.Protocol["Type"] =>
+export const withInBandPayments = (
+  protocol: RpcServer.Protocol["Type"],
+  tokenHeaderNames: ReadonlyArray<string> = HttpPaywall.DEFAULT_TOKEN_HEADERS
+): RpcServer.Protocol["Type"] =>
   RpcServer.Protocol.of({
     ...protocol,
     run: (f) =>
       protocol.run((clientId, message) =>
-        message._tag === "Request" && message.tag === "tools/call"
-          ? Effect.provideService(f(clientId, message), McpRequest, {
-            meta: own(message.payload, "_meta"),
-            headers: headersOf(message.headers)
-          })
-          : f(clientId, message)
+        message._tag !== "Request" ? f(clientId, message) : Effect.suspend(() => {
+          const headers = headersOf(message.headers)
+          // Delivered in the HTTP request's fiber, whose span is the server's: a client that sends
+          // its token with every request (initialize, notifications) must not leave it there.
+          const redact = redactTokenHeaders(headers, tokenHeaderNames)
+          return message.tag === "tools/call"
+            ? Effect.zipRight(
+              redact,
+              Effect.provideService(f(clientId, message), McpRequest, { meta: own(message.payload, "_meta"), headers })
+            )
+            : Effect.zipRight(redact, f(clientId, message))
+        })
       )
   })
 
 const layerInBand = <E, R>(protocol: Layer.Layer<RpcServer.Protocol, E, R>): Layer.Layer<RpcServer.Protocol, E, R> =>
-  Layer.effect(RpcServer.Protocol, Effect.map(RpcServer.Protocol, withInBandPayments)).pipe(Layer.provide(protocol))
+  Layer.effect(RpcServer.Protocol, Effect.map(RpcServer.Protocol, (inner) => withInBandPayments(inner))).pipe(
+    Layer.provide(protocol)
+  )
 
 /**
  * `McpServer.layerHttp` that also reads in-band payments: serves the MCP server over HTTP at

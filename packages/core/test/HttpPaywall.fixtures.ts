@@ -1,6 +1,7 @@
 import { Facilitator, Nevermined, Subscriber, X402, X402Client } from "@effect-x402/core"
 import type { FakeNevermined } from "@effect-x402/testing"
 import { FetchHttpClient, HttpClient, HttpClientRequest, type HttpClientResponse, HttpServer } from "@effect/platform"
+import { Headers } from "@effect/platform"
 import type { HttpApp, HttpRouter, HttpServerRequest } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Either, Layer, type Scope } from "effect"
@@ -82,8 +83,13 @@ export const post = (
     let request = HttpClientRequest.post(url).pipe(HttpClientRequest.setHeaders(options.headers ?? {}))
     if (options.token !== undefined) request = HttpClientRequest.setHeader(request, "payment-signature", options.token)
     if (options.body !== undefined) request = HttpClientRequest.bodyUnsafeJson(request, options.body)
+    // like X402Client, keep the token out of the client's own span
     return yield* see(yield* Effect.orDie(client.execute(request)))
-  }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer))
+  }).pipe(
+    Effect.scoped,
+    Effect.provide(FetchHttpClient.layer),
+    Effect.locally(Headers.currentRedactedNames, ["payment-signature", "x-payment"])
+  )
 
 /** The live Nevermined facilitator pointed at a fake backend, over fetch, as a layer. */
 export const liveFacilitator = (
