@@ -2,7 +2,7 @@ import { McpPayment, PaymentContext, X402 } from "@effect-x402/core"
 import * as PaidMcpTool from "@effect-x402/core/PaidMcpTool"
 import { TestFacilitator } from "@effect-x402/testing"
 import { McpServer, Tool, Toolkit } from "@effect/ai"
-import { HttpRouter } from "@effect/platform"
+import { HttpLayerRouter, HttpRouter } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
@@ -204,6 +204,26 @@ describe("PaidMcpTool in an @effect/ai McpServer, called by the MCP SDK client o
       yield* call(client, "echo", { text: "hi" })
       assert.strictEqual(ledger.balance(subscriber, "plan-1"), 8)
       assert.strictEqual(ledger.calls.length, 2)
+    })
+  })
+
+  it.scopedLive("layerHttpRouter: the same on an HttpLayerRouter", () => {
+    const { ledger, subscriber, token } = setup()
+    return Effect.gen(function*() {
+      const url = yield* serveLayer(
+        HttpLayerRouter.serve(
+          PaidMcpTool.toolkit(Tools, { defaults: { agentId: "agent-1" } }).pipe(
+            Layer.provide(ToolsLive),
+            Layer.provide(PaidMcpTool.layerHttpRouter({ name: "agent", version: "1.0.0", path: "/mcp" })),
+            Layer.provide(TestFacilitator.layer(ledger))
+          ),
+          { disableLogger: true, disableListenLog: true }
+        )
+      )
+      const client = yield* connect(url)
+      const result = yield* call(client, "search", { query: "x" }, { [McpPayment.PAYMENT_META_KEY]: token })
+      assert.strictEqual(receiptOf(result).creditsRedeemed, "2")
+      assert.strictEqual(ledger.balance(subscriber, "plan-1"), 8)
     })
   })
 
