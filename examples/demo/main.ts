@@ -1,72 +1,255 @@
 /**
- * The x402 story on the in-memory facilitator: a call without payment gets a 402, a call with a
- * token is verified, the work runs, the credits are settled and a receipt comes back.
+ * `pnpm demo`: the whole x402 story on your machine, nothing to sign up for.
  *
- * Run: `pnpm demo` (add `--json` for one JSON object per step). Exits non-zero if a step misbehaves.
+ * It starts, on 127.0.0.1, a fake Nevermined backend (a plan, an agent, a subscriber with 12
+ * credits), a local AgentCore Gateway, and the example paid agent (`agent.ts`) behind it; then the
+ * client agent (`client.ts`) lists the tools, meets the 402, pays, and runs out of credits.
+ *
+ *   pnpm demo                  the decorator flavour (`requiresPayment`: one Lambda)
+ *   pnpm demo --interceptor    gateway → interceptor REQUEST → target → interceptor RESPONSE
+ *   pnpm demo --json           one JSON object per step
+ *
+ * With `NVM_API_KEY` and `NVM_PLAN_ID` set (and optionally `NVM_AGENT_ID`, `NVM_SUBSCRIBER_API_KEY`,
+ * `NVM_ENVIRONMENT`, `NVM_DELEGATION_ID`), the same agent and client run against the live Nevermined
+ * sandbox instead: only the layers change. Add `--exhaust` to spend the whole balance there too.
+ *
+ * Exits 0 when every step behaved, 1 otherwise (with the step and what went wrong).
  */
-import { Paywall, X402 } from "@effect-x402/core"
-import { TestFacilitator } from "@effect-x402/testing"
-import { Effect, Either } from "effect"
+import { Nevermined, Subscriber } from "@effect-x402/core"
+import { FakeNevermined, LocalGateway } from "@effect-x402/testing"
+import { FetchHttpClient } from "@effect/platform"
+import { Cause, Config, Duration, Effect, Exit, Layer, Option, Redacted, type Scope } from "effect"
+import * as Path from "node:path"
+import * as Url from "node:url"
+import { paidAgent, paymentInterceptor, toolServer } from "./agent.js"
+import { clientAgent, Misbehaved, Story } from "./client.js"
 
-const json = process.argv.includes("--json")
-const say = (step: string, text: string, data: Record<string, unknown> = {}) =>
-  Effect.sync(() => console.log(json ? JSON.stringify({ step, ...data }) : `${step.padEnd(10)} ${text}`))
+/** How the demo runs. */
+export interface DemoOptions {
+  readonly flavour: "decorator" | "interceptor"
+  readonly json: boolean
+  /** Spend the whole balance and show the refusal. Default: on the fake backend only. */
+  readonly exhaust?: boolean | undefined
+  /** Where lines go. Default stdout. */
+  readonly write?: ((line: string) => void) | undefined
+  /** Use the live sandbox when `NVM_API_KEY` is set (default), or always the local fake (`false`). */
+  readonly live?: boolean | undefined
+  /** Called with the fake backend once it is seeded (tests use it to inject faults). */
+  readonly onFakeBackend?: ((fake: FakeNevermined.FakeNevermined.Service) => void) | undefined
+}
 
-const check = (ok: boolean, what: string) => ok ? Effect.void : Effect.dieMessage(`demo step misbehaved: ${what}`)
+const PLAN_ID = "plan-demo"
+const AGENT_ID = "agent-demo"
+const CREDITS = 12
 
-const { ledger, subscriber, token } = TestFacilitator.seeded({ planId: "plan-weather", agentId: "agent-1", credits: 3 })
-
-const paywall = Paywall.make({
-  planId: "plan-weather",
-  agentId: "agent-1",
-  credits: 1,
-  endpoint: "https://agent.example/mcp"
-})
-
-const forecast = (city: string) => Effect.succeed({ content: [{ type: "text", text: `Sunny in ${city}` }] })
-
-const program = Effect.gen(function*() {
-  // 1. no payment: 402 with a payment-required header
-  const unpaid = yield* Effect.flip(Paywall.verify(paywall, { request: {}, token: undefined }))
-  const header = X402.PaymentRequiredHeader.encode(unpaid.paymentRequired)
-  const decoded = yield* X402.PaymentRequiredHeader.decode(header)
-  yield* say("402", `${unpaid.message}; accepts plan ${decoded.accepts[0].planId} on ${decoded.accepts[0].network}`, {
-    paymentRequired: decoded
+/** The live sandbox, when `NVM_API_KEY` is set. */
+const LiveConfig = Config.option(
+  Config.all({
+    apiKey: Config.redacted("NVM_API_KEY"),
+    planId: Config.string("NVM_PLAN_ID"),
+    agentId: Config.option(Config.string("NVM_AGENT_ID")),
+    subscriberApiKey: Config.option(Config.redacted("NVM_SUBSCRIBER_API_KEY")),
+    delegationId: Config.option(Config.string("NVM_DELEGATION_ID"))
   })
-  yield* check(unpaid._tag === "PaymentRequired" && ledger.calls.length === 0, "402 without a facilitator call")
+)
 
-  // 2. with a token: verify → work → settle
-  const before = ledger.balance(subscriber, "plan-weather")
-  const outcome = yield* Paywall.protect(
-    paywall,
-    { request: {}, token },
-    (verified) =>
-      say("verify", `valid; payer ${verified.verification.payer}, request ${verified.agentRequestId}`).pipe(
-        Effect.zipRight(forecast("Lisbon")),
-        Effect.tap((result) => say("work", result.content[0].text))
+/** The backend: a seeded fake on loopback, or the live sandbox. The agent and client do not know which. */
+const backend = (options: DemoOptions) =>
+  Effect.gen(function*() {
+    const live = options.live === false ? undefined : yield* Effect.catchAll(
+      Effect.flatMap(Config.option(Config.redacted("NVM_API_KEY")), (key) =>
+        Option.isSome(key) ? Effect.map(LiveConfig, Option.getOrUndefined) : Effect.succeed(undefined)),
+      (error) =>
+        Effect.dieMessage(`demo configuration: ${error.message}`)
+    )
+    if (live !== undefined) {
+      return {
+        label: "the live Nevermined sandbox (NVM_API_KEY)",
+        planId: live.planId,
+        agentId: Option.getOrUndefined(live.agentId),
+        delegationId: Option.getOrUndefined(live.delegationId),
+        facilitator: Nevermined.layerConfig(),
+        subscriber: Subscriber.layerConfig({ apiKey: Option.getOrElse(live.subscriberApiKey, () => live.apiKey) }),
+        fake: undefined
+      }
+    }
+    const fake = yield* FakeNevermined.make()
+    fake.ledger.addPlan({ planId: PLAN_ID, agentId: AGENT_ID, name: "Demo weather plan" })
+    fake.ledger.fund(fake.subscriber, PLAN_ID, CREDITS)
+    options.onFakeBackend?.(fake)
+    return {
+      label: `FakeNevermined on ${fake.url}: plan ${PLAN_ID}, agent ${AGENT_ID}, ` +
+        `subscriber ${fake.subscriber.slice(0, 10)}… with ${CREDITS} credits`,
+      planId: PLAN_ID,
+      agentId: AGENT_ID,
+      delegationId: undefined,
+      // The live layers, pointed at the fake: the same code paths as against the sandbox.
+      facilitator: Nevermined.layer({ apiKey: fake.apiKey, backendUrl: fake.url }),
+      subscriber: Subscriber.layer({ apiKey: Redacted.make(fake.subscriberApiKey), backendUrl: fake.url }),
+      fake
+    }
+  })
+
+/** Prints the steps: a readable line each, or one JSON object per step. */
+const makeStory = (options: DemoOptions, gateway: () => LocalGateway.LocalGateway.Service | undefined) => {
+  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`))
+  let pending: Record<string, unknown> | undefined
+  let seen = 0
+  const flush = () => {
+    if (pending !== undefined) write(JSON.stringify(pending))
+    pending = undefined
+  }
+  // The gateway's work since the last step: which Lambda phases ran, and where a call stopped.
+  const route = (): ReadonlyArray<string> => {
+    const invocations = gateway()?.invocations ?? []
+    const fresh = invocations.slice(seen)
+    seen = invocations.length
+    const calls: Array<Array<string>> = []
+    for (const invocation of fresh) {
+      if (invocation._tag === "Lambda" && invocation.phase === "REQUEST") calls.push([])
+      const label = invocation._tag === "Target"
+        ? "target"
+        : gateway()?.mode === "decorator"
+        ? "Lambda"
+        : invocation.phase
+      calls[calls.length - 1]?.push(label)
+      const answer = invocation._tag === "Lambda" ? outputHeaders(invocation.output) : undefined
+      if (answer?.["payment-required"] !== undefined) calls[calls.length - 1]?.push("402")
+    }
+    return repeated(calls.map((call) => call.join(" → ")))
+  }
+  const step = (name: string, text: string, data: Record<string, unknown> = {}) =>
+    Effect.sync(() => {
+      const via = name === "" ? [] : route()
+      if (options.json) {
+        if (name === "" && pending !== undefined) {
+          pending = { ...pending, ...data, text: [pending.text, text].join("; ") }
+          return
+        }
+        flush()
+        pending = { step: name, ok: true, text, ...data, ...(via.length > 0 ? { gateway: via } : {}) }
+        return
+      }
+      write(`${name.padEnd(10)} ${text}`)
+      if (via.length > 0 && gateway()?.mode === "interceptor") write(`${"".padEnd(10)} gateway: ${via.join(" | ")}`)
+    })
+  return { step, flush, write }
+}
+
+// `a | b | a | b` reads better as `2 × (a | b)`.
+const repeated = (calls: ReadonlyArray<string>): ReadonlyArray<string> => {
+  for (let size = 1; size <= calls.length / 2; size++) {
+    if (calls.length % size !== 0) continue
+    const block = calls.slice(0, size)
+    if (calls.every((call, i) => call === block[i % size])) {
+      return [`${calls.length / size} × (${block.join(" | ")})`]
+    }
+  }
+  return calls
+}
+
+const outputHeaders = (output: unknown): Record<string, unknown> | undefined => {
+  const response = (output as { mcp?: { transformedGatewayResponse?: { headers?: Record<string, unknown> } } })
+    ?.mcp?.transformedGatewayResponse
+  return response?.headers
+}
+
+/** The demo as an Effect: servers live in the scope and close with it. */
+export const demo = (options: DemoOptions): Effect.Effect<void, unknown, Scope.Scope> =>
+  Effect.gen(function*() {
+    const started = Date.now()
+    // Filled in as things start: the story reads the gateway's work, the gateway calls the agent.
+    const running: {
+      gateway?: LocalGateway.LocalGateway.Service
+      agent?: ReturnType<typeof paidAgent> | ReturnType<typeof paymentInterceptor>
+    } = {}
+    const story = makeStory(options, () => running.gateway)
+    yield* Effect.addFinalizer(() => Effect.sync(story.flush))
+    const say = (name: string, text: string, data?: Record<string, unknown>) => story.step(name, text, data)
+
+    const setup = yield* backend(options)
+    yield* say("backend", setup.label)
+    const facilitator = setup.facilitator.pipe(Layer.provide(FetchHttpClient.layer))
+
+    // The gateway calls whichever Lambda the flavour uses; its URL is what the agent advertises.
+    const invoke: LocalGateway.LambdaHandler = (event, context) => running.agent!(event, context)
+    const gateway = yield* LocalGateway.make(
+      options.flavour === "decorator" ? { handler: invoke } : { interceptor: invoke, target: toolServer }
+    )
+    const config = { planId: setup.planId, agentId: setup.agentId, endpoint: gateway.url, layer: facilitator }
+    const agent = options.flavour === "decorator" ? paidAgent(config) : paymentInterceptor(config)
+    running.gateway = gateway
+    running.agent = agent
+    yield* Effect.addFinalizer(() => Effect.promise(() => agent.runtime.dispose()))
+    yield* say(
+      "gateway",
+      options.flavour === "decorator"
+        ? `LocalGateway on ${gateway.url} → the agent's requiresPayment Lambda`
+        : `LocalGateway on ${gateway.url} → interceptor Lambda (REQUEST, RESPONSE) around the tool server`,
+      { url: gateway.url, flavour: options.flavour }
+    )
+
+    const totals = yield* clientAgent({
+      url: gateway.url,
+      delegationId: setup.delegationId,
+      exhaust: options.exhaust ?? setup.fake !== undefined
+    }).pipe(
+      Effect.provide(setup.subscriber),
+      Effect.provide(FetchHttpClient.layer),
+      Effect.provideService(Story, { step: story.step })
+    )
+
+    // The fake's own ledger, read directly: every receipt the client checked is a real settlement.
+    if (setup.fake !== undefined) {
+      const ledger = setup.fake.ledger
+      const burned = ledger.settlements.reduce((sum, settlement) => sum + settlement.credits, 0)
+      const ok = ledger.settlements.length === totals.paidCalls && burned === totals.credits
+      if (!ok) {
+        return yield* new Misbehaved({
+          step: "audit",
+          what: `the ledger has ${ledger.settlements.length} settlements (${burned} credits), ` +
+            `the client paid ${totals.paidCalls} calls (${totals.credits} credits)`
+        })
+      }
+      yield* say(
+        "audit",
+        `ledger: ${ledger.settlements.length} settlements, ${burned} credits burned: exactly what the receipts said`,
+        { settlements: ledger.settlements.length, credits: burned }
       )
-  )
-  yield* check(outcome._tag === "Settled", "paid call settled")
-  if (outcome._tag !== "Settled") return
-  const receipt = X402.receiptOf(outcome.settlement)
-  const receiptHeader = X402.ReceiptHeader.encode(receipt)
-  yield* say("settle", `burned ${outcome.settlement.creditsRedeemed} credit(s), tx ${outcome.settlement.transaction}`, {
-    settlement: outcome.settlement
+    }
+    const seconds = ((Date.now() - started) / 1000).toFixed(1)
+    yield* say("ok", `every step behaved (${options.flavour} flavour, ${seconds} s)`, { seconds: Number(seconds) })
   })
-  yield* say("receipt", `payment-response: ${receiptHeader}`, { receipt })
-  const after = ledger.balance(subscriber, "plan-weather")
-  yield* say("balance", `${before} → ${after}`, { before, after })
-  yield* check(after === before - 1, "one credit burned")
 
-  // 3. a forged token is refused, and nothing is charged
-  const forged = yield* Effect.either(
-    Paywall.protect(paywall, { request: {}, token: "forged" }, () => forecast("Oslo"))
+/** Runs the demo and answers the exit code. Never throws. */
+export const run = async (options: DemoOptions): Promise<number> => {
+  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`))
+  const exit = await Effect.runPromiseExit(
+    demo(options).pipe(
+      Effect.scoped,
+      Effect.timeoutFail({ duration: Duration.seconds(50), onTimeout: () => "the demo did not finish within 50 s" })
+    )
   )
-  yield* say("refused", Either.isLeft(forged) ? forged.left.message : "unexpectedly accepted")
-  yield* check(Either.isLeft(forged) && ledger.balance(subscriber, "plan-weather") === after, "forged token refused")
-})
+  if (Exit.isSuccess(exit)) return 0
+  const failure = Cause.failureOption(exit.cause)
+  const error = Option.isSome(failure) ? failure.value : Cause.squash(exit.cause)
+  const message = typeof error === "string"
+    ? error
+    : error instanceof Error || (typeof error === "object" && error !== null && "message" in error)
+    ? String((error as { message: unknown }).message)
+    : Cause.pretty(exit.cause)
+  if (options.json) write(JSON.stringify({ step: "failed", ok: false, error: message }))
+  process.stderr.write(`✗ demo failed: ${message}\n`)
+  return 1
+}
 
-Effect.runPromise(program.pipe(Effect.provide(TestFacilitator.layer(ledger)))).catch((error) => {
-  console.error(String(error))
-  process.exitCode = 1
-})
+if (process.argv[1] !== undefined && Path.resolve(process.argv[1]) === Url.fileURLToPath(import.meta.url)) {
+  const args = process.argv.slice(2)
+  run({
+    flavour: args.includes("--interceptor") ? "interceptor" : "decorator",
+    json: args.includes("--json"),
+    exhaust: args.includes("--exhaust") ? true : undefined
+  }).then((code) => {
+    process.exitCode = code
+  })
+}

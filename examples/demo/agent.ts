@@ -1,0 +1,180 @@
+/**
+ * The example paid agent: three weather tools behind x402, priced three ways.
+ *
+ * - `forecast`: a fixed price, 1 credit;
+ * - `report`: dynamic credits, 1 per day asked for (verified up front from the arguments);
+ * - `research`: 2 credits verified, but the work decides the charge: 1 per source it used, returned
+ *   as `_meta.creditsToCharge`.
+ *
+ * It ships in both AgentCore flavours: `paidAgent` is one Lambda that verifies, runs and settles
+ * (`requiresPayment`, the seed's decorator); `paymentInterceptor` + `toolServer` are a gateway
+ * interceptor Lambda in front of a plain MCP target. The facilitator is a Layer: the demo gives
+ * it a local fake Nevermined or the live sandbox, and the code here does not change.
+ */
+import type { Facilitator } from "@effect-x402/core"
+import { AgentCore } from "@effect-x402/lambda"
+import { interceptor } from "@effect-x402/lambda/Interceptor"
+import { requiresPayment } from "@effect-x402/lambda/RequiresPayment"
+import type { Layer } from "effect"
+import { Effect, Either, Logger, LogLevel, Schema } from "effect"
+
+/** What the agent needs to know to get paid. */
+export interface PaymentConfig {
+  readonly planId: string
+  readonly agentId?: string | undefined
+  /** Advertised in the 402 as `resource.url`: where clients call the agent. */
+  readonly endpoint?: string | undefined
+  /** The facilitator: the live Nevermined layer, pointed at the sandbox or at a local fake. */
+  readonly layer: Layer.Layer<Facilitator.Facilitator, unknown>
+}
+
+// ---------------------------------------------------------------------------
+// The tools: what they take, what they cost, what they do
+// ---------------------------------------------------------------------------
+
+/** The tool list (free to read): MCP `tools/list`. */
+export const tools = [
+  {
+    name: "forecast",
+    description: "Tomorrow's weather in a city. 1 credit.",
+    inputSchema: { type: "object", properties: { city: { type: "string" } }, required: ["city"] }
+  },
+  {
+    name: "report",
+    description: "A day-by-day outlook for 1 to 7 days. 1 credit per day.",
+    inputSchema: {
+      type: "object",
+      properties: { city: { type: "string" }, days: { type: "integer", minimum: 1, maximum: 7 } },
+      required: ["city", "days"]
+    }
+  },
+  {
+    name: "research",
+    description: "Climate research on a city from several sources. 2 credits up front; 1 per source used.",
+    inputSchema: { type: "object", properties: { city: { type: "string" } }, required: ["city"] }
+  }
+] as const
+
+const City = Schema.Struct({ city: Schema.NonEmptyTrimmedString })
+const Report = Schema.Struct({ city: Schema.NonEmptyTrimmedString, days: Schema.Int.pipe(Schema.between(1, 7)) })
+
+const text = (value: string) => ({ content: [{ type: "text", text: value }] })
+
+/** An MCP error result: the paywall never charges it. */
+const invalid = (message: string) => ({ isError: true, content: [{ type: "text", text: message }] })
+
+const SKIES = ["Sunny", "Cloudy", "Light rain", "Windy", "Clear"] as const
+const skyOf = (city: string, day: number) => SKIES[(city.length + day) % SKIES.length]
+
+const forecast = ({ city }: typeof City.Type) => Effect.succeed(text(`${skyOf(city, 1)}, 21°C in ${city} tomorrow`))
+
+const report = ({ city, days }: typeof Report.Type) =>
+  Effect.succeed(
+    text(Array.from({ length: days }, (_, day) => `day ${day + 1}: ${skyOf(city, day + 1)}`).join("; "))
+  )
+
+const research = ({ city }: typeof City.Type) =>
+  Effect.gen(function*() {
+    const sources = ["station records", "satellite data", "sea temperatures", "river levels", "pollen counts"]
+    yield* Effect.annotateCurrentSpan("sources", sources.length)
+    return {
+      ...text(`${city}: ${sources.length} sources agree on a mild, wet spring`),
+      // The price is known only now: the paywall settles this instead of the 2 credits it verified.
+      _meta: { creditsToCharge: sources.length }
+    }
+  })
+
+/** Runs a tool: the agent's work, an Effect. Bad arguments are an error result (never charged). */
+export const runTool = (name: string | undefined, args: unknown) => {
+  const withArgs = <A, I>(schema: Schema.Schema<A, I>, work: (a: A) => Effect.Effect<object>) =>
+    Either.match(Schema.decodeUnknownEither(schema)(args), {
+      onLeft: () => Effect.succeed(invalid(`invalid arguments for ${name}`)),
+      onRight: work
+    })
+  switch (name) {
+    case "forecast":
+      return withArgs(City, forecast)
+    case "report":
+      return withArgs(Report, report)
+    case "research":
+      return withArgs(City, research)
+    default:
+      return Effect.succeed(invalid(`unknown tool: ${name}`))
+  }
+}
+
+/** Credits verified before a call: `report` costs its days (an invalid value verifies 1 and is then refused). */
+export const creditsOf = (event: unknown): number => {
+  const call = AgentCore.toolCallOf(event)
+  switch (call?.tool) {
+    case "report": {
+      const days = call.arguments.days
+      return typeof days === "number" && Number.isInteger(days) && days >= 1 && days <= 7 ? days : 1
+    }
+    case "research":
+      return 2
+    default:
+      return 1
+  }
+}
+
+// The demo prints its own story: the agent logs only what needs a human.
+const quiet = Logger.minimumLogLevel(LogLevel.Warning)
+
+// ---------------------------------------------------------------------------
+// Flavour 1: the agent is the Lambda (`requiresPayment`, the seed's decorator)
+// ---------------------------------------------------------------------------
+
+/** The paid agent as one Lambda: verify → run → settle in one invocation. `tools/list` is free. */
+export const paidAgent = (config: PaymentConfig) =>
+  requiresPayment({
+    planId: config.planId,
+    agentId: config.agentId,
+    endpoint: config.endpoint,
+    credits: creditsOf,
+    layer: config.layer,
+    services: quiet
+  })((event) => {
+    const body = event.mcp.gatewayRequest.body
+    if (AgentCore.own(body, "method") === "tools/list") return Effect.succeed({ tools })
+    const call = AgentCore.toolCallOf(event)
+    return runTool(call?.tool, call?.arguments)
+  })
+
+// ---------------------------------------------------------------------------
+// Flavour 2: a payment interceptor in front of an unchanged MCP target
+// ---------------------------------------------------------------------------
+
+/** The gateway interceptor Lambda: REQUEST verifies, RESPONSE settles. Prices per tool. */
+export const paymentInterceptor = (config: PaymentConfig) =>
+  interceptor({
+    planId: config.planId,
+    agentId: config.agentId,
+    endpoint: config.endpoint,
+    layer: config.layer,
+    services: quiet,
+    tools: {
+      forecast: { credits: 1 },
+      report: { credits: creditsOf },
+      research: { credits: 2 }
+    }
+  })
+
+/** The target behind the interceptor: a plain MCP tool server that knows nothing about payments. */
+export const toolServer = async (request: { readonly body: unknown }) => {
+  const id = AgentCore.own(request.body, "id") ?? null
+  const method = AgentCore.own(request.body, "method")
+  const params = AgentCore.own(request.body, "params")
+  const headers = { "Content-Type": "application/json" }
+  if (method !== "tools/list" && method !== "tools/call") {
+    return {
+      statusCode: 200,
+      headers,
+      body: { jsonrpc: "2.0", id, error: { code: -32601, message: "Method not found" } }
+    }
+  }
+  const result = method === "tools/list"
+    ? { tools }
+    : await Effect.runPromise(runTool(AgentCore.toolNameOf(method, params), AgentCore.own(params, "arguments")))
+  return { statusCode: 200, headers, body: { jsonrpc: "2.0", id, result } }
+}

@@ -1,0 +1,124 @@
+import { FakeNevermined } from "@effect-x402/testing"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { run } from "../main.js"
+
+const { Fault } = FakeNevermined
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any
+
+/** Runs the demo in-process, on the local fake whatever the environment says, keeping its lines. */
+const demo = (
+  options: { readonly flavour: "decorator" | "interceptor"; readonly json: boolean } & {
+    readonly onFakeBackend?: (fake: FakeNevermined.FakeNevermined.Service) => void
+  }
+) =>
+  Effect.promise(async () => {
+    const lines: Array<string> = []
+    const code = await run({ ...options, live: false, write: (line) => lines.push(line) })
+    return { code, lines }
+  })
+
+const STEPS = [
+  "backend",
+  "gateway",
+  "tools",
+  "402",
+  "delegation",
+  "token",
+  "paid",
+  "receipt",
+  "balance",
+  "report",
+  "research",
+  "spend",
+  "refused",
+  "audit",
+  "ok"
+]
+
+describe("pnpm demo", () => {
+  it.live.each(["decorator", "interceptor"] as const)(
+    "--json (%s): one JSON object per step, every step ok",
+    (flavour) =>
+      Effect.gen(function*() {
+        const { code, lines } = yield* demo({ flavour, json: true })
+        assert.strictEqual(code, 0, lines.join("\n"))
+        const steps: Array<Json> = lines.map((line) => JSON.parse(line))
+        assert.deepStrictEqual(steps.map((step) => step.step), STEPS)
+        assert.isTrue(steps.every((step) => step.ok === true))
+        const byName = Object.fromEntries(steps.map((step) => [step.step, step]))
+        assert.strictEqual(byName["402"].paymentRequired.accepts[0].planId, "plan-demo")
+        assert.deepStrictEqual(byName["balance"], { ...byName["balance"], before: 12, after: 11 })
+        assert.strictEqual(byName["report"].receipt.creditsRedeemed, "3")
+        assert.strictEqual(byName["research"].receipt.creditsRedeemed, "5")
+        assert.strictEqual(byName["refused"].reason, "PaymentRefused")
+        assert.deepStrictEqual([byName["audit"].settlements, byName["audit"].credits], [6, 12])
+        // The token is shown only as a fingerprint.
+        assert.match(byName["token"].token, /^tok_[0-9a-f]{8}$/)
+        if (flavour === "interceptor") {
+          assert.deepStrictEqual(byName["paid"].gateway, ["REQUEST → target → RESPONSE"])
+          assert.deepStrictEqual(byName["402"].gateway, ["REQUEST → 402"])
+        } else {
+          assert.deepStrictEqual(byName["paid"].gateway, ["Lambda"])
+        }
+      })
+  )
+
+  it.live("readable output: one short line per step; no token is ever printed", () =>
+    Effect.gen(function*() {
+      let backend: FakeNevermined.FakeNevermined.Service | undefined
+      const { code, lines } = yield* demo({
+        flavour: "decorator",
+        json: false,
+        onFakeBackend: (fake) => (backend = fake)
+      })
+      assert.strictEqual(code, 0, lines.join("\n"))
+      assert.match(lines[0], /^backend {4}FakeNevermined on http:\/\/127\.0\.0\.1:\d+/)
+      assert.isTrue(lines.some((line) => line.startsWith("402        forecast(Lisbon) without payment")))
+      assert.isTrue(lines.some((line) => line.startsWith("balance    12 → 11 credits")))
+      assert.match(lines[lines.length - 1], /^ok {9}every step behaved \(decorator flavour/)
+      const tokens = [...backend!.ledger.tokens.keys()]
+      assert.isAbove(tokens.length, 0)
+      assert.isFalse(lines.some((line) => tokens.some((token) => line.includes(token))))
+      assert.isFalse(lines.some((line) => line.includes(backend!.subscriberApiKey) || line.includes(backend!.apiKey)))
+    }))
+
+  it.live("a misbehaving backend fails the demo with the step and the reason (exit code 1)", () =>
+    Effect.gen(function*() {
+      const { code, lines } = yield* demo({
+        flavour: "decorator",
+        json: true,
+        onFakeBackend: (fake) => fake.faults.always("settle", Fault.status(500, "BCK.X402.0500"))
+      })
+      assert.strictEqual(code, 1)
+      const last: Json = JSON.parse(lines[lines.length - 1])
+      assert.strictEqual(last.ok, false)
+      assert.include(last.error, "step \"paid\" misbehaved")
+      assert.isFalse(lines.some((line) => JSON.parse(line).step === "ok"))
+    }))
+
+  it.live("a backend whose balance disagrees with the receipts fails the demo", () =>
+    Effect.gen(function*() {
+      const { code, lines } = yield* demo({
+        flavour: "interceptor",
+        json: true,
+        onFakeBackend: (fake) => {
+          // The second balance read (after the first paid call) reports a balance nothing was taken from.
+          fake.faults.next("balance", Fault.latency(0))
+          fake.faults.next(
+            "balance",
+            Fault.wrongShape({
+              planId: "plan-demo",
+              holderAddress: fake.subscriber,
+              balance: "12",
+              isSubscriber: true
+            })
+          )
+        }
+      })
+      assert.strictEqual(code, 1)
+      assert.include(JSON.parse(lines[lines.length - 1]).error, "step \"paid\" misbehaved: balance went 12 → 12")
+    }))
+})
