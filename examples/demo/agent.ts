@@ -15,8 +15,7 @@ import type { Facilitator } from "@effect-x402/core"
 import { AgentCore } from "@effect-x402/lambda"
 import { interceptor } from "@effect-x402/lambda/Interceptor"
 import { requiresPayment } from "@effect-x402/lambda/RequiresPayment"
-import type { Layer } from "effect"
-import { Effect, Either, Logger, LogLevel, Schema } from "effect"
+import { Effect, Either, Layer, Logger, LogLevel, Schema } from "effect"
 
 /** What the agent needs to know to get paid. */
 export interface PaymentConfig {
@@ -118,8 +117,11 @@ export const creditsOf = (event: unknown): number => {
   }
 }
 
-// The demo prints its own story: the agent logs only what needs a human.
-const quiet = Logger.minimumLogLevel(LogLevel.Warning)
+// The demo prints its own story on stdout: the agent logs only what needs a human, to stderr.
+const quiet = Layer.merge(
+  Logger.minimumLogLevel(LogLevel.Warning),
+  Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))
+)
 
 // ---------------------------------------------------------------------------
 // Flavour 1: the agent is the Lambda (`requiresPayment`, the seed's decorator)

@@ -18,7 +18,9 @@ export class Story extends Context.Tag("demo/Story")<Story, {
 /** A step did not behave as it should. */
 export class Misbehaved extends Data.TaggedError("Misbehaved")<{ readonly step: string; readonly what: string }> {
   override get message() {
-    return `step "${this.step}" misbehaved: ${this.what}`
+    return this.step.startsWith("after ")
+      ? `${this.what} (${this.step} step)`
+      : `step "${this.step}" misbehaved: ${this.what}`
   }
 }
 

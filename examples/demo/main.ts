@@ -43,24 +43,23 @@ const AGENT_ID = "agent-demo"
 const CREDITS = 12
 
 /** The live sandbox, when `NVM_API_KEY` is set. */
-const LiveConfig = Config.option(
-  Config.all({
-    apiKey: Config.redacted("NVM_API_KEY"),
-    planId: Config.string("NVM_PLAN_ID"),
-    agentId: Config.option(Config.string("NVM_AGENT_ID")),
-    subscriberApiKey: Config.option(Config.redacted("NVM_SUBSCRIBER_API_KEY")),
-    delegationId: Config.option(Config.string("NVM_DELEGATION_ID"))
-  })
-)
+const LiveConfig = Config.all({
+  apiKey: Config.redacted("NVM_API_KEY"),
+  planId: Config.string("NVM_PLAN_ID"),
+  agentId: Config.option(Config.string("NVM_AGENT_ID")),
+  subscriberApiKey: Config.option(Config.redacted("NVM_SUBSCRIBER_API_KEY")),
+  delegationId: Config.option(Config.string("NVM_DELEGATION_ID"))
+})
 
 /** The backend: a seeded fake on loopback, or the live sandbox. The agent and client do not know which. */
 const backend = (options: DemoOptions) =>
   Effect.gen(function*() {
     const live = options.live === false ? undefined : yield* Effect.catchAll(
       Effect.flatMap(Config.option(Config.redacted("NVM_API_KEY")), (key) =>
-        Option.isSome(key) ? Effect.map(LiveConfig, Option.getOrUndefined) : Effect.succeed(undefined)),
+        Option.isSome(key) ? LiveConfig : Effect.succeed(undefined)),
+      // NVM_API_KEY without a plan is a mistake to report, not a reason to fall back to the fake.
       (error) =>
-        Effect.dieMessage(`demo configuration: ${error.message}`)
+        Effect.fail(`NVM_API_KEY is set, so the demo runs live, but: ${error.message}`)
     )
     if (live !== undefined) {
       return {
@@ -95,6 +94,7 @@ const makeStory = (options: DemoOptions, gateway: () => LocalGateway.LocalGatewa
   const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`))
   let pending: Record<string, unknown> | undefined
   let seen = 0
+  let last = "setup"
   const flush = () => {
     if (pending !== undefined) write(JSON.stringify(pending))
     pending = undefined
@@ -121,6 +121,7 @@ const makeStory = (options: DemoOptions, gateway: () => LocalGateway.LocalGatewa
   const step = (name: string, text: string, data: Record<string, unknown> = {}) =>
     Effect.sync(() => {
       const via = name === "" ? [] : route()
+      if (name !== "") last = name
       if (options.json) {
         if (name === "" && pending !== undefined) {
           pending = { ...pending, ...data, text: [pending.text, text].join("; ") }
@@ -133,7 +134,7 @@ const makeStory = (options: DemoOptions, gateway: () => LocalGateway.LocalGatewa
       write(`${name.padEnd(10)} ${text}`)
       if (via.length > 0 && gateway()?.mode === "interceptor") write(`${"".padEnd(10)} gateway: ${via.join(" | ")}`)
     })
-  return { step, flush, write }
+  return { step, flush, write, last: () => last }
 }
 
 // `a | b | a | b` reads better as `2 × (a | b)`.
@@ -155,8 +156,9 @@ const outputHeaders = (output: unknown): Record<string, unknown> | undefined => 
 }
 
 /** The demo as an Effect: servers live in the scope and close with it. */
-export const demo = (options: DemoOptions): Effect.Effect<void, unknown, Scope.Scope> =>
-  Effect.gen(function*() {
+export const demo = (options: DemoOptions): Effect.Effect<void, Misbehaved, Scope.Scope> => {
+  let lastStep = () => "setup"
+  return Effect.gen(function*() {
     const started = Date.now()
     // Filled in as things start: the story reads the gateway's work, the gateway calls the agent.
     const running: {
@@ -164,6 +166,7 @@ export const demo = (options: DemoOptions): Effect.Effect<void, unknown, Scope.S
       agent?: ReturnType<typeof paidAgent> | ReturnType<typeof paymentInterceptor>
     } = {}
     const story = makeStory(options, () => running.gateway)
+    lastStep = story.last
     yield* Effect.addFinalizer(() => Effect.sync(story.flush))
     const say = (name: string, text: string, data?: Record<string, unknown>) => story.step(name, text, data)
 
@@ -219,7 +222,20 @@ export const demo = (options: DemoOptions): Effect.Effect<void, unknown, Scope.S
     }
     const seconds = ((Date.now() - started) / 1000).toFixed(1)
     yield* say("ok", `every step behaved (${options.flavour} flavour, ${seconds} s)`, { seconds: Number(seconds) })
-  })
+  }).pipe(
+    // Say where it went wrong: a failure that is not a step's own check happened after the last step shown.
+    Effect.mapError((error) =>
+      error instanceof Misbehaved ? error : new Misbehaved({ step: `after ${lastStep()}`, what: messageOf(error) })
+    )
+  )
+}
+
+const messageOf = (error: unknown): string =>
+  typeof error === "string"
+    ? error
+    : typeof error === "object" && error !== null && "message" in error
+    ? String(error.message)
+    : String(error)
 
 /** Runs the demo and answers the exit code. Never throws. */
 export const run = async (options: DemoOptions): Promise<number> => {
@@ -232,12 +248,7 @@ export const run = async (options: DemoOptions): Promise<number> => {
   )
   if (Exit.isSuccess(exit)) return 0
   const failure = Cause.failureOption(exit.cause)
-  const error = Option.isSome(failure) ? failure.value : Cause.squash(exit.cause)
-  const message = typeof error === "string"
-    ? error
-    : error instanceof Error || (typeof error === "object" && error !== null && "message" in error)
-    ? String((error as { message: unknown }).message)
-    : Cause.pretty(exit.cause)
+  const message = Option.isSome(failure) ? messageOf(failure.value) : Cause.pretty(exit.cause)
   if (options.json) write(JSON.stringify({ step: "failed", ok: false, error: message }))
   process.stderr.write(`✗ demo failed: ${message}\n`)
   return 1

@@ -38,6 +38,23 @@ const STEPS = [
   "ok"
 ]
 
+/** Sets environment variables for the scope of a test (the agent's Lambda runtime reads them). */
+const withEnv = (vars: Record<string, string>) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const saved = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]))
+      Object.assign(process.env, vars)
+      return saved
+    }),
+    (saved) =>
+      Effect.sync(() => {
+        for (const [name, value] of Object.entries(saved)) {
+          if (value === undefined) delete process.env[name]
+          else process.env[name] = value
+        }
+      })
+  )
+
 describe("pnpm demo", () => {
   it.live.each(["decorator", "interceptor"] as const)(
     "--json (%s): one JSON object per step, every step ok",
@@ -120,5 +137,45 @@ describe("pnpm demo", () => {
       })
       assert.strictEqual(code, 1)
       assert.include(JSON.parse(lines[lines.length - 1]).error, "step \"paid\" misbehaved: balance went 12 → 12")
+    }))
+
+  it.scopedLive("with NVM_API_KEY set it runs on the live layers from the environment (here pointed at a fake)", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeNevermined.make()
+      fake.ledger.addPlan({ planId: "plan-live", agentId: "agent-live" })
+      fake.ledger.fund(fake.subscriber, "plan-live", 20)
+      yield* withEnv({
+        NVM_API_KEY: fake.apiKey,
+        NVM_SUBSCRIBER_API_KEY: fake.subscriberApiKey,
+        NVM_BACKEND_URL: fake.url,
+        NVM_PLAN_ID: "plan-live",
+        NVM_AGENT_ID: "agent-live"
+      })
+      const lines: Array<string> = []
+      const code = yield* Effect.promise(() =>
+        run({ flavour: "interceptor", json: true, write: (line) => lines.push(line) })
+      )
+      assert.strictEqual(code, 0, lines.join("\n"))
+      const steps: Array<Json> = lines.map((line) => JSON.parse(line))
+      assert.include(steps[0].text, "live Nevermined sandbox")
+      assert.strictEqual(steps.find((step) => step.step === "402").paymentRequired.accepts[0].planId, "plan-live")
+      // Live, the demo does not spend the whole balance unless asked to.
+      assert.include(steps.find((step) => step.step === "refused").text, "skipped")
+      assert.isUndefined(steps.find((step) => step.step === "audit"))
+      assert.strictEqual(fake.ledger.balance(fake.subscriber, "plan-live"), 20 - 1 - 3 - 5)
+      assert.strictEqual(fake.ledger.settlements.length, 3)
+    }))
+
+  it.scopedLive("NVM_API_KEY without NVM_PLAN_ID is reported, not silently replaced by the fake", () =>
+    Effect.gen(function*() {
+      yield* withEnv({ NVM_API_KEY: "sandbox:a.b.c", NVM_PLAN_ID: "" })
+      delete process.env.NVM_PLAN_ID
+      const lines: Array<string> = []
+      const code = yield* Effect.promise(() =>
+        run({ flavour: "decorator", json: true, write: (line) => lines.push(line) })
+      )
+      assert.strictEqual(code, 1)
+      assert.deepStrictEqual(lines.length, 1)
+      assert.include(JSON.parse(lines[0]).error, "NVM_PLAN_ID")
     }))
 })
