@@ -683,13 +683,27 @@ export const paymentFailureAnswer = (
  * 2. a full JSON-RPC response (`jsonrpc`): wrapped, status 200;
  * 3. any other object: a bare MCP result, wrapped with the request's id.
  *
- * Anything else (nothing, a string, an array, an output without a response) is not an answer: the
- * `Left` says why.
+ * Anything else (nothing, a string, an array, an output without a response, a body that cannot be
+ * serialised as JSON) is not an answer: the `Left` says why.
  *
  * @since 0.1.0
  * @category handler results
  */
-export const normalize = (value: unknown, id: JsonRpcId): Either.Either<Answer, string> => {
+export const normalize = (value: unknown, id: JsonRpcId): Either.Either<Answer, string> =>
+  Either.flatMap(answerOf(value, id), (answer) => {
+    // The Lambda runtime serialises the answer after we settle: one that cannot be serialised (a
+    // BigInt, a cycle, a throwing toJSON) would be charged and never delivered.
+    try {
+      JSON.stringify(answer.body)
+      return Either.right(answer)
+    } catch (error) {
+      return Either.left(
+        `the handler returned a result that is not JSON (${error instanceof Error ? error.name : "error"})`
+      )
+    }
+  })
+
+const answerOf = (value: unknown, id: JsonRpcId): Either.Either<Answer, string> => {
   if (!isRecord(value)) {
     return Either.left(
       `the handler returned ${
