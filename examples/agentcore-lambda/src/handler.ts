@@ -17,6 +17,18 @@ const lookupPatient = (patientId: string) =>
     Effect.withSpan("lookupPatient", { attributes: { patientId } })
   )
 
+// Behind the gateway this Lambda is the REQUEST interceptor and sees every MCP call: it answers
+// `tools/list` too (free: only `tools/call` is billable).
+const tools = [{
+  name: "getPatient",
+  description: "A patient's record. 1 credit; 2 with detailed: true.",
+  inputSchema: {
+    type: "object",
+    properties: { patient_id: { type: "string" }, detailed: { type: "boolean" } },
+    required: ["patient_id"]
+  }
+}]
+
 export const handler = requiresPayment({
   planId: process.env.NVM_PLAN_ID ?? "",
   agentId: process.env.NVM_AGENT_ID,
@@ -25,6 +37,7 @@ export const handler = requiresPayment({
   credits: (event) => AgentCore.toolCallOf(event)?.arguments.detailed === true ? 2 : 1
 })((event) =>
   Effect.gen(function*() {
+    if (AgentCore.own(event.mcp.gatewayRequest.body, "method") === "tools/list") return { tools }
     const call = AgentCore.toolCallOf(event)
     const patientId = String(call?.arguments.patient_id ?? "")
     if (patientId.length === 0) {

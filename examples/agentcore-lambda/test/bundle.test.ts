@@ -83,6 +83,7 @@ describe("example: AgentCore Lambda bundle", () => {
       assert.strictEqual(invalid.mcp.transformedGatewayResponse.body.result.isError, true)
       assert.isUndefined(invalid.mcp.transformedGatewayResponse.headers["payment-response"])
       assert.strictEqual(listed.mcp.transformedGatewayResponse.statusCode, 200)
+      assert.strictEqual(listed.mcp.transformedGatewayResponse.body.result.tools[0].name, "getPatient")
 
       assert.deepStrictEqual(ledger.settlements.map((s) => s.credits), [1, 2])
       assert.strictEqual(ledger.balance(backend.subscriber, "plan-1"), 7)
