@@ -679,7 +679,8 @@ export const paymentFailureAnswer = (
 
 /**
  * Turns what a handler returned into an answer. Detected in this order (wire.md §4):
- * 1. a complete `InterceptorOutput` (`interceptorOutputVersion`): its `transformedGatewayResponse`;
+ * 1. a complete `InterceptorOutput` (`interceptorOutputVersion`): its `transformedGatewayResponse`
+ *    (`statusCode` 200 when absent, else an integer from 100 to 599);
  * 2. a full JSON-RPC response (`jsonrpc`): wrapped, status 200;
  * 3. any other object: a bare MCP result, wrapped with the request's id.
  *
@@ -715,8 +716,15 @@ const answerOf = (value: unknown, id: JsonRpcId): Either.Either<Answer, string> 
     const response = own(own(value, "mcp"), "transformedGatewayResponse")
     if (!isRecord(response)) return Either.left("the handler's InterceptorOutput has no transformedGatewayResponse")
     const statusCode = own(response, "statusCode")
+    // Absent means 200; anything else must be a real status, or a "200" string would be charged.
+    if (
+      statusCode !== undefined &&
+      (typeof statusCode !== "number" || !Number.isInteger(statusCode) || statusCode < 100 || statusCode > 599)
+    ) {
+      return Either.left("the handler's InterceptorOutput has an invalid statusCode")
+    }
     return Either.right({
-      statusCode: typeof statusCode === "number" && Number.isInteger(statusCode) ? statusCode : 200,
+      statusCode: statusCode ?? 200,
       headers: copyHeaders(own(response, "headers")),
       body: parseBody(own(response, "body"))
     })
