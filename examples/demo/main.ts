@@ -18,7 +18,7 @@
 import { Nevermined, Subscriber } from "@effect-x402/core"
 import { FakeNevermined, LocalGateway } from "@effect-x402/testing"
 import { FetchHttpClient } from "@effect/platform"
-import { Cause, Config, Duration, Effect, Exit, Layer, Option, Redacted, type Scope } from "effect"
+import { Cause, Config, Duration, Effect, Either, Exit, Layer, Option, Redacted, Schema, type Scope } from "effect"
 import * as Path from "node:path"
 import * as Url from "node:url"
 import { paidAgent, paymentInterceptor, toolServer } from "./agent.js"
@@ -51,6 +51,19 @@ const LiveConfig = Config.all({
   delegationId: Config.option(Config.string("NVM_DELEGATION_ID"))
 })
 
+/** Which environment and backend a key (and `NVM_ENVIRONMENT`, `NVM_BACKEND_URL`) points at, for the story. */
+const where = (apiKey: Redacted.Redacted<string>): string => {
+  const parsed = Nevermined.parseApiKey(apiKey)
+  if (Either.isLeft(parsed)) return "(the API key does not parse; the agent will say why)"
+  const environment = process.env.NVM_ENVIRONMENT
+  const resolved = Nevermined.resolveEnvironment({
+    apiKey: parsed.right,
+    environment: Schema.is(Nevermined.Environment)(environment) ? environment : undefined,
+    backendUrl: process.env.NVM_BACKEND_URL
+  })
+  return `${resolved.environment} at ${resolved.backendUrl}`
+}
+
 /** The backend: a seeded fake on loopback, or the live sandbox. The agent and client do not know which. */
 const backend = (options: DemoOptions) =>
   Effect.gen(function*() {
@@ -63,7 +76,7 @@ const backend = (options: DemoOptions) =>
     )
     if (live !== undefined) {
       return {
-        label: "the live Nevermined sandbox (NVM_API_KEY)",
+        label: `Nevermined ${where(live.apiKey)}, from NVM_API_KEY: plan ${live.planId}`,
         planId: live.planId,
         agentId: Option.getOrUndefined(live.agentId),
         delegationId: Option.getOrUndefined(live.delegationId),

@@ -157,7 +157,7 @@ describe("pnpm demo", () => {
       )
       assert.strictEqual(code, 0, lines.join("\n"))
       const steps: Array<Json> = lines.map((line) => JSON.parse(line))
-      assert.include(steps[0].text, "live Nevermined sandbox")
+      assert.include(steps[0].text, `Nevermined sandbox at ${fake.url}, from NVM_API_KEY`)
       assert.strictEqual(steps.find((step) => step.step === "402").paymentRequired.accepts[0].planId, "plan-live")
       // Live, the demo does not spend the whole balance unless asked to.
       assert.include(steps.find((step) => step.step === "refused").text, "skipped")
