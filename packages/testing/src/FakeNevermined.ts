@@ -15,12 +15,12 @@ import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import * as Scope from "effect/Scope"
+import type * as Scope from "effect/Scope"
 import * as Http from "node:http"
+import { startScoped } from "./internal/startScoped.js"
 import { Ledger } from "./TestFacilitator.js"
 
 /**
@@ -569,11 +569,4 @@ export const layer = (options: Options = {}): Layer.Layer<FakeNevermined, HttpSe
  */
 export const start = async (
   options: Options = {}
-): Promise<FakeNevermined.Service & { readonly close: () => Promise<void> }> => {
-  const scope = Effect.runSync(Scope.make())
-  const service = await Effect.runPromise(Scope.extend(make(options), scope)).catch(async (error: unknown) => {
-    await Effect.runPromise(Scope.close(scope, Exit.void))
-    throw error
-  })
-  return { ...service, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
-}
+): Promise<FakeNevermined.Service & { readonly close: () => Promise<void> }> => startScoped(make(options))

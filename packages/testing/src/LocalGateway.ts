@@ -28,15 +28,15 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import * as Scope from "effect/Scope"
+import type * as Scope from "effect/Scope"
 import * as Crypto from "node:crypto"
 import * as Http from "node:http"
 import * as AgentCoreEvents from "./AgentCoreEvents.js"
+import { startScoped } from "./internal/startScoped.js"
 
 /**
  * A Lambda handler as the gateway invokes it: the Node.js runtime's `(event, context)`, answering an
@@ -606,11 +606,4 @@ export const layer = (options: Options): Layer.Layer<LocalGateway, HttpServerErr
  */
 export const start = async (
   options: Options
-): Promise<LocalGateway.Service & { readonly close: () => Promise<void> }> => {
-  const scope = Effect.runSync(Scope.make())
-  const service = await Effect.runPromise(Scope.extend(make(options), scope)).catch(async (error: unknown) => {
-    await Effect.runPromise(Scope.close(scope, Exit.void))
-    throw error
-  })
-  return { ...service, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
-}
+): Promise<LocalGateway.Service & { readonly close: () => Promise<void> }> => startScoped(make(options))
