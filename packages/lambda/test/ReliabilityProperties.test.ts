@@ -5,6 +5,7 @@
 import { PaymentContext, X402 } from "@effect-x402/core"
 import { AgentCore } from "@effect-x402/lambda"
 import { httpHandler } from "@effect-x402/lambda/HttpHandler"
+import { interceptor } from "@effect-x402/lambda/Interceptor"
 import { requiresPayment } from "@effect-x402/lambda/RequiresPayment"
 import { AgentCoreEvents, TestFacilitator } from "@effect-x402/testing"
 import { assert, describe, it } from "@effect/vitest"
@@ -314,6 +315,110 @@ describe("requiresPayment under random input", () => {
           assert.notInclude(wire, MARKER)
         }
         if (input.billable && !mustSettle) assert.strictEqual(settles.length, 0)
+        assertPrototypesUntouched()
+      }),
+    { fastCheck: { numRuns: RUNS }, timeout: 120_000 }
+  )
+})
+
+// ---------------------------------------------------------------------------
+// interceptor: REQUEST, the target, RESPONSE (replayed, as a retrying gateway may)
+// ---------------------------------------------------------------------------
+
+/** What a target answers, with what the spec says the RESPONSE phase settles for it. */
+interface TargetCase {
+  readonly response: { readonly statusCode: number; readonly headers: Record<string, unknown>; readonly body: unknown }
+  readonly chargeable: boolean
+  readonly charge: number | "invalid"
+}
+
+const targetAnswer: fc.Arbitrary<TargetCase> = fc.tuple(
+  fc.constantFrom(200, 200, 200, 201, 400, 500),
+  fc.oneof(
+    rpcBody.map(({ body, ok }) => ({ body, ok, request: undefined as unknown })),
+    chargeRequest.map((request) => ({
+      body: { jsonrpc: "2.0", id: 1, result: { content, _meta: { creditsToCharge: request } } },
+      ok: true,
+      request
+    }))
+  ),
+  junkHeaders,
+  fc.option(chargeRequest, { nil: undefined })
+).map(([statusCode, { body, ok, request }, junk, header]) => {
+  const headers = Object.fromEntries([
+    ...junk.filter(([name]) => name.toLowerCase() !== "x-credits-to-charge"),
+    ...(header !== undefined ? [["X-Credits-To-Charge", header] as const] : [])
+  ])
+  // wire.md §5: `_meta.creditsToCharge` first, then the header, whatever JSON type it came as (the
+  // event is JSON: Infinity and NaN arrive as null, that is absent).
+  const asJson = (u: unknown): unknown => u === undefined ? undefined : JSON.parse(JSON.stringify(u))
+  const wanted = asJson(request) ?? asJson(header)
+  // A gateway that filters the body out sends null: the status alone decides.
+  const chargeable = statusCode === 200 && (body === null || ok)
+  return { response: { statusCode, headers, body }, chargeable, charge: expectedCharge(wanted, CREDITS) }
+})
+
+describe("interceptor under random input", () => {
+  const { ledger, subscriber, token } = TestFacilitator.seeded({ planId: PLAN, credits: 0 })
+  ledger.fund(subscriber, PLAN, 1_000_000_000)
+  const handler = interceptor({ planId: PLAN, credits: CREDITS, layer: TestFacilitator.layer(ledger), services: quiet })
+  const isOutput = Schema.is(AgentCore.InterceptorOutput)
+  const wellFormed = (output: AgentCore.InterceptorOutput) => {
+    assert.isTrue(isOutput(output), "not an InterceptorOutput")
+    assert.isTrue(isOutput(JSON.parse(JSON.stringify(output))))
+    const response = output.mcp.transformedGatewayResponse
+    if (response !== undefined) assert.isTrue(Number.isInteger(response.statusCode))
+  }
+
+  it.live.prop(
+    "REQUEST verifies exactly the paying calls; RESPONSE settles a chargeable answer once, even when replayed",
+    [agentCoreEvent(token), targetAnswer],
+    ([input, target]) =>
+      Effect.gen(function*() {
+        const calls = ledger.calls.length
+        const settlements = ledger.settlements.length
+        const first = yield* settled(() => handler(input.event, AgentCoreEvents.context()))
+        wellFormed(first)
+        const valid = ledger.calls.slice(calls).filter((c) => c.operation === "verify" && c.outcome === "valid")
+        assert.strictEqual(valid.length, input.pays ? 1 : 0, "verified exactly the paying calls")
+        assert.strictEqual(ledger.settlements.length, settlements, "REQUEST never settles")
+        const forwarded = first.mcp.transformedGatewayRequest
+        if (input.billable && !input.pays) assert.isUndefined(forwarded, "an unpaid billable call went through")
+        if (forwarded === undefined || !input.pays) return assertPrototypesUntouched()
+
+        // The token never reaches the target; the verified request id does.
+        assert.notInclude(JSON.stringify(forwarded.headers ?? {}), token)
+        assert.strictEqual(forwarded.headers?.["x-nvm-agent-request-id"], valid[0].agentRequestId)
+        const gatewayRequest = (input.event as AgentCore.InterceptorInput).mcp.gatewayRequest
+        const response = {
+          ...(input.event as Record<string, unknown>),
+          mcp: {
+            gatewayRequest: {
+              ...gatewayRequest,
+              headers: { ...(gatewayRequest.headers as object), ...forwarded.headers }
+            },
+            gatewayResponse: target.response
+          }
+        }
+        const mustSettle = target.chargeable && target.charge !== "invalid"
+        for (let replay = 0; replay < 2; replay++) {
+          const output = yield* settled(() => handler(JSON.parse(JSON.stringify(response)), AgentCoreEvents.context()))
+          wellFormed(output)
+          const burned = ledger.settlements.slice(settlements)
+          assert.strictEqual(burned.length, mustSettle ? 1 : 0, "settled once, exactly when chargeable")
+          if (mustSettle) {
+            assert.strictEqual(burned[0].credits, target.charge)
+            assert.strictEqual(burned[0].agentRequestId, valid[0].agentRequestId)
+          }
+          const wire = JSON.stringify(output)
+          // The replay is refused by the facilitator, and its output withheld.
+          if (mustSettle && replay === 1) assert.notInclude(wire, MARKER)
+          if (!mustSettle && target.chargeable) assert.notInclude(wire, MARKER)
+        }
+        assert.isAtMost(
+          ledger.calls.slice(calls).filter((c) => c.operation === "settle" && c.outcome === "settled").length,
+          1
+        )
         assertPrototypesUntouched()
       }),
     { fastCheck: { numRuns: RUNS }, timeout: 120_000 }
