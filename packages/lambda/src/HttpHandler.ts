@@ -15,7 +15,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Layer from "effect/Layer"
+import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
@@ -282,8 +282,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
  */
 export const httpHandler = <R = never, LE = never, SE = never>(options: Options<R, LE, SE>) => {
   const make = effectHandler(options)
-  const facilitator: Layer.Layer<Facilitator, unknown> = options.layer ?? LambdaRuntime.defaultFacilitator
-  const layer = Layer.merge(facilitator, (options.services ?? Layer.empty) as Layer.Layer<R, SE>)
+  const layer = LambdaRuntime.layerOf(options)
   return <H extends Handler>(
     handler: LambdaRuntime.Checked<H, R | PaymentContext.PaymentContext>
   ): LambdaRuntime.Handler<unknown, HttpResult> & {

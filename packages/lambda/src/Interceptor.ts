@@ -12,7 +12,7 @@ import * as Paywall from "@effect-x402/core/Paywall"
 import type * as X402 from "@effect-x402/core/X402"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Layer from "effect/Layer"
+import type * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as AgentCore from "./AgentCore.js"
 import { paymentFailureOutput, settingsOf } from "./internal/answers.js"
@@ -265,9 +265,8 @@ export const interceptor = <R = never, LE = never, SE = never>(
 ): LambdaRuntime.Handler<unknown, AgentCore.InterceptorOutput> & {
   readonly runtime: LambdaRuntime.LambdaRuntime<Facilitator | R>
 } => {
-  const facilitator: Layer.Layer<Facilitator, unknown> = options.layer ?? LambdaRuntime.defaultFacilitator
   return LambdaRuntime.toHandler({
-    layer: Layer.merge(facilitator, (options.services ?? Layer.empty) as Layer.Layer<R, SE>),
+    layer: LambdaRuntime.layerOf(options),
     handler: effectHandler(options),
     fallback: () => AgentCore.respond(AgentCore.internalErrorAnswer),
     memoMap: options.memoMap

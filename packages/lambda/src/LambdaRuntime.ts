@@ -68,6 +68,22 @@ export const defaultFacilitator: Layer.Layer<
 > = Nevermined.layerConfig().pipe(Layer.provide(FetchHttpClient.layer))
 
 /**
+ * The layer of a paid handler: the given facilitator (else `defaultFacilitator`) with the services
+ * the handler needs.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerOf = <R, LE, SE>(options: {
+  readonly layer?: Layer.Layer<Facilitator, LE> | undefined
+  readonly services?: Layer.Layer<R, SE> | undefined
+}): Layer.Layer<Facilitator | R, unknown> => {
+  const facilitator: Layer.Layer<Facilitator, unknown> = options.layer ?? defaultFacilitator
+  const services: Layer.Layer<R, unknown> = options.services ?? (Layer.empty as Layer.Layer<R>)
+  return Layer.merge(facilitator, services)
+}
+
+/**
  * A runtime that is built lazily, once, and rebuilt only when its build failed (a transient
  * failure at cold start must not poison the instance for its whole life).
  *

@@ -11,7 +11,7 @@ import type * as X402 from "@effect-x402/core/X402"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Layer from "effect/Layer"
+import type * as Layer from "effect/Layer"
 import * as AgentCore from "./AgentCore.js"
 import { handlerFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
 import { HandlerFailed, invoke } from "./internal/handler.js"
@@ -201,8 +201,7 @@ const causeOf = (reason: string) => Cause.die(new Error(reason))
  */
 export const requiresPayment = <R = never, LE = never, SE = never>(options: Options<R, LE, SE>) => {
   const make = effectHandler(options)
-  const facilitator: Layer.Layer<Facilitator, unknown> = options.layer ?? LambdaRuntime.defaultFacilitator
-  const layer = Layer.merge(facilitator, (options.services ?? Layer.empty) as Layer.Layer<R, SE>)
+  const layer = LambdaRuntime.layerOf(options)
   return <H extends Handler>(
     handler: LambdaRuntime.Checked<H, R>
   ): LambdaRuntime.Handler<unknown, AgentCore.InterceptorOutput> & {
