@@ -6,6 +6,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Credits from "./Credits.js"
@@ -277,10 +278,16 @@ export const requirements = <Req, R, Resp>(
   if (paywall.planIds.length === 1) {
     return Effect.flatMap(Facilitator, (facilitator) => Effect.map(facilitator.networkFor(paywall.planIds[0]), build))
   }
+  // Several plans: every lookup at once (a cold cache must not cost one round trip per plan), as
+  // plain forks joined in order, several times cheaper than a concurrent forEach.
   return Effect.flatMap(Facilitator, (facilitator) =>
-    Effect.map(
-      Effect.forEach(paywall.planIds, (planId) => facilitator.networkFor(planId), { concurrency: "unbounded" }),
-      (networks) => build((planId) => networks[paywall.planIds.indexOf(planId)])
+    Effect.flatMap(
+      Effect.forEach(paywall.planIds, (planId) => Effect.fork(facilitator.networkFor(planId))),
+      (fibers) =>
+        Effect.map(Effect.forEach(fibers, Fiber.join), (networks) => {
+          const byPlan = new Map(paywall.planIds.map((planId, i) => [planId, networks[i]]))
+          return build((planId) => byPlan.get(planId) ?? networks[0])
+        })
     ))
 }
 
