@@ -1,0 +1,167 @@
+/**
+ * Section 2: cold start. The example AgentCore Lambda, bundled exactly as users ship it (esbuild,
+ * minified single-file ESM), against a floor bundle built in the same run with the same options
+ * (a minimal Effect program with Schema + HttpClient + ManagedRuntime doing the same three backend
+ * calls). Size, gzip size, module init time and first invocation, each in a fresh Node process.
+ */
+import * as FakeNevermined from "@effect-x402/testing/FakeNevermined"
+import { Ledger } from "@effect-x402/testing/TestFacilitator"
+import * as esbuild from "esbuild"
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs/promises"
+import * as Path from "node:path"
+import * as Url from "node:url"
+import * as Zlib from "node:zlib"
+import { AGENT_ID, agentCoreEvent, ENDPOINT, lambdaContext, PLAN_ID } from "./fixtures.js"
+import { type Stats, statsOf } from "./harness.js"
+
+const here = Path.dirname(Url.fileURLToPath(import.meta.url))
+const root = Path.resolve(here, "..", "..")
+export const OUT_DIR = Path.join(root, "bench", ".bench-out", "bundles")
+
+/**
+ * The build options of `examples/agentcore-lambda/bundle.ts`, copied so that the floor is built
+ * the same way. `bundle()` checks that they still produce the example's own bundle, byte for byte.
+ */
+const buildOptions = (entry: string, outfile: string): esbuild.BuildOptions & { metafile: true } => ({
+  entryPoints: [entry],
+  outfile,
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  minify: true,
+  sourcemap: false,
+  treeShaking: true,
+  metafile: true,
+  logLevel: "silent"
+})
+
+export interface Bundle {
+  readonly name: string
+  readonly file: string
+  readonly bytes: number
+  readonly gzipBytes: number
+}
+
+const build = async (name: string, entry: string): Promise<Bundle> => {
+  const file = Path.join(OUT_DIR, `${name}.mjs`)
+  await esbuild.build(buildOptions(entry, file))
+  const content = await Fs.readFile(file)
+  return { name, file, bytes: content.byteLength, gzipBytes: Zlib.gzipSync(content).byteLength }
+}
+
+export const EXAMPLE = "example agentcore-lambda handler"
+export const FLOOR = "floor (Effect + Schema + HttpClient + ManagedRuntime)"
+
+export const bundles = async (options: { readonly checkDrift: boolean }): Promise<
+  { readonly example: Bundle; readonly floor: Bundle; readonly drift?: string }
+> => {
+  await Fs.mkdir(OUT_DIR, { recursive: true })
+  const example = await build("example", Path.join(root, "examples", "agentcore-lambda", "src", "handler.ts"))
+  const floor = await build("floor", Path.join(root, "bench", "floor", "handler.ts"))
+  if (!options.checkDrift) return { example, floor }
+  // The example's own build script: if its options changed, say so rather than measure the wrong thing.
+  const own = await import(Url.pathToFileURL(Path.join(root, "examples", "agentcore-lambda", "bundle.ts")).href) as {
+    readonly bundle: (outfile: string) => Promise<{ readonly bytes: number }>
+  }
+  const ownBytes = (await own.bundle(Path.join(OUT_DIR, "example-own.mjs"))).bytes
+  const drift = ownBytes === example.bytes
+    ? undefined
+    : `examples/agentcore-lambda/bundle.ts now builds ${ownBytes} bytes, the bench's copy of its options ${example.bytes}`
+  return { example, floor, ...(drift !== undefined ? { drift } : {}) }
+}
+
+// What the Lambda Node.js runtime does: import the ESM file, then call `handler(event, context)`.
+const RUNNER = `
+const t0 = performance.now()
+const { handler } = await import(process.env.BUNDLE_URL)
+const t1 = performance.now()
+const event = JSON.parse(process.env.EVENT)
+const context = JSON.parse(process.env.CONTEXT)
+const first = await handler(event, context)
+const t2 = performance.now()
+await handler(event, context)
+const t3 = performance.now()
+const ok = JSON.stringify(first).includes("payment-response")
+process.stdout.write(JSON.stringify({ init: t1 - t0, first: t2 - t1, second: t3 - t2, ok }))
+`
+
+interface Run {
+  readonly init: number
+  readonly first: number
+  readonly second: number
+  readonly ok: boolean
+}
+
+const runOnce = (file: string, env: Record<string, string>): Promise<Run> =>
+  new Promise((resolve, reject) => {
+    ChildProcess.execFile(
+      process.execPath,
+      ["--input-type=module", "-e", RUNNER],
+      { env: { PATH: process.env.PATH ?? "", BUNDLE_URL: Url.pathToFileURL(file).href, ...env }, timeout: 30_000 },
+      (error, stdout, stderr) => {
+        if (error) reject(new Error(`cold start run failed: ${error.message}\n${stderr}`))
+        else resolve(JSON.parse(stdout) as Run)
+      }
+    )
+  })
+
+export interface ColdStartResult {
+  readonly example: Bundle
+  readonly floor: Bundle
+  readonly drift?: string | undefined
+  readonly runs: number
+  /** Milliseconds, per bundle: import, first invocation (runtime build + plan, verify, settle), second. */
+  readonly init: { readonly example: Stats; readonly floor: Stats }
+  readonly first: { readonly example: Stats; readonly floor: Stats }
+  readonly second: { readonly example: Stats; readonly floor: Stats }
+}
+
+export const coldStart = async (runs: number, options: { readonly checkDrift: boolean }): Promise<ColdStartResult> => {
+  const built = await bundles(options)
+  const ledger = new Ledger()
+  const backend = await FakeNevermined.start({ ledger })
+  try {
+    ledger.addPlan({ planId: PLAN_ID, agentId: AGENT_ID })
+    ledger.fund(backend.subscriber, PLAN_ID, 1_000_000)
+    const token = ledger.mintToken({ planId: PLAN_ID, subscriber: backend.subscriber, agentId: AGENT_ID })
+    const env = {
+      EVENT: JSON.stringify(agentCoreEvent({ token })),
+      CONTEXT: JSON.stringify({ ...lambdaContext }),
+      NVM_API_KEY: backend.apiKey,
+      NVM_BACKEND_URL: backend.url,
+      NVM_PLAN_ID: PLAN_ID,
+      NVM_AGENT_ID: AGENT_ID,
+      NVM_ENDPOINT: ENDPOINT
+    }
+    const samples = { example: [] as Array<Run>, floor: [] as Array<Run> }
+    // One throwaway run each: the first process pays for the page cache.
+    await runOnce(built.example.file, env)
+    await runOnce(built.floor.file, env)
+    for (let i = 0; i < runs; i++) {
+      // Interleaved, alternating who goes first.
+      const order = i % 2 === 0 ? (["example", "floor"] as const) : (["floor", "example"] as const)
+      for (const which of order) {
+        const run = await runOnce(built[which].file, env)
+        if (!run.ok) throw new Error(`cold start: the ${which} bundle did not answer a paid call`)
+        samples[which].push(run)
+      }
+    }
+    const stats = (key: "init" | "first" | "second") => ({
+      example: statsOf(EXAMPLE, samples.example.map((r) => r[key])),
+      floor: statsOf(FLOOR, samples.floor.map((r) => r[key]))
+    })
+    return {
+      example: built.example,
+      floor: built.floor,
+      drift: built.drift,
+      runs,
+      init: stats("init"),
+      first: stats("first"),
+      second: stats("second")
+    }
+  } finally {
+    await backend.close()
+  }
+}

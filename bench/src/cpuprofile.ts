@@ -1,0 +1,122 @@
+/**
+ * Reads a V8 `.cpuprofile` (from `node --cpu-prof`) and tells where the time goes: the functions
+ * with the most self time, and the share of time spent under each module.
+ *
+ * `npx tsx bench/src/cpuprofile.ts <file.cpuprofile> [top]`
+ */
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import * as Url from "node:url"
+
+interface ProfileNode {
+  readonly id: number
+  readonly callFrame: {
+    readonly functionName: string
+    readonly url: string
+    readonly lineNumber: number
+  }
+  readonly children?: ReadonlyArray<number>
+}
+
+interface Profile {
+  readonly nodes: ReadonlyArray<ProfileNode>
+  readonly samples: ReadonlyArray<number>
+  readonly timeDeltas: ReadonlyArray<number>
+}
+
+export interface Line {
+  readonly label: string
+  readonly micros: number
+  readonly share: number
+}
+
+export interface Summary {
+  readonly totalMicros: number
+  readonly self: ReadonlyArray<Line>
+  readonly inclusive: ReadonlyArray<Line>
+  readonly modules: ReadonlyArray<Line>
+}
+
+const shortUrl = (url: string): string => {
+  if (url.length === 0) return "(native)"
+  const path = url.startsWith("file://") ? Url.fileURLToPath(url) : url
+  const pnpm = path.lastIndexOf("/node_modules/")
+  if (pnpm >= 0) return path.slice(pnpm + "/node_modules/".length)
+  const root = path.indexOf("/packages/")
+  if (root >= 0) return path.slice(root + 1)
+  const bench = path.indexOf("/bench/")
+  return bench >= 0 ? path.slice(bench + 1) : Path.basename(path)
+}
+
+const moduleOf = (url: string): string => {
+  const short = shortUrl(url)
+  if (short.startsWith("packages/")) return short.split("/").slice(0, 2).join("/") + " (ours)"
+  if (short.startsWith("effect/")) return "effect"
+  if (short.startsWith("@effect/")) return short.split("/").slice(0, 2).join("/")
+  if (short.startsWith("node:") || short === "(native)") return "node / native"
+  return short.split("/")[0]
+}
+
+export const summarize = (profile: Profile, top = 25): Summary => {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  const parent = new Map<number, number>()
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id)
+  const selfOf = new Map<number, number>()
+  let total = 0
+  profile.samples.forEach((id, i) => {
+    const dt = profile.timeDeltas[i] ?? 0
+    total += dt
+    selfOf.set(id, (selfOf.get(id) ?? 0) + dt)
+  })
+  const label = (node: ProfileNode) =>
+    `${node.callFrame.functionName || "(anonymous)"} ${shortUrl(node.callFrame.url)}:${node.callFrame.lineNumber + 1}`
+  const self = new Map<string, number>()
+  const inclusive = new Map<string, number>()
+  const modules = new Map<string, number>()
+  for (const [id, micros] of selfOf) {
+    const node = byId.get(id)!
+    const name = node.callFrame.functionName
+    if (name === "(idle)" || name === "(program)") continue
+    self.set(label(node), (self.get(label(node)) ?? 0) + micros)
+    modules.set(moduleOf(node.callFrame.url), (modules.get(moduleOf(node.callFrame.url)) ?? 0) + micros)
+    // Inclusive time: once per distinct frame on the stack.
+    const seen = new Set<string>()
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const l = label(byId.get(at)!)
+      if (seen.has(l)) continue
+      seen.add(l)
+      inclusive.set(l, (inclusive.get(l) ?? 0) + micros)
+    }
+  }
+  const lines = (map: Map<string, number>, n: number): ReadonlyArray<Line> =>
+    [...map.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([l, micros]) => ({
+      label: l,
+      micros,
+      share: total > 0 ? micros / total : 0
+    }))
+  return {
+    totalMicros: total,
+    self: lines(self, top),
+    inclusive: lines(inclusive, top * 2),
+    modules: lines(modules, 12)
+  }
+}
+
+export const render = (summary: Summary): string => {
+  const pct = (share: number) => `${(share * 100).toFixed(1).padStart(5)}%`
+  const block = (title: string, lines: ReadonlyArray<Line>) =>
+    [title, ...lines.map((l) => `  ${pct(l.share)}  ${l.label}`)].join("\n")
+  return [
+    `total sampled: ${(summary.totalMicros / 1000).toFixed(0)} ms`,
+    block("by module (self time):", summary.modules),
+    block("top functions by self time:", summary.self),
+    block("top frames by inclusive time:", summary.inclusive)
+  ].join("\n\n")
+}
+
+if (process.argv[1] !== undefined && Path.resolve(process.argv[1]) === Url.fileURLToPath(import.meta.url)) {
+  const file = process.argv[2]
+  if (file === undefined) throw new Error("usage: cpuprofile.ts <file.cpuprofile> [top]")
+  const profile = JSON.parse(Fs.readFileSync(file, "utf8")) as Profile
+  console.log(render(summarize(profile, Number(process.argv[3] ?? 25))))
+}

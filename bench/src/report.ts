@@ -1,0 +1,348 @@
+/**
+ * Turns the measurements into a Markdown report (tables, machine, date) and one line per goal.
+ */
+import * as ChildProcess from "node:child_process"
+import * as Os from "node:os"
+import type { ColdStartResult } from "./coldstart.js"
+import { FLOOR } from "./coldstart.js"
+import type { Stats } from "./harness.js"
+import type { OverheadResult, ScalingResult } from "./overhead.js"
+import { BARE, HANDWRITTEN, OURS_AGENTCORE, OURS_HTTP, X402_CORE } from "./overhead.js"
+import type { LevelResult } from "./wire.js"
+import * as Wire from "./wire.js"
+
+export interface Goal {
+  readonly name: string
+  readonly met: boolean
+  /** What was measured, e.g. `x1.62 (target <= x2)`. */
+  readonly measured: string
+}
+
+export interface Results {
+  readonly mode: "full" | "quick"
+  readonly startedAt: Date
+  readonly seconds: number
+  readonly loadBefore: ReadonlyArray<number>
+  readonly loadAfter: ReadonlyArray<number>
+  readonly overhead?: OverheadResult | undefined
+  readonly coldStart?: ColdStartResult | undefined
+  readonly wire?: ReadonlyArray<LevelResult> | undefined
+  readonly scaling?: ScalingResult | undefined
+}
+
+const us = (ns: number) => (ns / 1000).toFixed(ns < 10_000 ? 2 : 1)
+const ms = (value: number) => value.toFixed(value < 10 ? 2 : 1)
+const x = (ratio: number) => `x${ratio.toFixed(2)}`
+const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`
+
+const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string =>
+  [
+    `| ${header.join(" | ")} |`,
+    `| ${header.map((_, i) => (i === 0 ? "---" : "---:")).join(" | ")} |`,
+    ...rows.map((row) => `| ${row.join(" | ")} |`)
+  ].join("\n")
+
+const find = (stats: ReadonlyArray<Stats>, prefix: string): Stats => {
+  const found = stats.find((s) => s.name.startsWith(prefix))
+  if (found === undefined) throw new Error(`report: no measurement for ${prefix}`)
+  return found
+}
+
+const git = (args: ReadonlyArray<string>): string => {
+  try {
+    return ChildProcess.execFileSync("git", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim()
+  } catch {
+    return "unknown"
+  }
+}
+
+export const machine = (results: Results): string => {
+  const cpus = Os.cpus()
+  const commit = git(["rev-parse", "--short", "HEAD"])
+  const dirty = git(["status", "--porcelain", "--untracked-files=no"]).length > 0 ? " (with uncommitted changes)" : ""
+  const load = (l: ReadonlyArray<number>) => l.map((v) => v.toFixed(2)).join(" / ")
+  return [
+    `- date: ${results.startedAt.toISOString()} (${results.mode} run, ${results.seconds.toFixed(0)} s)`,
+    `- machine: ${cpus.length} x ${cpus[0]?.model ?? "unknown CPU"}, ${
+      (Os.totalmem() / 2 ** 30).toFixed(1)
+    } GiB, ${Os.type()} ${Os.release()} ${Os.arch()}`,
+    `- node ${process.version}, commit ${commit}${dirty}`,
+    `- load average (1/5/15 min) before: ${load(results.loadBefore)}, after: ${load(results.loadAfter)}`
+  ].join("\n")
+}
+
+const overheadTable = (stats: ReadonlyArray<Stats>, ours: string): string => {
+  const handwritten = find(stats, HANDWRITTEN).median
+  const bare = find(stats, BARE).median
+  return table(
+    ["candidate", "min µs", "median µs", "p99 µs", "median vs hand-written", "overhead over bare µs", "calls timed"],
+    stats.map((s) => [
+      s.name.startsWith(ours) ? `**${s.name}**` : s.name,
+      us(s.min),
+      us(s.median),
+      us(s.p99),
+      x(s.median / handwritten),
+      us(Math.max(0, s.median - bare)),
+      String(s.samples)
+    ])
+  )
+}
+
+export const goals = (results: Results): ReadonlyArray<Goal> => {
+  const out: Array<Goal> = []
+  if (results.overhead) {
+    for (
+      const [label, stats, ours] of [
+        ["agentcore", results.overhead.agentCore, OURS_AGENTCORE],
+        ["http", results.overhead.http, OURS_HTTP]
+      ] as const
+    ) {
+      const mine = find(stats, ours).median
+      const vsHand = mine / find(stats, HANDWRITTEN).median
+      const vsCore = find(stats, X402_CORE).median / mine
+      out.push({ name: `overhead-${label}-vs-handwritten`, met: vsHand <= 2, measured: `${x(vsHand)}, target <= x2` })
+      out.push({
+        name: `overhead-${label}-vs-x402-core`,
+        met: vsCore >= 3,
+        measured: `${vsCore.toFixed(2)}x as fast, target >= 3x`
+      })
+    }
+  }
+  if (results.coldStart) {
+    const c = results.coldStart
+    const size = c.example.bytes / c.floor.bytes
+    const init = c.init.example.median / c.init.floor.median
+    out.push({ name: "bundle-size-vs-floor", met: size <= 1.15, measured: `${x(size)}, target <= x1.15` })
+    out.push({
+      name: "bundle-size-under-500KB",
+      met: c.example.bytes < 500 * 1024,
+      measured: `${kb(c.example.bytes)}, target < 500 KiB`
+    })
+    out.push({ name: "init-time-vs-floor", met: init <= 1.15, measured: `${x(init)}, target <= x1.15` })
+  }
+  if (results.wire) {
+    for (const level of results.wire) {
+      const ours = level.rows.find((r) => r.name === Wire.OURS)
+      const conns = ours?.backendConnectionsInWindow
+      if (conns === undefined) continue
+      const limit = 2 * level.concurrency + 2
+      out.push({
+        name: `keep-alive-c${level.concurrency}`,
+        met: conns <= limit,
+        measured: `${conns} backend connections in ${level.window} paid calls, target <= ${limit}`
+      })
+    }
+  }
+  if (results.scaling) {
+    const growth = (values: ReadonlyArray<{ readonly unit: number; readonly cost: number }>) => {
+      // Linear or better: the cost per unit past the middle point is no more than twice the one
+      // before it (or the whole growth is within noise).
+      const [a, b, c] = values
+      const first = Math.max(0, b.cost - a.cost) / (b.unit - a.unit)
+      const second = Math.max(0, c.cost - b.cost) / (c.unit - b.unit)
+      const flat = c.cost <= a.cost * 1.25
+      return { met: flat || second <= 2 * first, flat, first, second, total: c.cost / a.cost }
+    }
+    const bytes = growth(results.scaling.bytes.map((s) => ({
+      unit: s.bytes,
+      cost: Math.max(1, find(s.stats, OURS_AGENTCORE).median - find(s.stats, BARE).median)
+    })))
+    out.push({
+      name: "scaling-bytes-linear",
+      met: bytes.met,
+      measured: `overhead x${bytes.total.toFixed(2)} from 1 KB to 1 MB${bytes.flat ? " (flat)" : ""}`
+    })
+    const plans = growth(results.scaling.plans.map((s) => ({
+      unit: s.plans,
+      cost: find(s.stats, OURS_AGENTCORE).median
+    })))
+    out.push({
+      name: "scaling-plans-linear",
+      met: plans.met,
+      measured: `x${plans.total.toFixed(2)} from 1 to 100 plans; ${us(plans.first)} µs per plan (1→10), ${
+        us(plans.second)
+      } µs per plan (10→100)`
+    })
+  }
+  return out
+}
+
+export const goalLines = (list: ReadonlyArray<Goal>): string =>
+  list.map((g) => `goal ${g.name}: ${g.met ? "met" : "MISSED"} (${g.measured})`).join("\n")
+
+export const render = (results: Results): string => {
+  const parts: Array<string> = [
+    "# Benchmarks",
+    "",
+    "What payment protection costs in time, against baselines measured in the same run (`pnpm bench`;",
+    "`pnpm bench --quick` is the short version). Benchmarks are not tests: nothing here fails a build.",
+    "Candidates run interleaved in round-robin batches, after a warm-up, and every call is timed with",
+    "`process.hrtime.bigint()`; ratios compare medians taken in the same run.",
+    "",
+    "## Machine",
+    "",
+    machine(results),
+    "",
+    "## Goals",
+    "",
+    "```",
+    goalLines(goals(results)),
+    "```"
+  ]
+  if (results.overhead) {
+    parts.push(
+      "",
+      "## 1. Per-invocation overhead, warm",
+      "",
+      "A paid `tools/call` with a facilitator that answers at once (constant verify and settle answers:",
+      "an Effect `Facilitator` for us, a resolved Promise for the others), so only the pipeline's own work",
+      "is timed. The hand-written baseline does the same work with no framework (header lookup,",
+      "PaymentRequired, verify, run, settle, base64 JSON receipt, result wrapping); `@x402/core` runs",
+      "`processHTTPRequest` + `processSettlement` on its `x402HTTPResourceServer` with a mocked facilitator",
+      "client; `LambdaRuntime only` runs the handler through our Lambda runtime with no payment.",
+      "",
+      "### AgentCore gateway event (`requiresPayment`)",
+      "",
+      overheadTable(results.overhead.agentCore, OURS_AGENTCORE),
+      "",
+      "### API Gateway v2 / Function URL event (`httpHandler`)",
+      "",
+      overheadTable(results.overhead.http, OURS_HTTP)
+    )
+  }
+  if (results.coldStart) {
+    const c = results.coldStart
+    const row = (name: string, bundle: typeof c.example, which: "example" | "floor") => [
+      name,
+      `${bundle.bytes} (${kb(bundle.bytes)})`,
+      `${bundle.gzipBytes} (${kb(bundle.gzipBytes)})`,
+      `${ms(c.init[which].median)} (min ${ms(c.init[which].min)})`,
+      `${ms(c.first[which].median)} (min ${ms(c.first[which].min)})`,
+      `${ms(c.second[which].median)}`
+    ]
+    parts.push(
+      "",
+      "## 2. Cold start",
+      "",
+      "The example `examples/agentcore-lambda` handler bundled as users ship it (esbuild, minified",
+      "single-file ESM, node20) and a floor bundle built in the same run with the same options: a",
+      `minimal Effect program (Schema + \`HttpClient\` over fetch + \`ManagedRuntime\`) making the same three`,
+      "backend calls (plan, verify, settle) and nothing of ours. Each run is a fresh Node process that",
+      "imports the bundle (init) and answers one paid call, then a second one, against `FakeNevermined`",
+      `on loopback; ${c.runs} runs each, interleaved; medians in ms.`,
+      "",
+      table(["bundle", "bytes", "gzip bytes", "init ms", "first invocation ms", "second invocation ms"], [
+        row("example agentcore-lambda handler", c.example, "example"),
+        row(FLOOR, c.floor, "floor"),
+        [
+          "ratio",
+          x(c.example.bytes / c.floor.bytes),
+          x(c.example.gzipBytes / c.floor.gzipBytes),
+          x(c.init.example.median / c.init.floor.median),
+          x(c.first.example.median / c.first.floor.median),
+          x(c.second.example.median / c.second.floor.median)
+        ]
+      ])
+    )
+    if (c.drift !== undefined) parts.push("", `Note: ${c.drift}.`)
+  }
+  if (results.wire) {
+    const rows: Array<ReadonlyArray<string>> = []
+    for (const level of results.wire) {
+      const hand = level.rows.find((r) => r.name === Wire.HANDWRITTEN)
+      for (const r of level.rows) {
+        rows.push([
+          String(level.concurrency),
+          r.name === Wire.OURS ? `**${r.name}**` : r.name,
+          r.callsPerSecond.toFixed(0),
+          hand && r.name !== Wire.BARE ? x(r.callsPerSecond / hand.callsPerSecond) : "",
+          ms(r.latency.median / 1e6),
+          ms(r.latency.p99 / 1e6),
+          r.backendConnectionsInWindow === undefined ? "–" : String(r.backendConnectionsInWindow),
+          r.backendConnections === undefined ? "–" : String(r.backendConnections),
+          String(r.clientConnections),
+          `${r.calls}${r.failures > 0 ? ` (${r.failures} failed)` : ""}`
+        ])
+      }
+    }
+    const window = results.wire[0]?.window ?? 0
+    parts.push(
+      "",
+      "## 3. Over the wire",
+      "",
+      "A paid agent behind a Node HTTP server on 127.0.0.1 (`httpHandler`, the live Nevermined layer over",
+      "`FetchHttpClient`, the Lambda default) against `FakeNevermined` on loopback, driven by a keep-alive",
+      "load generator; everything in one Node process on this machine, so the fake backend and the load",
+      "generator share the CPU with the agent. The hand-written agent makes the same two backend calls",
+      `with \`fetch\`. Connections are the TCP connections the backend accepted (server-side \`connection\``,
+      `events): during each candidate's first ${window} paid calls from a cold pool, and over the whole run.`,
+      "",
+      table([
+        "concurrency",
+        "agent",
+        "calls/s",
+        "vs hand-written",
+        "median ms",
+        "p99 ms",
+        `backend conns, first ${window} calls`,
+        "backend conns, all",
+        "client conns",
+        "calls"
+      ], rows)
+    )
+  }
+  if (results.scaling) {
+    const s = results.scaling
+    const sizeRows = (groups: ScalingResult["bytes"], ours: string) =>
+      groups.map((g) => {
+        const mine = find(g.stats, ours).median
+        const hand = find(g.stats, HANDWRITTEN).median
+        const bare = find(g.stats, BARE).median
+        return [g.label, us(mine), us(hand), us(bare), us(Math.max(0, mine - bare)), us(Math.max(0, hand - bare))]
+      })
+    parts.push(
+      "",
+      "## 4. Scaling",
+      "",
+      "The same warm paid call as in section 1 as the request grows (tool arguments, or an HTTP body, of",
+      "about 1 KB, 64 KB and 1 MB of JSON) and as the number of plans in `accepts` grows. Medians in µs.",
+      "",
+      "### Request size, AgentCore (`arguments` of the tool call, an object as the gateway sends it)",
+      "",
+      table(
+        ["arguments", "requiresPayment", "hand-written", "bare", "our overhead", "hand-written overhead"],
+        sizeRows(s.bytes, OURS_AGENTCORE)
+      ),
+      "",
+      "### Request size, HTTP (JSON body as a string, as API Gateway sends it)",
+      "",
+      table(
+        ["body", "httpHandler", "hand-written", "bare", "our overhead", "hand-written overhead"],
+        sizeRows(s.httpBytes, OURS_HTTP)
+      ),
+      "",
+      "### Plans in `accepts` (AgentCore)",
+      "",
+      table(
+        ["plans", "requiresPayment", "hand-written", "@x402/core", "ours vs hand-written", "@x402/core vs ours"],
+        s.plans.map((g) => {
+          const mine = find(g.stats, OURS_AGENTCORE).median
+          const hand = find(g.stats, HANDWRITTEN).median
+          const core = find(g.stats, X402_CORE).median
+          return [String(g.plans), us(mine), us(hand), us(core), x(mine / hand), x(core / mine)]
+        })
+      )
+    )
+  }
+  parts.push(
+    "",
+    "## Reproduce, profile",
+    "",
+    "- `pnpm bench` (this file), `pnpm bench --quick` (stdout and `bench/.bench-out/BENCHMARKS.quick.md`).",
+    "- `pnpm bench --only overhead,coldstart,wire,scaling` runs some sections (not written here).",
+    "- `pnpm bench --profile requiresPayment|httpHandler|x402core|handwritten [seconds]` bundles one",
+    "  candidate, runs it under `node --cpu-prof` and prints where the time goes (the `.cpuprofile` is",
+    "  kept in `bench/.bench-out/profiles/` for Chrome DevTools)."
+  )
+  return parts.join("\n") + "\n"
+}

@@ -1,0 +1,319 @@
+/**
+ * Section 3: over the wire. A paid agent (`httpHandler` with the live Nevermined layer over the
+ * Lambda default `FetchHttpClient`) behind a Node HTTP server on loopback, against `FakeNevermined`:
+ * calls per second and latency at several concurrencies, and the TCP connections the agent opens to
+ * the backend per 1,000 paid calls. Baselines in the same run: a hand-written agent making the same
+ * two backend calls with `fetch`, and the bare handler (no payment, no backend).
+ */
+import * as Nevermined from "@effect-x402/core/Nevermined"
+import * as HttpHandler from "@effect-x402/lambda/HttpHandler"
+import * as FakeNevermined from "@effect-x402/testing/FakeNevermined"
+import { Ledger } from "@effect-x402/testing/TestFacilitator"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import type { APIGatewayProxyEventV2 } from "aws-lambda"
+import * as Layer from "effect/Layer"
+import * as DiagnosticsChannel from "node:diagnostics_channel"
+import * as Http from "node:http"
+import type * as Net from "node:net"
+import { AGENT_ID, lambdaContext, NETWORK, type PlainFacilitator, PLAN_ID } from "./fixtures.js"
+import * as Handwritten from "./handwritten.js"
+import { gc, type Stats, statsOf } from "./harness.js"
+
+// Server-side accepted connections, by local port: the backend's count is the agent's pool at work.
+const accepted = new Map<number, number>()
+DiagnosticsChannel.subscribe("net.server.socket", (message) => {
+  const port = (message as { readonly socket: Net.Socket }).socket.localPort
+  if (port !== undefined) accepted.set(port, (accepted.get(port) ?? 0) + 1)
+})
+const acceptedOn = (port: number) => accepted.get(port) ?? 0
+
+const ROUTE_RESULT = { statusCode: 200, headers: { "content-type": "application/json" }, body: "{\"answer\":42}" }
+const route = async (_event: unknown) => ROUTE_RESULT
+
+type LambdaHttpHandler = (event: APIGatewayProxyEventV2) => Promise<unknown>
+
+/** Serves a v2-event handler over Node HTTP, as API Gateway / a Function URL would call it. */
+const serve = (handler: LambdaHttpHandler): Promise<{ readonly server: Http.Server; readonly port: number }> =>
+  new Promise((resolve) => {
+    const server = Http.createServer((req, res) => {
+      const chunks: Array<Buffer> = []
+      req.on("data", (chunk: Buffer) => chunks.push(chunk))
+      req.on("end", () => {
+        const url = new URL(req.url ?? "/", "http://127.0.0.1")
+        const headers: Record<string, string> = {}
+        for (const [name, value] of Object.entries(req.headers)) {
+          if (typeof value === "string") headers[name] = value
+        }
+        const event: APIGatewayProxyEventV2 = {
+          version: "2.0",
+          routeKey: "$default",
+          rawPath: url.pathname,
+          rawQueryString: url.search.slice(1),
+          headers,
+          requestContext: {
+            accountId: "123456789012",
+            apiId: "local",
+            domainName: "agent.local",
+            domainPrefix: "agent",
+            http: {
+              method: req.method ?? "GET",
+              path: url.pathname,
+              protocol: "HTTP/1.1",
+              sourceIp: "127.0.0.1",
+              userAgent: ""
+            },
+            requestId: "r",
+            routeKey: "$default",
+            stage: "$default",
+            time: "",
+            timeEpoch: 0
+          },
+          body: Buffer.concat(chunks).toString("utf8"),
+          isBase64Encoded: false
+        }
+        handler(event).then(
+          (result) => {
+            const r = result as { statusCode: number; headers?: Record<string, string>; body?: string }
+            res.writeHead(r.statusCode, r.headers)
+            res.end(r.body ?? "")
+          },
+          () => {
+            res.writeHead(500)
+            res.end()
+          }
+        )
+      })
+    })
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      resolve({ server, port: typeof address === "object" && address !== null ? address.port : 0 })
+    })
+  })
+
+const fetchFacilitator = (url: string, apiKey: string): PlainFacilitator => {
+  const headers = {
+    accept: "application/json",
+    "content-type": "application/json",
+    authorization: `Bearer ${apiKey}`,
+    "nevermined-version": "1.1"
+  }
+  const post = async <A>(path: string, body: unknown): Promise<A> => {
+    const response = await fetch(url + path, { method: "POST", headers, body: JSON.stringify(body) })
+    if (!response.ok) throw new Error(`backend answered ${response.status}`)
+    return await response.json() as A
+  }
+  return {
+    verify: (request) =>
+      post("/api/v1/x402/verify", {
+        paymentRequired: request.paymentRequired,
+        x402AccessToken: request.token,
+        maxAmount: request.maxAmount
+      }),
+    settle: (request) =>
+      post("/api/v1/x402/settle", {
+        paymentRequired: request.paymentRequired,
+        x402AccessToken: request.token,
+        maxAmount: request.maxAmount,
+        agentRequestId: request.agentRequestId
+      })
+  }
+}
+
+export const OURS = "effect-x402 httpHandler, live layer (FetchHttpClient)"
+export const HANDWRITTEN = "hand-written + fetch"
+export const BARE = "bare handler (no payment, no backend)"
+
+export interface Setup {
+  readonly name: string
+  readonly port: number
+  readonly backendPort: number | undefined
+  readonly token: string
+  readonly close: () => Promise<void>
+}
+
+export type Kind = "ours" | "handwritten" | "bare"
+const NAMES: Record<Kind, string> = { ours: OURS, handwritten: HANDWRITTEN, bare: BARE }
+
+export const setup = async (kind: Kind): Promise<Setup> => {
+  if (kind === "bare") {
+    const { port, server } = await serve(route)
+    return {
+      name: NAMES[kind],
+      port,
+      backendPort: undefined,
+      token: "",
+      close: () => new Promise((resolve) => server.close(() => resolve()))
+    }
+  }
+  const ledger = new Ledger()
+  const backend = await FakeNevermined.start({ ledger })
+  ledger.addPlan({ planId: PLAN_ID, agentId: AGENT_ID })
+  ledger.fund(backend.subscriber, PLAN_ID, 1_000_000_000)
+  const token = ledger.mintToken({ planId: PLAN_ID, subscriber: backend.subscriber, agentId: AGENT_ID })
+  const backendPort = Number(new URL(backend.url).port)
+  let dispose: () => Promise<void> = async () => undefined
+  let handler: LambdaHttpHandler
+  if (kind === "ours") {
+    const paid = HttpHandler.httpHandler({
+      planId: PLAN_ID,
+      agentId: AGENT_ID,
+      credits: 1,
+      layer: Nevermined.layer({ apiKey: backend.apiKey, backendUrl: backend.url }).pipe(
+        Layer.provide(FetchHttpClient.layer)
+      )
+    })(route)
+    handler = (event) => paid(event, lambdaContext)
+    dispose = () => paid.runtime.dispose()
+  } else {
+    handler = Handwritten.http(
+      { planIds: [PLAN_ID], agentId: AGENT_ID, endpoint: "", network: NETWORK, credits: 1 },
+      fetchFacilitator(backend.url, backend.apiKey),
+      route
+    )
+  }
+  const { port, server } = await serve(handler)
+  return {
+    name: NAMES[kind],
+    port,
+    backendPort,
+    token,
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      server.closeAllConnections()
+      await dispose()
+      await backend.close()
+    }
+  }
+}
+
+/** Sends `calls` paid POSTs with `concurrency` keep-alive connections; the latency of each, in ns. */
+export const load = async (
+  target: Setup,
+  agent: Http.Agent,
+  calls: number,
+  concurrency: number
+): Promise<{ readonly latencies: Array<number>; readonly wallNanos: number; readonly failures: number }> => {
+  const latencies: Array<number> = []
+  let failures = 0
+  let next = 0
+  const body = "{\"question\":\"life\"}"
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const t0 = process.hrtime.bigint()
+      const req = Http.request({
+        host: "127.0.0.1",
+        port: target.port,
+        method: "POST",
+        path: "/agent",
+        agent,
+        headers: {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(body),
+          ...(target.token.length > 0 ? { "payment-signature": target.token } : {})
+        }
+      }, (res) => {
+        const paid = target.backendPort === undefined || typeof res.headers["payment-response"] === "string"
+        if (res.statusCode !== 200 || !paid) failures++
+        res.resume()
+        res.on("end", () => {
+          latencies.push(Number(process.hrtime.bigint() - t0))
+          resolve()
+        })
+      })
+      req.on("error", () => {
+        failures++
+        resolve()
+      })
+      req.end(body)
+    })
+  const worker = async () => {
+    while (next < calls) {
+      next++
+      await one()
+    }
+  }
+  const start = process.hrtime.bigint()
+  await Promise.all(Array.from({ length: concurrency }, worker))
+  return { latencies, wallNanos: Number(process.hrtime.bigint() - start), failures }
+}
+
+export interface LevelResult {
+  readonly concurrency: number
+  readonly window: number
+  readonly rows: ReadonlyArray<{
+    readonly name: string
+    readonly latency: Stats
+    readonly callsPerSecond: number
+    readonly calls: number
+    readonly failures: number
+    /** Connections the backend accepted during the first `window` paid calls (from a cold pool). */
+    readonly backendConnectionsInWindow: number | undefined
+    /** Connections the backend accepted over all calls. */
+    readonly backendConnections: number | undefined
+    /** Connections the load generator opened to the agent (keep-alive: the concurrency). */
+    readonly clientConnections: number
+  }>
+}
+
+export interface WireOptions {
+  readonly concurrencies: ReadonlyArray<number>
+  /** The first round: this many calls per candidate in one go, connections counted (1,000 in full). */
+  readonly window: number
+  /** Rounds of `chunk` calls per candidate after the first. */
+  readonly rounds: number
+  readonly chunk: number
+  readonly warmupCalls: number
+}
+
+export const wire = async (options: WireOptions): Promise<ReadonlyArray<LevelResult>> => {
+  const kinds: ReadonlyArray<Kind> = ["ours", "handwritten", "bare"]
+  // Warm-up: JIT and module state, on throwaway servers.
+  for (const kind of kinds) {
+    const target = await setup(kind)
+    const agent = new Http.Agent({ keepAlive: true, maxSockets: 8 })
+    await load(target, agent, options.warmupCalls, 8)
+    agent.destroy()
+    await target.close()
+  }
+  const results: Array<LevelResult> = []
+  for (const concurrency of options.concurrencies) {
+    gc()
+    const targets = await Promise.all(kinds.map(setup))
+    const agents = targets.map(() => new Http.Agent({ keepAlive: true, maxSockets: concurrency }))
+    const latencies = targets.map(() => [] as Array<number>)
+    const wall = targets.map(() => 0)
+    const failures = targets.map(() => 0)
+    const inWindow: Array<number | undefined> = targets.map(() => undefined)
+    // Round 0 is each candidate's first `window` paid calls in one go, from a cold connection pool:
+    // the connections the backend accepts meanwhile are the ones those calls needed. Later rounds
+    // interleave shorter chunks.
+    for (let round = 0; round <= options.rounds; round++) {
+      for (let k = 0; k < targets.length; k++) {
+        const i = (round + k) % targets.length
+        const target = targets[i]
+        const out = await load(target, agents[i], round === 0 ? options.window : options.chunk, concurrency)
+        latencies[i].push(...out.latencies)
+        wall[i] += out.wallNanos
+        failures[i] += out.failures
+        if (round === 0 && target.backendPort !== undefined) inWindow[i] = acceptedOn(target.backendPort)
+      }
+    }
+    results.push({
+      concurrency,
+      window: options.window,
+      rows: targets.map((target, i) => ({
+        name: target.name,
+        latency: statsOf(target.name, latencies[i]),
+        callsPerSecond: latencies[i].length / (wall[i] / 1e9),
+        calls: latencies[i].length,
+        failures: failures[i],
+        backendConnectionsInWindow: inWindow[i],
+        backendConnections: target.backendPort !== undefined ? acceptedOn(target.backendPort) : undefined,
+        clientConnections: acceptedOn(target.port)
+      }))
+    })
+    for (const agent of agents) agent.destroy()
+    await Promise.all(targets.map((t) => t.close()))
+  }
+  return results
+}
