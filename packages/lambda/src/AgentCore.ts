@@ -420,7 +420,10 @@ const formatError = (error: ParseResult.ParseError): string => {
   const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
   if (issue === undefined) return "invalid"
   const where = issue.path.length > 0 ? issue.path.join(".") : "the value"
-  return issue.message.length > 120 ? `${where} has the wrong shape` : `${where}: ${issue.message}`
+  // Never echo the value: a malformed event may carry a token where a header map should be, and this
+  // message goes to the logs and back to the caller.
+  const message = issue.message.replace(/, actual [\s\S]*$/, "")
+  return message.length > 120 ? `${where} has the wrong shape` : `${where}: ${message}`
 }
 
 /**
