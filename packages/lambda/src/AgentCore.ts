@@ -479,9 +479,15 @@ export interface Answer {
 
 const JSON_HEADERS: OutputHeaders = { "Content-Type": "application/json" }
 
+// What an HTTP/1.1 header can carry (RFC 9110 tokens and field values, as Node checks them). A CR, LF
+// or NUL would inject a header downstream, or make the gateway refuse an answer already charged.
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
+
 /**
  * Copies headers into string-valued own properties, dropping anything that is not a header
- * (`__proto__`, objects) and the names in `without` (any case).
+ * (`__proto__`, objects, a name or value HTTP cannot carry such as one with CR or LF) and the names
+ * in `without` (any case).
  *
  * @since 0.1.0
  * @category answers
@@ -491,10 +497,14 @@ export const copyHeaders = (headers: unknown, without: ReadonlyArray<string> = [
   if (!isRecord(headers)) return out
   const dropped = new Set(without.map((name) => name.toLowerCase()))
   for (const key of Object.keys(headers)) {
-    if (key === "__proto__" || dropped.has(key.toLowerCase())) continue
+    if (key === "__proto__" || dropped.has(key.toLowerCase()) || !HEADER_NAME.test(key)) continue
     const value = headers[key]
-    if (typeof value === "string") out[key] = value
-    else if (typeof value === "number" || typeof value === "boolean") out[key] = String(value)
+    const text = typeof value === "string"
+      ? value
+      : typeof value === "number" || typeof value === "boolean"
+      ? String(value)
+      : undefined
+    if (text !== undefined && HEADER_VALUE.test(text)) out[key] = text
   }
   return out
 }
