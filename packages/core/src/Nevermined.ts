@@ -5,7 +5,6 @@
  * @since 0.1.0
  */
 import * as HttpClient from "@effect/platform/HttpClient"
-import * as Cache from "effect/Cache"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
@@ -18,6 +17,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { Facilitator, type SettleRequest, type VerifyRequest } from "./Facilitator.js"
 import * as Backend from "./internal/backend.js"
+import * as LookupCache from "./internal/lookupCache.js"
 import type { FacilitatorError } from "./PaymentError.js"
 import { fingerprint } from "./Paywall.js"
 import * as X402 from "./X402.js"
@@ -343,7 +343,7 @@ export const make = (
 
     const planTtl = Duration.decode(options.planCacheTtl ?? Duration.minutes(5))
     // The cache dedupes concurrent lookups of a plan: one request per plan per window.
-    const networks = yield* Cache.makeWith({
+    const networks = yield* LookupCache.make({
       capacity: 1024,
       lookup: lookupNetwork,
       timeToLive: (exit) => Exit.isSuccess(exit) ? planTtl : Duration.min(planTtl, PLAN_FAILURE_TTL)
@@ -353,7 +353,7 @@ export const make = (
       ? ((network: string) => (_planId: string) => Effect.succeed(network))(options.network)
       : Effect.fn("Nevermined.networkFor")(function*(planId: string) {
         yield* Effect.annotateCurrentSpan("planId", planId)
-        return yield* networks.get(planId).pipe(
+        return yield* networks(planId).pipe(
           Effect.tapError((error) =>
             Effect.logWarning("Nevermined: plan lookup failed, advertising the default network").pipe(
               Effect.annotateLogs({ planId, error: error.message })
