@@ -64,7 +64,11 @@ const profile = async (target: string, seconds: number) => {
   )
   const created = (await Fs.readdir(dir)).filter((f) => f.endsWith(".cpuprofile") && !before.has(f))
   const file = Path.join(dir, created[0] ?? "")
-  const summary = CpuProfile.summarize(JSON.parse(await Fs.readFile(file, "utf8")), 30)
+  const summary = CpuProfile.summarize(
+    JSON.parse(await Fs.readFile(file, "utf8")),
+    30,
+    CpuProfile.bundleModules(bundle)
+  )
   console.log(`\n${CpuProfile.render(summary)}\n\nprofile: ${Path.relative(process.cwd(), file)}`)
 }
 

@@ -2,7 +2,7 @@
  * Reads a V8 `.cpuprofile` (from `node --cpu-prof`) and tells where the time goes: the functions
  * with the most self time, and the share of time spent under each module.
  *
- * `npx tsx bench/src/cpuprofile.ts <file.cpuprofile> [top]`
+ * `npx tsx bench/src/cpuprofile.ts <file.cpuprofile> [top] [unminified bundle it profiled]`
  */
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -39,6 +39,7 @@ export interface Summary {
 
 const shortUrl = (url: string): string => {
   if (url.length === 0) return "(native)"
+  if (url.startsWith("packages/") || url.startsWith("bench/") || url.startsWith("examples/")) return url
   const path = url.startsWith("file://") ? Url.fileURLToPath(url) : url
   const pnpm = path.lastIndexOf("/node_modules/")
   if (pnpm >= 0) return path.slice(pnpm + "/node_modules/".length)
@@ -57,7 +58,28 @@ const moduleOf = (url: string): string => {
   return short.split("/")[0]
 }
 
-export const summarize = (profile: Profile, top = 25): Summary => {
+/**
+ * Maps lines of an unminified esbuild bundle back to the module they came from, by the
+ * `// path/to/module.js` comments esbuild writes before each module.
+ */
+export const bundleModules = (bundleFile: string): (url: string, line: number) => string | undefined => {
+  const lines = Fs.readFileSync(bundleFile, "utf8").split("\n")
+  const owner: Array<string> = []
+  let current = ""
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^\/\/ ((?:\.\.\/)*(?:node_modules|packages|bench|examples|src)\/\S*)$/.exec(lines[i])
+    if (m) current = m[1].replace(/^(\.\.\/)+/, "")
+    owner[i] = current
+  }
+  const url = Url.pathToFileURL(bundleFile).href
+  return (u, line) => (u === url ? owner[line] : undefined)
+}
+
+export const summarize = (
+  profile: Profile,
+  top = 25,
+  modulesOf?: (url: string, line: number) => string | undefined
+): Summary => {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
   const parent = new Map<number, number>()
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id)
@@ -68,8 +90,17 @@ export const summarize = (profile: Profile, top = 25): Summary => {
     total += dt
     selfOf.set(id, (selfOf.get(id) ?? 0) + dt)
   })
-  const label = (node: ProfileNode) =>
-    `${node.callFrame.functionName || "(anonymous)"} ${shortUrl(node.callFrame.url)}:${node.callFrame.lineNumber + 1}`
+  const where = (node: ProfileNode) => modulesOf?.(node.callFrame.url, node.callFrame.lineNumber)
+  const label = (node: ProfileNode) => {
+    const source = where(node)
+    return `${node.callFrame.functionName || "(anonymous)"} ${
+      source !== undefined && source.length > 0 ? shortUrl(source) : shortUrl(node.callFrame.url)
+    }:${node.callFrame.lineNumber + 1}`
+  }
+  const moduleOfNode = (node: ProfileNode) => {
+    const source = where(node)
+    return moduleOf(source !== undefined && source.length > 0 ? source : node.callFrame.url)
+  }
   const self = new Map<string, number>()
   const inclusive = new Map<string, number>()
   const modules = new Map<string, number>()
@@ -78,7 +109,7 @@ export const summarize = (profile: Profile, top = 25): Summary => {
     const name = node.callFrame.functionName
     if (name === "(idle)" || name === "(program)") continue
     self.set(label(node), (self.get(label(node)) ?? 0) + micros)
-    modules.set(moduleOf(node.callFrame.url), (modules.get(moduleOf(node.callFrame.url)) ?? 0) + micros)
+    modules.set(moduleOfNode(node), (modules.get(moduleOfNode(node)) ?? 0) + micros)
     // Inclusive time: once per distinct frame on the stack.
     const seen = new Set<string>()
     for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
@@ -118,5 +149,6 @@ if (process.argv[1] !== undefined && Path.resolve(process.argv[1]) === Url.fileU
   const file = process.argv[2]
   if (file === undefined) throw new Error("usage: cpuprofile.ts <file.cpuprofile> [top]")
   const profile = JSON.parse(Fs.readFileSync(file, "utf8")) as Profile
-  console.log(render(summarize(profile, Number(process.argv[3] ?? 25))))
+  const bundle = process.argv[4]
+  console.log(render(summarize(profile, Number(process.argv[3] ?? 25), bundle ? bundleModules(bundle) : undefined)))
 }
