@@ -105,7 +105,7 @@ const main = async () => {
     step("1. per-invocation overhead")
     results.overhead = await overhead(
       quick
-        ? { millisPerCandidate: 300, rounds: 10, warmupMillis: 150 }
+        ? { millisPerCandidate: 300, rounds: 10, warmupMillis: 150, warmupCalls: 200 }
         : { millisPerCandidate: 3000, rounds: 30, warmupMillis: 800 }
     )
   }
@@ -128,7 +128,7 @@ const main = async () => {
     gc()
     results.scaling = await scaling(
       quick
-        ? { millisPerCandidate: 100, rounds: 5, warmupMillis: 40 }
+        ? { millisPerCandidate: 100, rounds: 5, warmupMillis: 40, warmupCalls: 60 }
         : { millisPerCandidate: 1500, rounds: 20, warmupMillis: 300 }
     )
   }

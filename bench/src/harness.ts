@@ -29,6 +29,8 @@ export interface Budget {
   readonly rounds: number
   /** Warm-up time per candidate (interleaved too), before anything is recorded. */
   readonly warmupMillis: number
+  /** And at least this many warm-up calls per candidate (default 400). */
+  readonly warmupCalls?: number
 }
 
 V8.setFlagsFromString("--expose-gc")
@@ -44,7 +46,7 @@ const isThenable = (u: unknown): u is PromiseLike<unknown> =>
 
 const now = () => process.hrtime.bigint()
 
-const MIN_WARMUP_CALLS = 400
+const WARMUP_CALLS = 400
 
 /** Runs a candidate for about `millis`, returning the number of calls made. */
 const runFor = async (candidate: Candidate, millis: number): Promise<number> => {
@@ -92,7 +94,7 @@ export const measure = async (
   for (let i = 0; i < 4; i++) {
     for (const candidate of candidates) {
       await runFor(candidate, warmSlice)
-      for (let n = 0; n < MIN_WARMUP_CALLS / 4; n++) {
+      for (let n = 0; n < (budget.warmupCalls ?? WARMUP_CALLS) / 4; n++) {
         const out = candidate.run()
         if (isThenable(out)) await out
       }

@@ -84,6 +84,9 @@ const serve = (handler: LambdaHttpHandler): Promise<{ readonly server: Http.Serv
         )
       })
     })
+    // API Gateway keeps client connections open far longer than Node's 5 s default; a candidate idle
+    // while the others take their turn must not pay for reconnecting.
+    server.keepAliveTimeout = 60_000
     server.listen(0, "127.0.0.1", () => {
       const address = server.address()
       resolve({ server, port: typeof address === "object" && address !== null ? address.port : 0 })
