@@ -225,6 +225,12 @@ export type Outcome<A> =
 
 const DEFAULT_MESSAGE = "Payment required to access this resource"
 
+// Public operations get a span each, without `Effect.fn`'s per-call stack capture (a `new Error()`
+// on every paid call, measurable on the hot path): the span name says where it comes from.
+const spanOptions = { captureStackTrace: false } as const
+const traced = <F extends (...args: Array<never>) => Effect.Effect<unknown, unknown, unknown>>(name: string, f: F): F =>
+  ((...args: Parameters<F>) => Effect.withSpan(f(...args), name, spanOptions)) as F
+
 const isThenable = (u: unknown): u is PromiseLike<unknown> =>
   typeof u === "object" && u !== null && typeof (u as { then?: unknown }).then === "function"
 
@@ -302,50 +308,53 @@ export const requirements = <Req, R, Resp>(
 export const verify: <Req, R, Resp>(
   paywall: Paywall<Req, R, Resp>,
   call: Call<Req>
-) => Effect.Effect<Verified, PaymentRequired | VerifyFailed, Facilitator | R> = Effect.fn("Paywall.verify")(
-  function*<Req, R, Resp>(paywall: Paywall<Req, R, Resp>, call: Call<Req>) {
-    const { options } = paywall
-    yield* Effect.annotateCurrentSpan("x402.plan_ids", paywall.planIds.join(","))
-    const paymentRequired = yield* requirements(paywall, call.resourceUrl)
-    const token = Redacted.isRedacted(call.token) || typeof call.token === "string" ? tokenOf(call.token) : undefined
-    if (token === undefined) {
-      yield* Effect.annotateCurrentSpan("x402.outcome", "payment_required")
-      return yield* new PaymentRequired({
-        reason: "MissingToken",
+) => Effect.Effect<Verified, PaymentRequired | VerifyFailed, Facilitator | R> = traced(
+  "Paywall.verify",
+  Effect.fnUntraced(
+    function*<Req, R, Resp>(paywall: Paywall<Req, R, Resp>, call: Call<Req>) {
+      const { options } = paywall
+      yield* Effect.annotateCurrentSpan("x402.plan_ids", paywall.planIds.join(","))
+      const paymentRequired = yield* requirements(paywall, call.resourceUrl)
+      const token = Redacted.isRedacted(call.token) || typeof call.token === "string" ? tokenOf(call.token) : undefined
+      if (token === undefined) {
+        yield* Effect.annotateCurrentSpan("x402.outcome", "payment_required")
+        return yield* new PaymentRequired({
+          reason: "MissingToken",
+          paymentRequired,
+          description: call.paymentRequiredMessage ?? DEFAULT_MESSAGE
+        })
+      }
+      yield* Effect.annotateCurrentSpan("x402.token", fingerprint(token))
+      const credits = yield* Credits.resolve(paywall.credits, call.request).pipe(
+        Effect.mapError((cause) => new VerifyFailed({ reason: "InvalidAmount", paymentRequired, cause }))
+      )
+      yield* Effect.annotateCurrentSpan("x402.credits", credits)
+      if (options.onBeforeVerify) {
+        const hook = options.onBeforeVerify
+        yield* runHook("onBeforeVerify", () => hook(paymentRequired))
+      }
+      const facilitator = yield* Facilitator
+      const verification = yield* facilitator.verify({ paymentRequired, token, maxAmount: credits }).pipe(
+        Effect.mapError((cause) => new VerifyFailed({ reason: "Unavailable", paymentRequired, cause }))
+      )
+      if (!verification.isValid) {
+        yield* Effect.annotateCurrentSpan("x402.outcome", "invalid")
+        return yield* new VerifyFailed({ reason: "Invalid", paymentRequired, verification })
+      }
+      yield* Effect.annotateCurrentSpan("x402.outcome", "verified")
+      if (options.onAfterVerify) {
+        const hook = options.onAfterVerify
+        yield* runHook("onAfterVerify", () => hook(verification))
+      }
+      return {
         paymentRequired,
-        description: call.paymentRequiredMessage ?? DEFAULT_MESSAGE
-      })
+        token,
+        verification,
+        credits,
+        agentRequestId: verification.agentRequestId
+      } satisfies Verified
     }
-    yield* Effect.annotateCurrentSpan("x402.token", fingerprint(token))
-    const credits = yield* Credits.resolve(paywall.credits, call.request).pipe(
-      Effect.mapError((cause) => new VerifyFailed({ reason: "InvalidAmount", paymentRequired, cause }))
-    )
-    yield* Effect.annotateCurrentSpan("x402.credits", credits)
-    if (options.onBeforeVerify) {
-      const hook = options.onBeforeVerify
-      yield* runHook("onBeforeVerify", () => hook(paymentRequired))
-    }
-    const facilitator = yield* Facilitator
-    const verification = yield* facilitator.verify({ paymentRequired, token, maxAmount: credits }).pipe(
-      Effect.mapError((cause) => new VerifyFailed({ reason: "Unavailable", paymentRequired, cause }))
-    )
-    if (!verification.isValid) {
-      yield* Effect.annotateCurrentSpan("x402.outcome", "invalid")
-      return yield* new VerifyFailed({ reason: "Invalid", paymentRequired, verification })
-    }
-    yield* Effect.annotateCurrentSpan("x402.outcome", "verified")
-    if (options.onAfterVerify) {
-      const hook = options.onAfterVerify
-      yield* runHook("onAfterVerify", () => hook(verification))
-    }
-    return {
-      paymentRequired,
-      token,
-      verification,
-      credits,
-      agentRequestId: verification.agentRequestId
-    } satisfies Verified
-  }
+  )
 )
 
 const tokenOf = (input: TokenInput): Redacted.Redacted<string> | undefined => Option.getOrUndefined(token(input))
@@ -372,44 +381,47 @@ const settleFailureOf = (input: SettleInput, cause: FacilitatorError): SettleFai
 export const settle: <Req, R, Resp>(
   paywall: Paywall<Req, R, Resp>,
   input: SettleInput
-) => Effect.Effect<X402.SettleResponse, SettleFailed, Facilitator> = Effect.fn("Paywall.settle")(
-  function*<Req, R, Resp>(paywall: Paywall<Req, R, Resp>, input: SettleInput) {
-    yield* Effect.annotateCurrentSpan({
-      "x402.plan_ids": paywall.planIds.join(","),
-      "x402.credits": input.credits,
-      "x402.token": fingerprint(input.token)
-    })
-    const amount = yield* Credits.validate(input.credits, "settle amount").pipe(
-      Effect.mapError((cause) =>
-        new SettleFailed({
-          reason: "InvalidAmount",
-          paymentRequired: input.paymentRequired,
-          credits: 0,
-          cause
-        })
-      )
-    )
-    const facilitator = yield* Facilitator
-    const settlement = yield* facilitator.settle({
-      paymentRequired: input.paymentRequired,
-      token: input.token,
-      maxAmount: amount,
-      agentRequestId: input.agentRequestId
-    }).pipe(Effect.mapError((cause) => settleFailureOf(input, cause)))
-    if (!settlement.success) {
-      yield* Effect.annotateCurrentSpan("x402.outcome", "rejected")
-      return yield* new SettleFailed({
-        reason: "Rejected",
-        paymentRequired: input.paymentRequired,
-        credits: amount,
-        settlement
+) => Effect.Effect<X402.SettleResponse, SettleFailed, Facilitator> = traced(
+  "Paywall.settle",
+  Effect.fnUntraced(
+    function*<Req, R, Resp>(paywall: Paywall<Req, R, Resp>, input: SettleInput) {
+      yield* Effect.annotateCurrentSpan({
+        "x402.plan_ids": paywall.planIds.join(","),
+        "x402.credits": input.credits,
+        "x402.token": fingerprint(input.token)
       })
+      const amount = yield* Credits.validate(input.credits, "settle amount").pipe(
+        Effect.mapError((cause) =>
+          new SettleFailed({
+            reason: "InvalidAmount",
+            paymentRequired: input.paymentRequired,
+            credits: 0,
+            cause
+          })
+        )
+      )
+      const facilitator = yield* Facilitator
+      const settlement = yield* facilitator.settle({
+        paymentRequired: input.paymentRequired,
+        token: input.token,
+        maxAmount: amount,
+        agentRequestId: input.agentRequestId
+      }).pipe(Effect.mapError((cause) => settleFailureOf(input, cause)))
+      if (!settlement.success) {
+        yield* Effect.annotateCurrentSpan("x402.outcome", "rejected")
+        return yield* new SettleFailed({
+          reason: "Rejected",
+          paymentRequired: input.paymentRequired,
+          credits: amount,
+          settlement
+        })
+      }
+      yield* Effect.annotateCurrentSpan("x402.outcome", "settled")
+      const hook = paywall.options.onAfterSettle
+      if (hook) yield* runHook("onAfterSettle", () => hook(amount, settlement))
+      return settlement
     }
-    yield* Effect.annotateCurrentSpan("x402.outcome", "settled")
-    const hook = paywall.options.onAfterSettle
-    if (hook) yield* runHook("onAfterSettle", () => hook(amount, settlement))
-    return settlement
-  }
+  )
 )
 
 /**
@@ -440,38 +452,41 @@ export const protect: <Req, R, Resp, A, E, R2>(
   call: Call<Req>,
   work: (verified: Verified) => Effect.Effect<A, E, R2>,
   options?: ProtectOptions<A>
-) => Effect.Effect<Outcome<A>, PaymentFailure | E, Facilitator | R | R2> = Effect.fn("Paywall.protect")(
-  function*<Req, R, Resp, A, E, R2>(
-    paywall: Paywall<Req, R, Resp>,
-    call: Call<Req>,
-    work: (verified: Verified) => Effect.Effect<A, E, R2>,
-    options?: ProtectOptions<A>
-  ) {
-    const verified = yield* verify(paywall, call)
-    const value = yield* Effect.suspend(() => work(verified))
-    if (options?.isError?.(value) === true) {
-      yield* Effect.annotateCurrentSpan("x402.outcome", "not_charged")
-      return { _tag: "NotCharged", value, verified } as Outcome<A>
+) => Effect.Effect<Outcome<A>, PaymentFailure | E, Facilitator | R | R2> = traced(
+  "Paywall.protect",
+  Effect.fnUntraced(
+    function*<Req, R, Resp, A, E, R2>(
+      paywall: Paywall<Req, R, Resp>,
+      call: Call<Req>,
+      work: (verified: Verified) => Effect.Effect<A, E, R2>,
+      options?: ProtectOptions<A>
+    ) {
+      const verified = yield* verify(paywall, call)
+      const value = yield* Effect.suspend(() => work(verified))
+      if (options?.isError?.(value) === true) {
+        yield* Effect.annotateCurrentSpan("x402.outcome", "not_charged")
+        return { _tag: "NotCharged", value, verified } as Outcome<A>
+      }
+      const amount = options?.chargeOf
+        ? Credits.settleAmount(options.chargeOf(value), verified.credits)
+        : Either.right(verified.credits)
+      const settled = yield* Either.match(amount, {
+        onLeft: (cause: InvalidCredits) =>
+          Effect.fail(
+            new SettleFailed({ reason: "InvalidAmount", paymentRequired: verified.paymentRequired, credits: 0, cause })
+          ),
+        onRight: (credits) => settle(paywall, { ...verified, credits })
+      }).pipe(Effect.either)
+      if (Either.isRight(settled)) {
+        return { _tag: "Settled", value, verified, settlement: settled.right } as Outcome<A>
+      }
+      if (paywall.onSettleFailure === "release") {
+        yield* Effect.logWarning(`x402 settlement failed, output released by policy: ${settled.left.message}`)
+        return { _tag: "Released", value, verified, error: settled.left } as Outcome<A>
+      }
+      return yield* settled.left
     }
-    const amount = options?.chargeOf
-      ? Credits.settleAmount(options.chargeOf(value), verified.credits)
-      : Either.right(verified.credits)
-    const settled = yield* Either.match(amount, {
-      onLeft: (cause: InvalidCredits) =>
-        Effect.fail(
-          new SettleFailed({ reason: "InvalidAmount", paymentRequired: verified.paymentRequired, credits: 0, cause })
-        ),
-      onRight: (credits) => settle(paywall, { ...verified, credits })
-    }).pipe(Effect.either)
-    if (Either.isRight(settled)) {
-      return { _tag: "Settled", value, verified, settlement: settled.right } as Outcome<A>
-    }
-    if (paywall.onSettleFailure === "release") {
-      yield* Effect.logWarning(`x402 settlement failed, output released by policy: ${settled.left.message}`)
-      return { _tag: "Released", value, verified, error: settled.left } as Outcome<A>
-    }
-    return yield* settled.left
-  }
+  )
 )
 
 /**

@@ -252,7 +252,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
           json(500, { error: "Internal Server Error", message: "Internal error" })
         )
       ),
-      Effect.withSpan("HttpHandler.handle")
+      Effect.withSpan("HttpHandler.handle", { captureStackTrace: false })
     )
 }
 

@@ -227,7 +227,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       Effect.catchAllCause((cause) =>
         Effect.as(Effect.logError("x402: internal failure", cause), AgentCore.respond(AgentCore.internalErrorAnswer))
       ),
-      Effect.withSpan("Interceptor.handle")
+      Effect.withSpan("Interceptor.handle", { captureStackTrace: false })
     )
 }
 

@@ -170,7 +170,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       Effect.catchAllCause((cause) =>
         Effect.as(Effect.logError("x402: internal failure", cause), AgentCore.respond(AgentCore.internalErrorAnswer))
       ),
-      Effect.withSpan("RequiresPayment.handle")
+      Effect.withSpan("RequiresPayment.handle", { captureStackTrace: false })
     )
 }
 
