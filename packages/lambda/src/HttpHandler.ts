@@ -15,7 +15,6 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
@@ -74,15 +73,10 @@ export type Handler = (event: HttpEvent, context: LambdaRuntime.LambdaContext) =
  * @category models
  */
 export interface Options<R = never, LE = never, SE = never>
-  extends Paywall.Options<HttpEvent, R, HttpResult | Record<string, unknown>>
+  extends Paywall.Options<HttpEvent, R, HttpResult | Record<string, unknown>>, LambdaRuntime.RuntimeOptions<R, LE, SE>
 {
   /** The header(s) carrying the token, tried in order, any case. Default `payment-signature`. */
   readonly tokenHeader?: string | ReadonlyArray<string> | undefined
-  /** The facilitator. Default: the live Nevermined layer from the environment, over `fetch`. */
-  readonly layer?: Layer.Layer<Facilitator, LE> | undefined
-  /** The services the handler's Effect (and an Effect credits policy) needs. */
-  readonly services?: Layer.Layer<R, SE> | undefined
-  readonly memoMap?: Layer.MemoMap | undefined
 }
 
 const JSON_HEADERS = { "content-type": "application/json" }

@@ -12,7 +12,6 @@ import * as Paywall from "@effect-x402/core/Paywall"
 import type * as X402 from "@effect-x402/core/X402"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import type * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as AgentCore from "./AgentCore.js"
 import { paymentFailureOutput, settingsOf } from "./internal/answers.js"
@@ -39,7 +38,9 @@ export interface ToolConfig<R = never> {
  * @since 0.1.0
  * @category models
  */
-export interface Options<R = never, LE = never, SE = never> extends Paywall.Hooks<unknown>, ToolConfig<R> {
+export interface Options<R = never, LE = never, SE = never>
+  extends Paywall.Hooks<unknown>, ToolConfig<R>, LambdaRuntime.RuntimeOptions<R, LE, SE>
+{
   /** Per-tool prices, by tool name (with or without the `Target___` prefix). */
   readonly tools?: { readonly [toolName: string]: ToolConfig<R> } | undefined
   /** Advertised as `resource.url`; default the Lambda's `invokedFunctionArn`. */
@@ -53,11 +54,6 @@ export interface Options<R = never, LE = never, SE = never> extends Paywall.Hook
   readonly billableMethods?: ReadonlyArray<string> | undefined
   /** When settlement fails: `withhold` the target's output (default) or `release` it. */
   readonly onSettleFailure?: Paywall.SettleFailurePolicy | undefined
-  /** The facilitator. Default: the live Nevermined layer from the environment, over `fetch`. */
-  readonly layer?: Layer.Layer<Facilitator, LE> | undefined
-  /** The services an Effect credits policy needs. */
-  readonly services?: Layer.Layer<R, SE> | undefined
-  readonly memoMap?: Layer.MemoMap | undefined
 }
 
 type AnyPaywall<R> = Paywall.Paywall<AgentCore.InterceptorInput, R, unknown>

@@ -68,16 +68,28 @@ export const defaultFacilitator: Layer.Layer<
 > = Nevermined.layerConfig().pipe(Layer.provide(FetchHttpClient.layer))
 
 /**
+ * What every paid Lambda adapter takes to build its runtime.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RuntimeOptions<R = never, LE = never, SE = never> {
+  /** The facilitator. Default: the live Nevermined layer from the environment, over `fetch`. */
+  readonly layer?: Layer.Layer<Facilitator, LE> | undefined
+  /** The services the handler's Effect (and an Effect credits policy) needs. */
+  readonly services?: Layer.Layer<R, SE> | undefined
+  /** Shares layer builds with other runtimes (e.g. several handlers in one Lambda). */
+  readonly memoMap?: Layer.MemoMap | undefined
+}
+
+/**
  * The layer of a paid handler: the given facilitator (else `defaultFacilitator`) with the services
  * the handler needs.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerOf = <R, LE, SE>(options: {
-  readonly layer?: Layer.Layer<Facilitator, LE> | undefined
-  readonly services?: Layer.Layer<R, SE> | undefined
-}): Layer.Layer<Facilitator | R, unknown> => {
+export const layerOf = <R, LE, SE>(options: RuntimeOptions<R, LE, SE>): Layer.Layer<Facilitator | R, unknown> => {
   const facilitator: Layer.Layer<Facilitator, unknown> = options.layer ?? defaultFacilitator
   const services: Layer.Layer<R, unknown> = options.services ?? (Layer.empty as Layer.Layer<R>)
   return Layer.merge(facilitator, services)

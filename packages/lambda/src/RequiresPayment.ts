@@ -11,7 +11,6 @@ import type * as X402 from "@effect-x402/core/X402"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import type * as Layer from "effect/Layer"
 import * as AgentCore from "./AgentCore.js"
 import { handlerFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
 import { HandlerFailed, invoke } from "./internal/handler.js"
@@ -32,7 +31,9 @@ export type Handler = (event: AgentCore.InterceptorInput, context: LambdaRuntime
  * @since 0.1.0
  * @category models
  */
-export interface Options<R = never, LE = never, SE = never> extends Paywall.Hooks<unknown> {
+export interface Options<R = never, LE = never, SE = never>
+  extends Paywall.Hooks<unknown>, LambdaRuntime.RuntimeOptions<R, LE, SE>
+{
   /** The plan to pay with; or `planIds` to accept several (one `accepts` entry each). */
   readonly planId?: string | undefined
   readonly planIds?: ReadonlyArray<string> | undefined
@@ -55,11 +56,6 @@ export interface Options<R = never, LE = never, SE = never> extends Paywall.Hook
   readonly billableMethods?: ReadonlyArray<string> | undefined
   /** When settlement fails: `withhold` the output (default) or `release` it. */
   readonly onSettleFailure?: Paywall.SettleFailurePolicy | undefined
-  /** The facilitator. Default: the live Nevermined layer from the environment, over `fetch`. */
-  readonly layer?: Layer.Layer<Facilitator, LE> | undefined
-  /** The services the handler's Effect (and an Effect credits policy) needs. */
-  readonly services?: Layer.Layer<R, SE> | undefined
-  readonly memoMap?: Layer.MemoMap | undefined
 }
 
 const PAYMENT_REQUIRED_MESSAGE = "Payment required to access this resource"
