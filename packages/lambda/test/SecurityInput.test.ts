@@ -114,15 +114,18 @@ describe("over real HTTP: the local gateway in front of requiresPayment, live la
       assert.strictEqual(statusOf(garbled), 400)
       assert.include(garbled, "-32700")
 
-      // A 12 MB body (twice Lambda's payload limit): without a token it is the payment-required
-      // answer; the local gateway does not enforce Lambda's limit (RELIABILITY.md).
+      // A 12 MB body (twice Lambda's payload limit), even paid for: refused with 413 before any
+      // Lambda runs, like the real gateway; nothing verified, nothing charged.
       const big = JSON.stringify(AgentCoreEvents.toolCall("Target___tool", { blob: "x".repeat(12_000_000) }, 1))
-      const unpaid = yield* Effect.promise(() =>
-        fetch(gateway.url, { method: "POST", headers: { "content-type": "application/json" }, body: big }).then((r) =>
-          r.json()
-        )
+      const refusedBig = yield* Effect.promise(() =>
+        fetch(gateway.url, {
+          method: "POST",
+          headers: { "content-type": "application/json", "payment-signature": token },
+          body: big
+        }).then(async (r) => ({ status: r.status, json: await r.json() }))
       )
-      assert.strictEqual(JSON.parse(unpaid.result.content[0].text).code, 402)
+      assert.strictEqual(refusedBig.status, 413)
+      assert.match(refusedBig.json.error.message, /Request too large/)
       assert.strictEqual(fake.calls("verify"), 0)
       assert.strictEqual(balance(), 100)
 

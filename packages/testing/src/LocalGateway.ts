@@ -109,6 +109,11 @@ export interface CommonOptions {
   readonly context?: ((invocation: { readonly phase: InterceptionPoint }) => LambdaRuntime.LambdaContext) | undefined
   /** A Lambda (or target) that answers nothing within this is a 504. Default 30 seconds. */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * Requests larger than this are refused with 413 before any Lambda runs, as Lambda refuses a
+   * synchronous payload over 6 MB. Default 6 MiB.
+   */
+  readonly maxPayloadBytes?: number | undefined
   /** What `initialize` answers as `serverInfo`. */
   readonly serverInfo?: { readonly name: string; readonly version: string } | undefined
   readonly instructions?: string | undefined
@@ -317,6 +322,8 @@ export const make = (
     const path = options.path ?? "/mcp"
     const passHeaders = options.passRequestHeaders ?? true
     const timeout = Duration.decode(options.timeout ?? Duration.seconds(30))
+    const maxPayloadBytes = options.maxPayloadBytes ?? 6 * 1024 * 1024
+    const tooLarge = rpcError(413, null, INVALID_REQUEST, `Request too large: at most ${maxPayloadBytes} bytes`)
     const interceptorMode = "interceptor" in options
     const points = new Set<InterceptionPoint>(
       interceptorMode ? (options.interceptionPoints ?? ["REQUEST", "RESPONSE"]) : ["REQUEST"]
@@ -541,7 +548,10 @@ export const make = (
 
     const post = Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
+      // The declared length first, so an oversized body is refused without reading it.
+      if (Number(request.headers["content-length"] ?? 0) > maxPayloadBytes) return toResponse(tooLarge)
       const text = yield* Effect.orElseSucceed(request.text, () => undefined)
+      if (text !== undefined && Buffer.byteLength(text, "utf8") > maxPayloadBytes) return toResponse(tooLarge)
       return toResponse(yield* handle(text, request.headers))
     })
 
