@@ -7,6 +7,7 @@
  */
 import type * as Credits from "@effect-x402/core/Credits"
 import type * as PaymentError from "@effect-x402/core/PaymentError"
+import type * as Paywall from "@effect-x402/core/Paywall"
 import * as X402 from "@effect-x402/core/X402"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
@@ -36,6 +37,26 @@ export const AGENT_REQUEST_ID_HEADER = "x-nvm-agent-request-id"
  * @category constants
  */
 export const DEFAULT_BILLABLE_METHODS: ReadonlyArray<string> = ["tools/call"]
+
+/**
+ * The options both gateway adapters (`requiresPayment`, `interceptor`) share: how a call is
+ * advertised, where its token is, what is charged, and what happens when settlement fails.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface GatewayOptions {
+  /** Advertised network; by default the facilitator's (fiat provider or environment default). */
+  readonly network?: string | undefined
+  readonly scheme?: X402.Scheme | undefined
+  readonly description?: string | undefined
+  /** The header(s) carrying the token, tried in order, any case. Default `payment-signature`. */
+  readonly tokenHeader?: string | ReadonlyArray<string> | undefined
+  /** Methods that are charged; others pass without payment. Default `["tools/call"]`. */
+  readonly billableMethods?: ReadonlyArray<string> | undefined
+  /** When settlement fails: `withhold` the output (default) or `release` it. */
+  readonly onSettleFailure?: Paywall.SettleFailurePolicy | undefined
+}
 
 /**
  * Headers searched for the caller's token by default.

@@ -9,7 +9,6 @@ import * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
 import { SettleFailed } from "@effect-x402/core/PaymentError"
 import * as Paywall from "@effect-x402/core/Paywall"
-import type * as X402 from "@effect-x402/core/X402"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
@@ -39,21 +38,12 @@ export interface ToolConfig<R = never> {
  * @category models
  */
 export interface Options<R = never, LE = never, SE = never>
-  extends Paywall.Hooks<unknown>, ToolConfig<R>, LambdaRuntime.RuntimeOptions<R, LE, SE>
+  extends Paywall.Hooks<unknown>, ToolConfig<R>, AgentCore.GatewayOptions, LambdaRuntime.RuntimeOptions<R, LE, SE>
 {
   /** Per-tool prices, by tool name (with or without the `Target___` prefix). */
   readonly tools?: { readonly [toolName: string]: ToolConfig<R> } | undefined
   /** Advertised as `resource.url`; default the Lambda's `invokedFunctionArn`. */
   readonly endpoint?: string | undefined
-  readonly network?: string | undefined
-  readonly scheme?: X402.Scheme | undefined
-  readonly description?: string | undefined
-  /** The header(s) carrying the token, tried in order, any case. Default `payment-signature`. */
-  readonly tokenHeader?: string | ReadonlyArray<string> | undefined
-  /** Methods that are charged; others are forwarded untouched. Default `["tools/call"]`. */
-  readonly billableMethods?: ReadonlyArray<string> | undefined
-  /** When settlement fails: `withhold` the target's output (default) or `release` it. */
-  readonly onSettleFailure?: Paywall.SettleFailurePolicy | undefined
 }
 
 type AnyPaywall<R> = Paywall.Paywall<AgentCore.InterceptorInput, R, unknown>

@@ -7,7 +7,6 @@
 import type * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
 import * as Paywall from "@effect-x402/core/Paywall"
-import type * as X402 from "@effect-x402/core/X402"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -32,7 +31,7 @@ export type Handler = (event: AgentCore.InterceptorInput, context: LambdaRuntime
  * @category models
  */
 export interface Options<R = never, LE = never, SE = never>
-  extends Paywall.Hooks<unknown>, LambdaRuntime.RuntimeOptions<R, LE, SE>
+  extends Paywall.Hooks<unknown>, AgentCore.GatewayOptions, LambdaRuntime.RuntimeOptions<R, LE, SE>
 {
   /** The plan to pay with; or `planIds` to accept several (one `accepts` entry each). */
   readonly planId?: string | undefined
@@ -46,16 +45,6 @@ export interface Options<R = never, LE = never, SE = never>
   readonly credits?: Credits.Policy<AgentCore.InterceptorInput, R> | undefined
   /** Advertised as `resource.url`. */
   readonly endpoint?: string | undefined
-  /** Advertised network; by default the facilitator's (fiat provider or environment default). */
-  readonly network?: string | undefined
-  readonly scheme?: X402.Scheme | undefined
-  readonly description?: string | undefined
-  /** The header(s) carrying the token, tried in order, any case. Default `payment-signature`. */
-  readonly tokenHeader?: string | ReadonlyArray<string> | undefined
-  /** Methods that are charged; others run the handler without payment. Default `["tools/call"]`. */
-  readonly billableMethods?: ReadonlyArray<string> | undefined
-  /** When settlement fails: `withhold` the output (default) or `release` it. */
-  readonly onSettleFailure?: Paywall.SettleFailurePolicy | undefined
 }
 
 const PAYMENT_REQUIRED_MESSAGE = "Payment required to access this resource"
