@@ -137,6 +137,8 @@ export const CREDITS_HEADER = "x-credits-to-charge"
  * @category models
  */
 export interface ChargeSource {
+  /** An amount the server's own code asked for (`PaymentContext.chargeCredits`): wins over all others. */
+  readonly requested?: unknown
   /** The MCP result (`body.result`, or the handler's bare result). */
   readonly result?: unknown
   /** Response headers (interceptor only). */
@@ -172,25 +174,40 @@ const chargeInContent = (result: unknown): unknown => {
 }
 
 /**
- * Finds the amount a response asks to be charged, first found wins: `result._meta.creditsToCharge`,
- * the `X-Credits-To-Charge` header, the first `content[]` text item whose text is JSON with
+ * Which answer-borne sources may set the settle amount beyond the trusted ones.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ChargeRules {
+  /**
+   * Also read `creditsToCharge` from the first JSON `content[]` text item and from the body's top
+   * level, as the Python SDK does. Off by default: a tool whose output text echoes, fetches or
+   * stores caller-chosen text would let the caller choose its own price.
+   */
+  readonly fromContent?: boolean | undefined
+}
+
+/**
+ * Finds the amount a response asks to be charged, first found wins: the server code's `requested`
+ * amount, `result._meta.creditsToCharge`, the `X-Credits-To-Charge` header; then, only when
+ * `rules.fromContent` is set, the first `content[]` text item whose text is JSON with
  * `creditsToCharge`, then the body's top-level `creditsToCharge`. The value is returned raw.
  *
  * @since 0.1.0
  * @category extraction
  */
-export const findCharge = (source: ChargeSource): Option.Option<unknown> => {
-  const candidates: Array<() => unknown> = [
-    () => own(own(source.result, "_meta"), "creditsToCharge"),
-    () => headerValue(source.headers, CREDITS_HEADER),
-    () => chargeInContent(source.result),
-    () => own(source.body, "creditsToCharge")
-  ]
-  for (const candidate of candidates) {
-    const value = candidate()
-    if (present(value)) return Option.some(value)
-  }
-  return Option.none()
+export const findCharge = (source: ChargeSource, rules?: ChargeRules): Option.Option<unknown> => {
+  if (present(source.requested)) return Option.some(source.requested)
+  const meta = own(own(source.result, "_meta"), "creditsToCharge")
+  if (present(meta)) return Option.some(meta)
+  const header = headerValue(source.headers, CREDITS_HEADER)
+  if (present(header)) return Option.some(header)
+  if (rules?.fromContent !== true) return Option.none()
+  const content = chargeInContent(source.result)
+  if (present(content)) return Option.some(content)
+  const top = own(source.body, "creditsToCharge")
+  return present(top) ? Option.some(top) : Option.none()
 }
 
 /**
@@ -199,8 +216,12 @@ export const findCharge = (source: ChargeSource): Option.Option<unknown> => {
  * @since 0.1.0
  * @category extraction
  */
-export const settleAmount = (source: ChargeSource, fallback: number): Either.Either<number, InvalidCredits> =>
-  Option.match(findCharge(source), {
+export const settleAmount = (
+  source: ChargeSource,
+  fallback: number,
+  rules?: ChargeRules
+): Either.Either<number, InvalidCredits> =>
+  Option.match(findCharge(source, rules), {
     onNone: () => Either.right(fallback),
     onSome: (value) => validate(value, "creditsToCharge")
   })

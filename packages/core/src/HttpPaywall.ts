@@ -255,8 +255,7 @@ const callOf = (
 const chargeSource = (
   response: HttpServerResponse.HttpServerResponse,
   requested: Option.Option<number>
-): Credits.ChargeSource =>
-  Option.isSome(requested) ? { body: { creditsToCharge: requested.value } } : { headers: response.headers }
+): Credits.ChargeSource => Option.isSome(requested) ? { requested: requested.value } : { headers: response.headers }
 
 // The override header is an instruction to the paywall, not part of the answer.
 const withoutChargeHeader = (response: HttpServerResponse.HttpServerResponse) =>
@@ -506,7 +505,7 @@ const settleAnswer = <R>(
     Effect.matchEffect({
       onSuccess: (settlement) => Effect.succeed(withReceipt(response, settlement)),
       onFailure: (error) =>
-        paywall.onSettleFailure === "release"
+        Paywall.releases(paywall, error)
           ? Effect.as(
             Effect.logWarning(`x402 settlement failed, output released by policy: ${error.message}`),
             withReceipt(response, failedSettlement(error))

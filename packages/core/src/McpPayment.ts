@@ -232,7 +232,7 @@ export const protect = <Req, R, A extends ToolResult, E, R2>(
       chargeOf: (result) =>
         Option.match(requested(), {
           onNone: () => ({ result }),
-          onSome: (creditsToCharge) => ({ result: { _meta: { creditsToCharge } } })
+          onSome: (creditsToCharge) => ({ requested: creditsToCharge })
         })
     }).pipe(
       Effect.map((outcome): ToolResult => {

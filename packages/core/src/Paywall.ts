@@ -4,6 +4,8 @@
  *
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
@@ -12,7 +14,7 @@ import * as Redacted from "effect/Redacted"
 import * as Credits from "./Credits.js"
 import { Facilitator } from "./Facilitator.js"
 import {
-  type FacilitatorError,
+  FacilitatorError,
   type InvalidCredits,
   type PaymentFailure,
   PaymentRequired,
@@ -80,6 +82,11 @@ export interface Options<Req = unknown, R = never, Resp = unknown> extends Hooks
   readonly description?: string | undefined
   readonly mimeType?: string | undefined
   readonly onSettleFailure?: SettleFailurePolicy | undefined
+  /**
+   * Let the answer's content text and top-level body set the settle amount (`Credits.ChargeRules`),
+   * as the Python SDK does. Off by default: caller-chosen text in an answer must not set the price.
+   */
+  readonly chargeFromContent?: boolean | undefined
 }
 
 /**
@@ -174,7 +181,31 @@ export interface Call<Req> {
   readonly resourceUrl?: string | undefined
   /** The message of the PaymentRequired error when no token came. */
   readonly paymentRequiredMessage?: string | undefined
+  /**
+   * When the call must have its answer (epoch milliseconds): verify and settle are cut off there, so
+   * a Lambda answers before AWS ends it (see `deadlineOf`). A settle cut off is an `Indeterminate`
+   * outcome, answered as such, instead of a function killed with the credits burned.
+   */
+  readonly deadline?: number | undefined
 }
+
+/**
+ * The deadline of a call that has `remainingMillis` left (a Lambda's
+ * `context.getRemainingTimeInMillis()`), keeping `marginMillis` to build and send the answer.
+ *
+ * @since 0.2.0
+ * @category deadlines
+ */
+export const deadlineOf = (now: number, remainingMillis: number, marginMillis = DEFAULT_DEADLINE_MARGIN): number =>
+  now + Math.max(0, remainingMillis - marginMillis)
+
+/**
+ * What `deadlineOf` keeps by default for answering after the facilitator's last word.
+ *
+ * @since 0.2.0
+ * @category deadlines
+ */
+export const DEFAULT_DEADLINE_MARGIN = 500
 
 /**
  * A verified call: what settle needs later, even in another invocation.
@@ -189,6 +220,8 @@ export interface Verified {
   /** The credits verified, and the default amount to settle. */
   readonly credits: number
   readonly agentRequestId: string | undefined
+  /** The call's deadline, carried to settle. */
+  readonly deadline?: number | undefined
 }
 
 /**
@@ -202,6 +235,8 @@ export interface SettleInput {
   readonly token: Redacted.Redacted<string>
   readonly credits: number
   readonly agentRequestId?: string | undefined
+  /** When settle must have answered (epoch milliseconds); see `Call.deadline`. */
+  readonly deadline?: number | undefined
 }
 
 /**
@@ -334,7 +369,11 @@ export const verify: <Req, R, Resp>(
         yield* runHook("onBeforeVerify", () => hook(paymentRequired))
       }
       const facilitator = yield* Facilitator
-      const verification = yield* facilitator.verify({ paymentRequired, token, maxAmount: credits }).pipe(
+      const verification = yield* withDeadline(
+        facilitator.verify({ paymentRequired, token, maxAmount: credits }),
+        "verify",
+        call.deadline
+      ).pipe(
         Effect.mapError((cause) => new VerifyFailed({ reason: "Unavailable", paymentRequired, cause }))
       )
       if (!verification.isValid) {
@@ -351,11 +390,44 @@ export const verify: <Req, R, Resp>(
         token,
         verification,
         credits,
-        agentRequestId: verification.agentRequestId
+        agentRequestId: verification.agentRequestId,
+        deadline: call.deadline
       } satisfies Verified
     }
   )
 )
+
+// The facilitator's own timeouts bound each operation; a call's deadline caps them further. Past the
+// deadline nothing is sent (provably unsent: `Unavailable`); cut off in flight, the request may have
+// landed (`requestSent`: for settle, `Indeterminate`).
+const withDeadline = <A>(
+  effect: Effect.Effect<A, FacilitatorError>,
+  operation: "verify" | "settle",
+  deadline: number | undefined
+): Effect.Effect<A, FacilitatorError> =>
+  deadline === undefined ? effect : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const left = deadline - now
+    if (left <= 0) {
+      return Effect.fail(
+        new FacilitatorError({
+          operation,
+          kind: "Timeout",
+          requestSent: false,
+          detail: "the call's deadline has passed"
+        })
+      )
+    }
+    return Effect.timeoutFail(effect, {
+      duration: Duration.millis(left),
+      onTimeout: () =>
+        new FacilitatorError({
+          operation,
+          kind: "Timeout",
+          requestSent: true,
+          detail: "cut off at the call's deadline"
+        })
+    })
+  })
 
 const tokenOf = (input: TokenInput): Redacted.Redacted<string> | undefined => Option.getOrUndefined(token(input))
 
@@ -401,12 +473,16 @@ export const settle: <Req, R, Resp>(
         )
       )
       const facilitator = yield* Facilitator
-      const settlement = yield* facilitator.settle({
-        paymentRequired: input.paymentRequired,
-        token: input.token,
-        maxAmount: amount,
-        agentRequestId: input.agentRequestId
-      }).pipe(Effect.mapError((cause) => settleFailureOf(input, cause)))
+      const settlement = yield* withDeadline(
+        facilitator.settle({
+          paymentRequired: input.paymentRequired,
+          token: input.token,
+          maxAmount: amount,
+          agentRequestId: input.agentRequestId
+        }),
+        "settle",
+        input.deadline
+      ).pipe(Effect.mapError((cause) => settleFailureOf(input, cause)))
       if (!settlement.success) {
         yield* Effect.annotateCurrentSpan("x402.outcome", "rejected")
         return yield* new SettleFailed({
@@ -468,7 +544,7 @@ export const protect: <Req, R, Resp, A, E, R2>(
         return { _tag: "NotCharged", value, verified } as Outcome<A>
       }
       const amount = options?.chargeOf
-        ? Credits.settleAmount(options.chargeOf(value), verified.credits)
+        ? Credits.settleAmount(options.chargeOf(value), verified.credits, chargeRulesOf(paywall))
         : Either.right(verified.credits)
       const settled = yield* Either.match(amount, {
         onLeft: (cause: InvalidCredits) =>
@@ -480,7 +556,7 @@ export const protect: <Req, R, Resp, A, E, R2>(
       if (Either.isRight(settled)) {
         return { _tag: "Settled", value, verified, settlement: settled.right } as Outcome<A>
       }
-      if (paywall.onSettleFailure === "release") {
+      if (releases(paywall, settled.left)) {
         yield* Effect.logWarning(`x402 settlement failed, output released by policy: ${settled.left.message}`)
         return { _tag: "Released", value, verified, error: settled.left } as Outcome<A>
       }
@@ -488,6 +564,24 @@ export const protect: <Req, R, Resp, A, E, R2>(
     }
   )
 )
+
+const chargeRulesOf = (paywall: { readonly options: Pick<Options, "chargeFromContent"> }): Credits.ChargeRules =>
+  paywall.options.chargeFromContent === true ? { fromContent: true } : {}
+
+/**
+ * Whether a failed settlement lets the output go: only under the `release` policy, and only when the
+ * facilitator could not give a definite answer (`Unavailable`, `Indeterminate`). A definite refusal
+ * (`Rejected`: no funds, a spent token) or an invalid amount always withholds, or `release` would
+ * give paid output to every caller whose balance cannot pay.
+ *
+ * @since 0.2.0
+ * @category pipeline
+ */
+export const releases = (
+  paywall: { readonly onSettleFailure: SettleFailurePolicy },
+  error: SettleFailed
+): boolean =>
+  paywall.onSettleFailure === "release" && (error.reason === "Unavailable" || error.reason === "Indeterminate")
 
 /**
  * Runs the `onPaymentError` hook: the replacement response it returns, if any.

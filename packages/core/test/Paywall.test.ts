@@ -1,7 +1,7 @@
-import { Paywall, X402 } from "@effect-x402/core"
+import { Facilitator, Paywall, X402 } from "@effect-x402/core"
 import { TestFacilitator, TestTelemetry } from "@effect-x402/testing"
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Option, Redacted } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, TestClock } from "effect"
 
 const ENDPOINT = "https://agent.example/mcp"
 
@@ -236,28 +236,62 @@ describe("Paywall.protect", () => {
     }).pipe(Effect.provide(layer))
   })
 
-  it.effect("settlement refused: withheld by default, released under the release policy", () => {
+  it.effect("settlement refused: withheld, under either policy; an unknown outcome is released under release", () => {
     const { layer, ledger, token } = setup()
     return Effect.gen(function*() {
       ledger.failNext("settle", { _tag: "Rejected", reason: "insufficient_funds" })
       const error = yield* Effect.flip(Paywall.protect(paywallOf(), { request: {}, token }, () => Effect.succeed(1)))
-      assert.strictEqual(error._tag, "SettleFailed")
-      if (error._tag !== "SettleFailed") return
+      assert(error._tag === "SettleFailed")
       assert.strictEqual(error.reason, "Rejected")
       assert.strictEqual(error.settlement?.success, false)
       assert.strictEqual(error.message, "Settlement rejected: insufficient_funds")
 
+      // A definite refusal (no funds) is never released: `release` is for outages, not refusals.
       ledger.failNext("settle", { _tag: "Rejected" })
+      const refused = yield* Effect.flip(
+        Paywall.protect(paywallOf({ onSettleFailure: "release" }), { request: {}, token }, () => Effect.succeed(1))
+      )
+      assert(refused._tag === "SettleFailed")
+      assert.strictEqual(refused.reason, "Rejected")
+
+      ledger.failNext("settle", { _tag: "Timeout" })
       const released = yield* Paywall.protect(
         paywallOf({ onSettleFailure: "release" }),
         { request: {}, token },
         () => Effect.succeed("output")
       )
-      assert.strictEqual(released._tag, "Released")
-      if (released._tag === "Released") {
-        assert.strictEqual(released.value, "output")
-        assert.strictEqual(released.error.reason, "Rejected")
-      }
+      assert(released._tag === "Released")
+      assert.strictEqual(released.value, "output")
+      assert.strictEqual(released.error.reason, "Indeterminate")
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("a call's deadline cuts verify and settle off: unsent past it, indeterminate in flight", () => {
+    const { layer, token } = setup()
+    return Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const late = yield* Effect.flip(
+        Paywall.protect(paywallOf(), { request: {}, token, deadline: now - 1 }, () => Effect.succeed(1))
+      )
+      assert(late._tag === "VerifyFailed")
+      assert.strictEqual(late.reason, "Unavailable")
+
+      // A settle that never answers is cut at the deadline: the library's own "unknown" answer.
+      const slow = Layer.succeed(Facilitator.Facilitator, {
+        verify: () => Effect.succeed({ isValid: true }),
+        settle: () => Effect.never,
+        networkFor: () => Effect.succeed("eip155:84532")
+      })
+      const fiber = yield* Effect.fork(
+        Paywall.protect(paywallOf(), { request: {}, token, deadline: now + 2_000 }, () => Effect.succeed(1)).pipe(
+          Effect.provide(slow),
+          Effect.flip
+        )
+      )
+      yield* TestClock.adjust("2 seconds")
+      const cut = yield* Fiber.join(fiber)
+      assert(cut._tag === "SettleFailed")
+      assert.strictEqual(cut.reason, "Indeterminate")
     }).pipe(Effect.provide(layer))
   })
 

@@ -223,7 +223,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
           chargeOf: (result) =>
             Option.match(requested(), {
               onNone: () => ({ headers: result.headers }),
-              onSome: (credits) => ({ body: { creditsToCharge: credits } })
+              onSome: (credits) => ({ requested: credits })
             })
         }
       ).pipe(

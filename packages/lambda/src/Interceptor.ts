@@ -172,7 +172,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         body: target.body ?? null
       }
       if (Either.isRight(settled)) return AgentCore.respond(AgentCore.enrich(answer, settled.right))
-      if (paywall.onSettleFailure === "release") {
+      if (Paywall.releases(paywall, settled.left)) {
         yield* Effect.logWarning(`x402: settlement failed, output released by policy: ${settled.left.message}`)
         return AgentCore.respond(
           settled.left.settlement !== undefined ? AgentCore.enrich(answer, settled.left.settlement) : answer
