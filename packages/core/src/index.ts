@@ -3,6 +3,13 @@
  */
 
 /**
+ * Limits on the work one call may cause (JSON depth), shared by every adapter.
+ *
+ * @since 0.2.0
+ */
+export * as Bounds from "./Bounds.js"
+
+/**
  * How many credits a call costs: policy, validation, and the settle-amount override rules.
  *
  * @since 0.1.0
