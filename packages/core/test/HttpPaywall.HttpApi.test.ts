@@ -145,16 +145,20 @@ describe("HttpPaywall on HttpApi endpoints, over HTTP", () => {
     }).pipe(Effect.provide(layer))
   })
 
-  it.scopedLive("release policy: the output goes out with a success:false receipt", () => {
+  it.scopedLive("release policy: on an outage the output goes out with a success:false receipt, never on a refusal", () => {
     const { layer, ledger, token } = setup()
     return Effect.gen(function*() {
       const url = yield* serveApi({ onSettleFailure: "release" })
-      ledger.failNext("settle", { _tag: "Rejected", reason: "insufficient_funds" })
+      ledger.failNext("settle", { _tag: "Unreachable" })
       const seen = yield* post(`${url}/summarize`, { token, body: { text: "hello" } })
       assert.strictEqual(seen.status, 200)
       assert.strictEqual((seen.json as { summary: string }).summary, "hello")
       assert.strictEqual(seen.paymentResponse?.success, false)
-      assert.strictEqual(seen.paymentResponse?.errorReason, "insufficient_funds")
+      ledger.failNext("settle", { _tag: "Rejected", reason: "insufficient_funds" })
+      const refused = yield* post(`${url}/summarize`, { token, body: { text: "hello" } })
+      assert.strictEqual(refused.status, 402)
+      assert.notInclude(refused.text, "hello")
+      assert.strictEqual(refused.paymentResponse?.errorReason, "insufficient_funds")
     }).pipe(Effect.provide(layer))
   })
 

@@ -228,7 +228,7 @@ describe("HttpPaywall.middleware on an HttpApp, over HTTP", () => {
     }).pipe(Effect.provide(layer))
   })
 
-  it.scopedLive("settlement fails: the output is withheld by default, released with a success:false receipt on request", () => {
+  it.scopedLive("settlement fails: the output is withheld by default, released with a success:false receipt on request when the outcome is unknown", () => {
     const { layer, ledger, token } = setup()
     const router = HttpRouter.empty.pipe(
       HttpRouter.post(
@@ -261,12 +261,20 @@ describe("HttpPaywall.middleware on an HttpApp, over HTTP", () => {
       assert.notInclude(unknown.text, "paid output")
       assert.strictEqual(unknown.paymentResponse?.success, false)
 
-      ledger.failNext("settle", { _tag: "Rejected", reason: "insufficient_funds" })
+      // release is for outages: a settle whose outcome is unknown lets the output go...
+      ledger.failNext("settle", { _tag: "Timeout" })
       const released = yield* post(`${url}/release`, { token })
       assert.strictEqual(released.status, 200)
       assert.strictEqual(released.text, "paid output")
       assert.strictEqual(released.paymentResponse?.success, false)
-      assert.strictEqual(operations(ledger).filter((op) => op === "settle").length, 3)
+
+      // ...a definite refusal never does, or every caller who cannot pay would get the output
+      ledger.failNext("settle", { _tag: "Rejected", reason: "insufficient_funds" })
+      const refused = yield* post(`${url}/release`, { token })
+      assert.strictEqual(refused.status, 402)
+      assert.notInclude(refused.text, "paid output")
+      assert.strictEqual(refused.paymentResponse?.success, false)
+      assert.strictEqual(operations(ledger).filter((op) => op === "settle").length, 4)
     }).pipe(Effect.provide(layer))
   })
 

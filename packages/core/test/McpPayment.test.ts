@@ -155,7 +155,7 @@ describe("McpPayment.protect", () => {
     }).pipe(Effect.provide(layer))
   })
 
-  it.effect("the amount may come from chargeCredits, _meta.creditsToCharge or a JSON text item; an invalid one is never charged", () => {
+  it.effect("the amount may come from chargeCredits, _meta.creditsToCharge or (opted in) a JSON text item; an invalid one is never charged", () => {
     const { layer, ledger, subscriber, token } = setup(20)
     const call = { request: {}, meta: { "x402/payment": token } }
     return Effect.gen(function*() {
@@ -172,8 +172,15 @@ describe("McpPayment.protect", () => {
       )
       assert.strictEqual(receiptOf(meta)?.creditsRedeemed, "3")
       assert.deepStrictEqual(meta._meta?.creditsToCharge, 3)
-      const text = yield* McpPayment.protect(
+      // a tool's text may echo the caller: it sets the price only when the paywall opts in
+      const echoed = yield* McpPayment.protect(
         paywallOf(),
+        call,
+        Effect.succeed(ok(JSON.stringify({ creditsToCharge: "0" })))
+      )
+      assert.strictEqual(receiptOf(echoed)?.creditsRedeemed, "2")
+      const text = yield* McpPayment.protect(
+        paywallOf({ chargeFromContent: true }),
         call,
         Effect.succeed(ok(JSON.stringify({ creditsToCharge: "4" })))
       )
@@ -186,7 +193,7 @@ describe("McpPayment.protect", () => {
       assert.isTrue(invalid.isError)
       assert.notInclude(JSON.stringify(invalid), "paid output")
       assert.strictEqual(receiptOf(invalid)?.success, false)
-      assert.strictEqual(ledger.balance(subscriber, "plan-1"), 8)
+      assert.strictEqual(ledger.balance(subscriber, "plan-1"), 6)
     }).pipe(Effect.provide(layer))
   })
 

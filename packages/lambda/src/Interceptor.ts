@@ -28,6 +28,15 @@ export interface ToolConfig<R = never> {
   /** Credits per call (a number, or a function of the event). Default: the options' `credits`, else 1. */
   readonly credits?: Credits.Policy<AgentCore.InterceptorInput, R> | undefined
   readonly agentId?: string | undefined
+  /**
+   * Let the target's content text and top-level body set the settle amount, as the Python SDK does
+   * (see `Paywall.Options.chargeFromContent`). Off by default: only `_meta.creditsToCharge` and the
+   * `X-Credits-To-Charge` header may, since a tool that echoes caller text would let the caller
+   * choose its price. A tool's own setting wins over the options'.
+   *
+   * @since 0.2.0
+   */
+  readonly chargeFromContent?: boolean | undefined
 }
 
 /**
@@ -55,6 +64,7 @@ const paywallOf = <R>(options: Options<R, unknown, unknown>, tool: ToolConfig<R>
     planIds: ownPlans ? tool.planIds : options.planIds,
     agentId: tool.agentId ?? options.agentId,
     credits: tool.credits ?? options.credits,
+    chargeFromContent: tool.chargeFromContent ?? options.chargeFromContent,
     endpoint: options.endpoint,
     network: options.network,
     scheme: options.scheme,
@@ -157,7 +167,8 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         Effect.flatMap((fallback) =>
           Credits.settleAmount(
             AgentCore.chargeSource({ headers: target.headers, body: target.body }, { headers: true }),
-            fallback
+            fallback,
+            { fromContent: paywall.options.chargeFromContent === true }
           )
         ),
         Effect.mapError((cause) => new SettleFailed({ reason: "InvalidAmount", paymentRequired, credits: 0, cause })),

@@ -45,6 +45,14 @@ export interface Options<R = never, LE = never, SE = never>
   readonly credits?: Credits.Policy<AgentCore.InterceptorInput, R> | undefined
   /** Advertised as `resource.url`. */
   readonly endpoint?: string | undefined
+  /**
+   * Let a JSON content text item (`{"creditsToCharge": n}`) or the answer's top level set the settle
+   * amount, as the Python SDK does. Off by default: a tool that echoes caller text would otherwise
+   * let the caller choose its price (see `Paywall.Options.chargeFromContent`).
+   *
+   * @since 0.2.0
+   */
+  readonly chargeFromContent?: boolean | undefined
 }
 
 const PAYMENT_REQUIRED_MESSAGE = "Payment required to access this resource"
@@ -58,6 +66,7 @@ const paywallOptions = <R>(options: Options<R, unknown, unknown>): Paywall.Optio
   planIds: options.planIds,
   agentId: options.agentId,
   credits: options.credits,
+  chargeFromContent: options.chargeFromContent,
   endpoint: options.endpoint,
   network: options.network,
   scheme: options.scheme,

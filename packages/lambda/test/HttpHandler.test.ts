@@ -245,15 +245,21 @@ describe("httpHandler: settlement failure, hooks, input, runtime", () => {
       const withhold = httpHandler({ planId: "plan-1", layer })(() => ({ statusCode: 200, body: "paid content" }))
       const lost = yield* Effect.promise(() => withhold(AgentCoreEvents.apiGatewayV2({ token }), ctx))
       assert.strictEqual(lost.statusCode, 502)
-      ledger.failNext("settle", { _tag: "Rejected" })
       const release = httpHandler({ planId: "plan-1", onSettleFailure: "release", layer })(() => ({
         statusCode: 200,
         body: "paid content"
       }))
+      // release is for outages: the facilitator unreachable lets the output go...
+      ledger.failNext("settle", { _tag: "Unreachable" })
       const released = yield* Effect.promise(() => release(AgentCoreEvents.apiGatewayV2({ token }), ctx))
       assert.strictEqual(released.statusCode, 200)
       assert.strictEqual(released.body, "paid content")
-      assert.isFalse(receipt(released).success)
+      // ...a definite refusal never does, or every caller who cannot pay would get the output.
+      ledger.failNext("settle", { _tag: "Rejected" })
+      const refused = yield* Effect.promise(() => release(AgentCoreEvents.apiGatewayV2({ token }), ctx))
+      assert.strictEqual(refused.statusCode, 402)
+      assert.notInclude(String(refused.body), "paid content")
+      assert.isFalse(receipt(refused).success)
     }))
 
   it.effect("runs the hooks; onPaymentError may replace the 402", () =>

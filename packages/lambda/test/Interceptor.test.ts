@@ -230,21 +230,41 @@ describe("interceptor: RESPONSE phase", () => {
       assert.strictEqual(body.result._meta.x402.transaction, receipt.transactionHash)
     }))
 
-  it.effect("settles the amount the target asks for: _meta, X-Credits-To-Charge (any case), content text", () =>
+  it.effect("settles the amount the target asks for: _meta, X-Credits-To-Charge (any case); content text only when opted in", () =>
     Effect.gen(function*() {
-      const cases: ReadonlyArray<readonly [AgentCoreEvents.ResponseOptions, number]> = [
-        [{ result: { content: [], _meta: { creditsToCharge: 5 } } }, 5],
-        [{ responseHeaders: { "x-CREDITS-to-charge": "4" } }, 4],
-        [{ result: { content: [{ type: "text", text: `{"creditsToCharge":3,"data":1}` }] } }, 3],
-        [{ responseBody: { jsonrpc: "2.0", id: "req-1", result: { content: [] }, creditsToCharge: 6 } }, 6],
-        [{}, 1]
+      const textItem = { result: { content: [{ type: "text", text: `{"creditsToCharge":3,"data":1}` }] } }
+      const topLevel = { responseBody: { jsonrpc: "2.0", id: "req-1", result: { content: [] }, creditsToCharge: 6 } }
+      const cases: ReadonlyArray<readonly [AgentCoreEvents.ResponseOptions, boolean, number]> = [
+        [{ result: { content: [], _meta: { creditsToCharge: 5 } } }, false, 5],
+        [{ responseHeaders: { "x-CREDITS-to-charge": "4" } }, false, 4],
+        // caller-echoed text must not set the price by default...
+        [textItem, false, 1],
+        [topLevel, false, 1],
+        // ...unless the paywall opts into the Python SDK's content-text source
+        [textItem, true, 3],
+        [topLevel, true, 6],
+        [{}, false, 1]
       ]
-      for (const [options, amount] of cases) {
+      for (const [options, chargeFromContent, amount] of cases) {
         const { ctx, layer, ledger, token } = setup()
-        const handler = interceptor({ planId: "plan-1", layer })
+        const handler = interceptor({ planId: "plan-1", chargeFromContent, layer })
         yield* roundTrip(handler, ctx, { token, ...options })
         assert.deepStrictEqual(operations(ledger), ["verify:1", `settle:${amount}`])
       }
+    }))
+
+  it.effect("chargeFromContent per tool: one tool opts in, the others do not", () =>
+    Effect.gen(function*() {
+      const result = { content: [{ type: "text", text: `{"creditsToCharge":0}` }] }
+      const { ctx, layer, ledger, token } = setup()
+      const handler = interceptor({
+        planId: "plan-1",
+        layer,
+        tools: { metered: { planId: "plan-1", chargeFromContent: true }, echo: { planId: "plan-1" } }
+      })
+      yield* roundTrip(handler, ctx, { token, tool: "echo", result })
+      yield* roundTrip(handler, ctx, { token, tool: "metered", result })
+      assert.deepStrictEqual(operations(ledger), ["verify:1", "settle:1", "verify:1", "settle:0"])
     }))
 
   it.effect("passes the response through unchanged, unsettled, unless it is a paid success", () =>
@@ -296,13 +316,14 @@ describe("interceptor: RESPONSE phase", () => {
       assert.notInclude(JSON.stringify(bodyOf(output)), "paid")
     }))
 
-  it.effect("releases the target's output under the release policy", () =>
+  it.effect("releases the target's output under the release policy on outages, never on a definite refusal", () =>
     Effect.gen(function*() {
       const { ctx, layer, ledger, token } = setup()
       const handler = interceptor({ planId: "plan-1", onSettleFailure: "release", layer })
       ledger.failNext("settle", { _tag: "Rejected", reason: "insufficient_funds" })
       const rejected = yield* roundTrip(handler, ctx, { token, result: { content: [{ type: "text", text: "paid" }] } })
-      assert.strictEqual(resultOf(rejected.output).content[0].text, "paid")
+      assert.notInclude(JSON.stringify(bodyOf(rejected.output)), "paid")
+      assert.strictEqual(errorOf(rejected.output).code, 402)
       assert.isFalse(receiptOf(rejected.output).success)
       ledger.failNext("settle", { _tag: "ConnectionDropped" })
       const lost = yield* roundTrip(handler, ctx, { token, result: { content: [{ type: "text", text: "paid" }] } })

@@ -120,23 +120,14 @@ const agentCoreAnswer: fc.Arbitrary<HandlerCase> = fc.oneof(
       expectedCharge(request, CREDITS)
     )
   ),
-  // A JSON text item asking for an amount; written literally so 1e309 stays Infinity.
-  fc.constantFrom(
-    ["5", 5],
-    ["0", 0],
-    ["\"7\"", 7],
-    ["-1", "invalid"],
-    ["1.5", "invalid"],
-    ["1e309", "invalid"],
-    ["\"1e3\"", "invalid"],
-    ["null", CREDITS],
-    ["{\"__proto__\":1}", "invalid"]
-  ).map(([text, charge]) =>
+  // A JSON text item asking for an amount (written literally so 1e309 stays Infinity): the content
+  // may echo the caller, so it never sets the price; the configured credits are settled.
+  fc.constantFrom("5", "0", "\"7\"", "-1", "1.5", "1e309", "\"1e3\"", "null", "{\"__proto__\":1}").map((text) =>
     value(
       "content text creditsToCharge",
       { content: [{ type: "text", text: `{"creditsToCharge":${text},"m":"${MARKER}"}` }] },
       true,
-      charge as number | "invalid"
+      CREDITS
     )
   ),
   fc.constant(value("isError result", { isError: true, content }, false)),

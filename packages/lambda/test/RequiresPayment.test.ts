@@ -440,15 +440,15 @@ describe("requiresPayment: settlement failure", () => {
       assert.deepStrictEqual(operations(ledger), ["verify:valid", "settle:fault"])
     }))
 
-  it.effect("releases the output under the release policy, with the facilitator's success: false receipt", () =>
+  it.effect("a definite refusal withholds even under the release policy: release is for outages only", () =>
     Effect.gen(function*() {
       const { ctx, layer, ledger, token } = setup()
       ledger.failNext("settle", { _tag: "Rejected", reason: "unexpected_settle_error" })
       const handler = requiresPayment({ planId: "plan-1", onSettleFailure: "release", layer })(() => hello)
       const output = yield* Effect.promise(() => handler(AgentCoreEvents.request({ token }), ctx))
-      assert.deepStrictEqual(resultOf(output).content, hello.content)
+      assert.strictEqual(errorOf(output).code, 402)
+      assert.notInclude(JSON.stringify(bodyOf(output)), "Hello!")
       assert.isFalse(receiptOf(output).success)
-      assert.isFalse(resultOf(output)._meta.x402.success)
     }))
 
   it.effect("releases the output without a receipt when the settle call itself failed", () =>

@@ -283,11 +283,27 @@ describe("creditsToCharge abuse", () => {
     { amount: 1 }
   ]
 
-  it.effect("requiresPayment: in _meta or a JSON text item, every invalid amount withholds the output and charges nothing", () =>
+  it.effect("requiresPayment: a JSON text item cannot set the price unless the paywall opts in", () =>
+    Effect.gen(function*() {
+      const { layer, ledger, token } = setup()
+      let echoed = ""
+      // a tool that echoes what the caller sent: the caller must not choose what it pays
+      const handler = requiresPayment({ planId: PLAN, credits: 5, layer, services: quiet })(() => ({
+        content: [{ type: "text", text: echoed }, ...content]
+      }))
+      for (const text of [`{"creditsToCharge":0}`, `{"creditsToCharge":-1}`, `{"creditsToCharge":"0"}`]) {
+        echoed = text
+        const output = yield* Effect.promise(() => handler(AgentCoreEvents.request({ token }), context))
+        assert.include(JSON.stringify(output), "the paid output")
+      }
+      assert.deepStrictEqual(ledger.settlements.map((s) => s.credits), [5, 5, 5])
+    }))
+
+  it.effect("requiresPayment: in _meta or an opted-in JSON text item, every invalid amount withholds the output and charges nothing", () =>
     Effect.gen(function*() {
       const { layer, ledger, token } = setup()
       let answer: unknown = {}
-      const handler = requiresPayment({ planId: PLAN, layer, services: quiet })(() => answer)
+      const handler = requiresPayment({ planId: PLAN, layer, services: quiet, chargeFromContent: true })(() => answer)
       const answers = [
         ...invalid.map((amount) => ({ content, _meta: { creditsToCharge: amount } })),
         ...["-1", "1.5", "1e309", "\"1e3\"", "true", "[1]"].map((text) => ({
