@@ -8,7 +8,7 @@ const receipt: X402.SettleResponse = {
   success: true,
   transaction: "0xabc",
   network: "nevermined:1",
-  creditsRedeemed: 2
+  creditsRedeemed: "2"
 }
 
 const run = <A, E>(
