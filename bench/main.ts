@@ -3,7 +3,7 @@
  * same run, prints a table and one line per goal, and writes `BENCHMARKS.md`.
  *
  * - `pnpm bench --quick`: a short run for CI; stdout and `bench/.bench-out/BENCHMARKS.quick.md` only.
- * - `pnpm bench --only overhead,coldstart,wire,scaling`: some sections (BENCHMARKS.md untouched).
+ * - `pnpm bench --only overhead,coldstart,wire,scaling,ledger`: some sections (BENCHMARKS.md untouched).
  * - `pnpm bench --profile <target> [seconds]`: a CPU profile of one candidate and where its time goes.
  *
  * Missing a goal is reported, never a failure exit: benchmarks are not tests. A crash is.
@@ -17,6 +17,7 @@ import * as Url from "node:url"
 import { coldStart } from "./src/coldstart.js"
 import * as CpuProfile from "./src/cpuprofile.js"
 import { gc } from "./src/harness.js"
+import { ledger } from "./src/ledger.js"
 import { overhead, scaling } from "./src/overhead.js"
 import * as Report from "./src/report.js"
 import { wire } from "./src/wire.js"
@@ -25,7 +26,7 @@ const here = Path.dirname(Url.fileURLToPath(import.meta.url))
 const root = Path.resolve(here, "..")
 const outDir = Path.join(here, ".bench-out")
 
-const SECTIONS = ["overhead", "coldstart", "wire", "scaling"] as const
+const SECTIONS = ["overhead", "coldstart", "wire", "scaling", "ledger"] as const
 type Section = typeof SECTIONS[number]
 
 const args = process.argv.slice(2).filter((a) => a !== "--")
@@ -130,6 +131,15 @@ const main = async () => {
       quick
         ? { millisPerCandidate: 100, rounds: 5, warmupMillis: 40, warmupCalls: 60 }
         : { millisPerCandidate: 1500, rounds: 20, warmupMillis: 300 }
+    )
+  }
+  if (run("ledger")) {
+    step("5. settlement ledger")
+    gc()
+    results.ledger = await ledger(
+      quick
+        ? { millisPerCandidate: 200, rounds: 5, warmupMillis: 100, warmupCalls: 2000, dynamoCalls: 20 }
+        : { millisPerCandidate: 2000, rounds: 20, warmupMillis: 500, warmupCalls: 20000, dynamoCalls: 300 }
     )
   }
   results.seconds = (performance.now() - t0) / 1000

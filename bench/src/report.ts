@@ -6,6 +6,8 @@ import * as Os from "node:os"
 import type { ColdStartResult } from "./coldstart.js"
 import { FLOOR } from "./coldstart.js"
 import type { Stats } from "./harness.js"
+import type { LedgerResult } from "./ledger.js"
+import * as Ledger from "./ledger.js"
 import type { OverheadResult, ScalingResult } from "./overhead.js"
 import { BARE, HANDWRITTEN, OURS_AGENTCORE, OURS_HTTP, X402_CORE } from "./overhead.js"
 import type { LevelResult } from "./wire.js"
@@ -28,6 +30,7 @@ export interface Results {
   readonly coldStart?: ColdStartResult | undefined
   readonly wire?: ReadonlyArray<LevelResult> | undefined
   readonly scaling?: ScalingResult | undefined
+  readonly ledger?: LedgerResult | undefined
 }
 
 const us = (ns: number) => (ns / 1000).toFixed(ns < 10_000 ? 2 : 1)
@@ -166,7 +169,24 @@ export const goals = (results: Results): ReadonlyArray<Goal> => {
       } µs per plan (10→100)`
     })
   }
+  if (results.ledger) {
+    const cost = ledgerCost(results.ledger)
+    out.push({
+      name: "ledger-memory-under-2us",
+      met: cost < 2000,
+      measured: `${us(cost)} µs per paid call (record + claim + finish, median less the three-op floor), target < 2 µs`
+    })
+  }
   return out
+}
+
+const ledgerCost = (result: LedgerResult) =>
+  Math.max(0, find(result.memory, Ledger.MEMORY).median - find(result.memory, Ledger.EMPTY).median)
+
+const perCallText = (counts: Readonly<Record<string, number>>) => {
+  const total = Object.values(counts).reduce((a, b) => a + b, 0)
+  const parts = Object.entries(counts).map(([op, n]) => `${n.toFixed(2)} ${op}`)
+  return `${total.toFixed(2)} (${parts.join(", ")})`
 }
 
 export const goalLines = (list: ReadonlyArray<Goal>): string =>
@@ -336,12 +356,46 @@ export const render = (results: Results): string => {
       )
     )
   }
+  if (results.ledger) {
+    const l = results.ledger
+    parts.push(
+      "",
+      "## 5. Settlement ledger",
+      "",
+      "One paid call's ledger work (`record` → `claim` → `finish` settled) on `SettlementLedger.makeMemory()`",
+      "(default bound of 10,000 entries, so records also evict), 100 calls per timed run in one fiber (an",
+      "adapter runs the ledger inside its own fiber); the floor is the same three steps as no-op",
+      "`Effect.sync`s, i.e. what any three Effect operations cost here. µs per paid call.",
+      "",
+      table(
+        ["candidate", "min", "median", "p99"],
+        l.memory.map((s) => [s.name, us(s.min), us(s.median), us(s.p99)])
+      ),
+      "",
+      `Ledger cost per paid call (median less the floor): ${us(ledgerCost(l))} µs.`,
+      "",
+      "### DynamoDB layer: requests per paid call",
+      "",
+      l.dynamo.available
+        ? [
+          `Counted at a dynalite server on loopback (\`X-Amz-Target\`), ${l.dynamo.calls} paid calls each:`,
+          "",
+          table(["paid call", "requests per call"], [
+            ["without idempotency key", perCallText(l.dynamo.perCall)],
+            ["with an idempotency key", perCallText(l.dynamo.perCallKeyed)]
+          ]),
+          "",
+          `Median ${ms(l.dynamo.medianMillis)} ms per paid call against dynalite (its speed, not DynamoDB's).`
+        ].join("\n")
+        : `Not measured: ${l.dynamo.reason}.`
+    )
+  }
   parts.push(
     "",
     "## Reproduce, profile",
     "",
     "- `pnpm bench` (this file), `pnpm bench --quick` (stdout and `bench/.bench-out/BENCHMARKS.quick.md`).",
-    "- `pnpm bench --only overhead,coldstart,wire,scaling` runs some sections (not written here).",
+    "- `pnpm bench --only overhead,coldstart,wire,scaling,ledger` runs some sections (not written here).",
     "- `pnpm bench --profile requiresPayment|httpHandler|x402core|handwritten [seconds]` bundles one",
     "  candidate, runs it under `node --cpu-prof` and prints where the time goes (the `.cpuprofile` is",
     "  kept in `bench/.bench-out/profiles/` for Chrome DevTools)."

@@ -66,6 +66,13 @@ export * as PaymentError from "./PaymentError.js"
 export * as Paywall from "./Paywall.js"
 
 /**
+ * The settlement ledger: idempotent, replay-proof settlement across phases and instances.
+ *
+ * @since 0.2.0
+ */
+export * as SettlementLedger from "./SettlementLedger.js"
+
+/**
  * The paying side: access tokens, delegations, plan balances.
  *
  * @since 0.1.0
