@@ -160,8 +160,9 @@ export interface Timeouts {
 
 /**
  * The retry policy: bounded, jittered exponential backoff, always inside the operation's timeout.
- * Verify retries transient failures (connection refused, 429, 502/503/504); settle retries only a
- * request that provably never left (connection refused).
+ * Verify retries transient failures (connection refused, 429, 502/503/504); settle retries only
+ * what provably did not apply: a request that never left (connection refused) and a 429, waiting as
+ * its `Retry-After` says when that fits the settle timeout.
  *
  * @since 0.1.0
  * @category models
@@ -194,7 +195,22 @@ export interface Options {
   readonly retry?: RetryOptions | undefined
   /** How long a plan's network is remembered. Default 5 minutes. */
   readonly planCacheTtl?: Duration.DurationInput | undefined
+  /**
+   * The longest backend answer read, in bytes; a longer one fails the call with a `FacilitatorError`
+   * of kind `TooLarge` (for settle: outcome unknown). Default 1 MiB.
+   *
+   * @since 0.2.0
+   */
+  readonly maxResponseBytes?: number | undefined
 }
+
+/**
+ * The default cap of a backend answer: 1 MiB.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const defaultMaxResponseBytes: number = Backend.DEFAULT_MAX_RESPONSE_BYTES
 
 /**
  * The default timeouts.
@@ -261,7 +277,12 @@ export const make = (
       backendUrl: options.backendUrl
     })
     const client = yield* HttpClient.HttpClient
-    const backend = Backend.make({ client, baseUrl: resolved.backendUrl, apiKey: apiKey.key })
+    const backend = Backend.make({
+      client,
+      baseUrl: resolved.backendUrl,
+      apiKey: apiKey.key,
+      maxResponseBytes: options.maxResponseBytes
+    })
     const timeouts = {
       verify: Duration.decode(options.timeouts?.verify ?? defaultTimeouts.verify),
       settle: Duration.decode(options.timeouts?.settle ?? defaultTimeouts.settle),
@@ -315,8 +336,9 @@ export const make = (
             timeout,
             secrets
           }),
-        // Only a request that provably never left may be sent again: anything else may have burned credits.
-        retryable: Backend.isNeverSent,
+        // Only what provably did not apply may be sent again (never sent, or a 429): anything else
+        // may have burned the credits.
+        retryable: Backend.isSafeSettleRetry,
         budget: timeouts.settle,
         ...retry
       })

@@ -32,8 +32,22 @@ export const FacilitatorOperation = Schema.Literal(
 export type FacilitatorOperation = typeof FacilitatorOperation.Type
 
 /**
+ * The backend's code for a settle of a single-use (v3) access token that an earlier settle already
+ * consumed. Neither a decline nor a forgery: the remedy is to mint a new token, never to retry.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const TOKEN_ALREADY_USED_CODE = "BCK.X402.0059"
+
+/**
  * A transport failure talking to the facilitator. `requestSent` tells whether the request may
- * have reached it: only a request that provably never left may be retried for settle.
+ * have reached it: only a request that provably never left may be retried for settle (and a 429,
+ * which says the request was not applied).
+ *
+ * `kind` `TooLarge`: the answer was longer than the configured cap and was not read (the request
+ * was sent, so for settle the outcome is unknown). `reason` `TokenAlreadyUsed` (since 0.2.0): the
+ * backend refused a single-use token that was already settled (`BCK.X402.0059`).
  *
  * @since 0.1.0
  * @category errors
@@ -42,11 +56,12 @@ export class FacilitatorError extends Schema.TaggedError<FacilitatorError>("@eff
   "FacilitatorError",
   {
     operation: FacilitatorOperation,
-    kind: Schema.Literal("Timeout", "Unreachable", "ConnectionDropped", "HttpStatus", "MalformedResponse"),
+    kind: Schema.Literal("Timeout", "Unreachable", "ConnectionDropped", "HttpStatus", "MalformedResponse", "TooLarge"),
     requestSent: Schema.Boolean,
     status: Schema.optional(Schema.Number),
     code: Schema.optional(Schema.String),
-    detail: Schema.optional(Schema.String)
+    detail: Schema.optional(Schema.String),
+    reason: Schema.optional(Schema.Literal("TokenAlreadyUsed"))
   }
 ) {
   override get message(): string {
@@ -188,3 +203,21 @@ export const PaymentFailure: Schema.Union<[typeof PaymentRequired, typeof Verify
  */
 export const isPaymentFailure = (u: unknown): u is PaymentFailure =>
   u instanceof PaymentRequired || u instanceof VerifyFailed || u instanceof SettleFailed
+
+/**
+ * Whether an error says that a single-use access token was already spent (`BCK.X402.0059`): a
+ * `FacilitatorError`, or a `SettleFailed` / `VerifyFailed` (or any error) whose `cause` is one. Reads
+ * the wire code, so it also answers for an error that crossed a serialisation boundary.
+ *
+ * @since 0.2.0
+ * @category guards
+ */
+export const isTokenAlreadyUsed = (u: unknown): boolean => {
+  let current: unknown = u
+  for (let depth = 0; depth < 4 && typeof current === "object" && current !== null; depth++) {
+    const record = current as { readonly code?: unknown; readonly reason?: unknown; readonly cause?: unknown }
+    if (record.code === TOKEN_ALREADY_USED_CODE || record.reason === "TokenAlreadyUsed") return true
+    current = record.cause
+  }
+  return false
+}

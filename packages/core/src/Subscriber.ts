@@ -196,6 +196,12 @@ export interface Options {
   readonly timeout?: Duration.DurationInput | undefined
   /** Retry of the idempotent operations (and of any operation that provably never left). */
   readonly retry?: Nevermined.RetryOptions | undefined
+  /**
+   * The longest backend answer read, in bytes (`TooLarge` beyond). Default 1 MiB.
+   *
+   * @since 0.2.0
+   */
+  readonly maxResponseBytes?: number | undefined
 }
 
 /**
@@ -215,7 +221,12 @@ export const make = (
       backendUrl: options.backendUrl
     })
     const client = yield* HttpClient.HttpClient
-    const backend = Backend.make({ client, baseUrl: resolved.backendUrl, apiKey: apiKey.key })
+    const backend = Backend.make({
+      client,
+      baseUrl: resolved.backendUrl,
+      apiKey: apiKey.key,
+      maxResponseBytes: options.maxResponseBytes
+    })
     const budget = Duration.decode(options.timeout ?? Duration.seconds(10))
     const retry = Backend.retrySettings(options.retry)
 

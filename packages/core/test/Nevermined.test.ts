@@ -262,7 +262,9 @@ describe("Nevermined live layer: faults and retry rules", () => {
       assert.isTrue(answer.isValid)
     }))
 
-  it.scoped("settle is never retried once sent: 5xx, 429 and garbage fail after one call", () =>
+  // A 429 is no longer in this list: it says "not applied", so settle retries it (issue 17, see
+  // hostile/BackendBounds.test.ts).
+  it.scoped("settle is never retried once sent: 5xx and garbage fail after one call", () =>
     Effect.gen(function*() {
       const fake = yield* FakeNevermined.make()
       const { redacted } = seed(fake)
@@ -270,7 +272,6 @@ describe("Nevermined live layer: faults and retry rules", () => {
       const cases = [
         [Fault.status(503), "HttpStatus"],
         [Fault.status(502), "HttpStatus"],
-        [Fault.rateLimited(0), "HttpStatus"],
         [Fault.malformedJson, "MalformedResponse"],
         [Fault.wrongShape({ settled: "yes" }), "MalformedResponse"]
       ] as const

@@ -8,6 +8,7 @@
 import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
@@ -17,10 +18,19 @@ import * as ParseResult from "effect/ParseResult"
 import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { FacilitatorError, type FacilitatorOperation } from "../PaymentError.js"
+import * as Stream from "effect/Stream"
+import { FacilitatorError, type FacilitatorOperation, TOKEN_ALREADY_USED_CODE } from "../PaymentError.js"
 
 /** The API version every call announces (wire.md §1). */
 export const NEVERMINED_VERSION = "1.1"
+
+/**
+ * The largest answer read from the backend, by default: its answers are a few hundred bytes, so
+ * 1 MiB is generous and still bounds the memory one call can take.
+ *
+ * @internal
+ */
+export const DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 
 /**
  * A failed attempt, with what a retry policy needs to know beyond the public error.
@@ -95,6 +105,9 @@ export const errorCodes = (error: unknown): ReadonlyArray<string> => {
 }
 
 const JWT_LIKE = /[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}/g
+// Long opaque runs (base64 access tokens, such as v3 tokens) that no scrub list knows in advance.
+// Hex values (`0x` addresses, transaction hashes) are kept: they are public and help debugging.
+const OPAQUE_LIKE = /(?<![A-Za-z0-9+/_-])(?!0x)[A-Za-z0-9+/_-]{48,}={0,2}/g
 const MAX_DETAIL = 200
 
 const truncate = (text: string): string => text.length > MAX_DETAIL ? `${text.slice(0, MAX_DETAIL)}…` : text
@@ -134,6 +147,77 @@ export const errorBody = (text: string): { readonly code?: string; readonly mess
   }
 }
 
+// A path segment worth showing: a schema's own field name or an index, never a long server string.
+const SHOWN_SEGMENT = /^(?:\d{1,6}|[A-Za-z_][A-Za-z0-9_]{0,31})$/
+
+/**
+ * What is wrong with an answer's shape, by path only. A `ParseError`'s own message quotes the values
+ * it refused (`actual "..."`), and in an odd answer those may be an access token or other secrets,
+ * so the detail names where the answer went wrong and never what it held.
+ *
+ * @internal
+ */
+export const shapeDetail = (error: ParseResult.ParseError): string => {
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  if (issue === undefined) return "answer does not have the expected shape"
+  const path = issue.path.map((segment) => {
+    const text = String(segment)
+    return SHOWN_SEGMENT.test(text) ? text : "…"
+  }).join(".")
+  const where = path.length > 0 ? path : "the top level"
+  return issue._tag === "Missing"
+    ? `answer does not have the expected shape: ${where} is missing`
+    : `answer does not have the expected shape: unexpected value at ${where}`
+}
+
+/** Why a body could not be read in full. */
+type ReadFailure = "TooLarge" | "Dropped"
+
+/**
+ * Reads a body as a stream and stops at `maxBytes`: whatever the server sends, a call holds at most
+ * that much. Stopping early cancels the body, which closes the connection.
+ */
+const readCapped = (
+  response: HttpClientResponse.HttpClientResponse,
+  maxBytes: number
+): Effect.Effect<string, ReadFailure> => {
+  const declared = Number(response.headers["content-length"])
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    // Not a byte more than needed: take the first chunk only to cancel the body.
+    return Stream.runForEachWhile(response.stream, () => Effect.succeed(false)).pipe(
+      Effect.ignore,
+      Effect.zipRight(Effect.fail("TooLarge" as const))
+    )
+  }
+  return Effect.suspend(() => {
+    const chunks: Array<Uint8Array> = []
+    let size = 0
+    let over = false
+    return Stream.runForEachWhile(response.stream, (chunk) =>
+      Effect.sync(() => {
+        size += chunk.length
+        if (size > maxBytes) {
+          over = true
+          return false
+        }
+        chunks.push(chunk)
+        return true
+      })).pipe(
+        Effect.mapError((): ReadFailure => "Dropped"),
+        Effect.flatMap(() => {
+          if (over) return Effect.fail("TooLarge" as const)
+          const bytes = new Uint8Array(size)
+          let at = 0
+          for (const chunk of chunks) {
+            bytes.set(chunk, at)
+            at += chunk.length
+          }
+          return Effect.succeed(new TextDecoder().decode(bytes))
+        })
+      )
+  })
+}
+
 /**
  * Parses `Retry-After`: delay-seconds or an HTTP date.
  *
@@ -156,8 +240,11 @@ export const make = (options: {
   readonly client: HttpClient.HttpClient
   readonly baseUrl: string
   readonly apiKey: Redacted.Redacted<string>
+  /** Answers longer than this are not read (`TooLarge`). Default {@link DEFAULT_MAX_RESPONSE_BYTES}. */
+  readonly maxResponseBytes?: number | undefined
 }): Backend => {
   const { baseUrl, client } = options
+  const maxBytes = Math.max(1, Math.floor(options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES))
   const rawKey = Redacted.value(options.apiKey)
   const keySecrets = [rawKey, ...rawKey.split(":").filter((part) => part.length >= 8)]
   const headers = {
@@ -184,7 +271,7 @@ export const make = (options: {
     for (const secret of [...keySecrets, ...secrets]) {
       if (secret.length > 0) out = out.split(secret).join("[redacted]")
     }
-    return truncate(out.replace(JWT_LIKE, "[redacted]"))
+    return truncate(out.replace(JWT_LIKE, "[redacted]").replace(OPAQUE_LIKE, "[redacted]"))
   }
 
   const call = <A, I>(spec: Call<A, I>): Effect.Effect<A, AttemptFailed> => {
@@ -216,18 +303,26 @@ export const make = (options: {
     const exchange = client.execute(request).pipe(
       Effect.catchAll(onTransport),
       Effect.flatMap((response) =>
-        response.text.pipe(
-          Effect.catchAll(() =>
-            fail({
-              kind: "ConnectionDropped",
-              requestSent: true,
-              status: response.status,
-              detail: "connection lost while reading the answer"
-            })
+        readCapped(response, maxBytes).pipe(
+          Effect.catchAll((failure) =>
+            failure === "TooLarge"
+              ? fail({
+                kind: "TooLarge",
+                requestSent: true,
+                status: response.status,
+                detail: `answer larger than ${maxBytes} bytes, not read`
+              })
+              : fail({
+                kind: "ConnectionDropped",
+                requestSent: true,
+                status: response.status,
+                detail: "connection lost while reading the answer"
+              })
           ),
           Effect.flatMap((text): Effect.Effect<A, AttemptFailed> => {
             if (response.status < 200 || response.status >= 300) {
               const body = errorBody(text)
+              const alreadyUsed = body.code === TOKEN_ALREADY_USED_CODE
               return Effect.flatMap(Clock.currentTimeMillis, (now) =>
                 fail(
                   {
@@ -235,7 +330,12 @@ export const make = (options: {
                     requestSent: true,
                     status: response.status,
                     ...(body.code !== undefined ? { code: body.code } : {}),
-                    ...(body.message !== undefined ? { detail: scrub(body.message, spec.secrets) } : {})
+                    ...(alreadyUsed ? { reason: "TokenAlreadyUsed" as const } : {}),
+                    ...(alreadyUsed
+                      ? { detail: "access token already used: a single-use token settles once; mint a new one" }
+                      : body.message !== undefined
+                      ? { detail: scrub(body.message, spec.secrets) }
+                      : {})
                   },
                   parseRetryAfter(response.headers["retry-after"], now)
                 ))
@@ -257,7 +357,7 @@ export const make = (options: {
                   kind: "MalformedResponse",
                   requestSent: true,
                   status: response.status,
-                  detail: scrub(ParseResult.TreeFormatter.formatErrorSync(error), spec.secrets)
+                  detail: shapeDetail(error)
                 })
               )
             )
@@ -314,6 +414,16 @@ export const isTransient = (failure: AttemptFailed): boolean => {
 
 /** @internal */
 export const isNeverSent = (failure: AttemptFailed): boolean => !failure.error.requestSent
+
+/**
+ * What settle may retry: a request that provably never left, or a 429, which is the backend's
+ * definite "not applied, come back later". Anything else after the request left may have burned
+ * the credits.
+ *
+ * @internal
+ */
+export const isSafeSettleRetry = (failure: AttemptFailed): boolean =>
+  isNeverSent(failure) || (failure.error.kind === "HttpStatus" && failure.error.status === 429)
 
 /**
  * Runs attempts until one succeeds, a failure is not retryable, the attempts are spent, or the next
