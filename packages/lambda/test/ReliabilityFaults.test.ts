@@ -107,7 +107,9 @@ const settleCases: ReadonlyArray<Case> = [
   row("settle", "500", Fault.status(500), "unknown", [1, 1], false),
   row("settle", "502", Fault.status(502), "unknown", [1, 1], false),
   row("settle", "503", Fault.status(503), "unknown", [1, 1], false),
-  row("settle", "429 with Retry-After: 0", Fault.rateLimited(0), "rejected", [1, 1], false),
+  // A 429 is a definite "not applied": retried within the deadline, like a 429 on verify.
+  row("settle", "429 with Retry-After: 0, then healthy", Fault.rateLimited(0), "paid", [2, 2], true),
+  row("settle", "429 with a Retry-After beyond the timeout", Fault.rateLimited(60), "rejected", [1, 1], false),
   row("settle", "400 (a definite refusal)", Fault.status(400, "BCK.X402.0059"), "rejected", [1, 1], false),
   row("settle", "malformed JSON", Fault.malformedJson, "unknown", [1, 1], false),
   row("settle", "JSON of the wrong shape", Fault.wrongShape(), "unknown", [1, 1], false),
