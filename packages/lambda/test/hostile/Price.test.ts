@@ -1,7 +1,7 @@
 // Hostile suite, invariants 1 and 11 (RELIABILITY.md, "Money-tight"): the caller never sets the
 // price, and `release` covers outages, never refusals. Every case goes through `LocalGateway` over
 // real HTTP, as a caller reaches a deployed agent, and is reconciled against the ledger.
-import { X402 } from "@effect-x402/core"
+import { type Facilitator, X402 } from "@effect-x402/core"
 import type { AgentCore } from "@effect-x402/lambda"
 import { interceptor } from "@effect-x402/lambda/Interceptor"
 import { requiresPayment } from "@effect-x402/lambda/RequiresPayment"
@@ -57,7 +57,7 @@ const textOf = (event: AgentCore.InterceptorInput): unknown => {
 }
 
 /** A gateway in front of a `requiresPayment` echo tool priced at PRICE credits. */
-const decoratorGateway = (layer: Layer.Layer<never>, options: { readonly release?: boolean } = {}) =>
+const decoratorGateway = (layer: Layer.Layer<Facilitator.Facilitator>, options: { readonly release?: boolean } = {}) =>
   LocalGateway.make({
     handler: requiresPayment({
       planId: PLAN,
@@ -69,7 +69,7 @@ const decoratorGateway = (layer: Layer.Layer<never>, options: { readonly release
   })
 
 /** A gateway with the interceptor in front of an echo target priced at PRICE credits. */
-const interceptorGateway = (layer: Layer.Layer<never>, options: { readonly release?: boolean } = {}) => {
+const interceptorGateway = (layer: Layer.Layer<Facilitator.Facilitator>, options: { readonly release?: boolean } = {}) => {
   const handler = interceptor({
     planId: PLAN,
     credits: PRICE,
