@@ -69,7 +69,10 @@ const decoratorGateway = (layer: Layer.Layer<Facilitator.Facilitator>, options: 
   })
 
 /** A gateway with the interceptor in front of an echo target priced at PRICE credits. */
-const interceptorGateway = (layer: Layer.Layer<Facilitator.Facilitator>, options: { readonly release?: boolean } = {}) => {
+const interceptorGateway = (
+  layer: Layer.Layer<Facilitator.Facilitator>,
+  options: { readonly release?: boolean } = {}
+) => {
   const handler = interceptor({
     planId: PLAN,
     credits: PRICE,
