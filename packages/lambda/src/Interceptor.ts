@@ -7,13 +7,18 @@
  */
 import * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
-import { SettleFailed } from "@effect-x402/core/PaymentError"
+import { PaymentRequired, SettleFailed } from "@effect-x402/core/PaymentError"
 import * as Paywall from "@effect-x402/core/Paywall"
+import * as SettlementLedger from "@effect-x402/core/SettlementLedger"
+import type * as X402 from "@effect-x402/core/X402"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as AgentCore from "./AgentCore.js"
 import { paymentFailureOutput, settingsOf } from "./internal/answers.js"
+import * as RequestSeal from "./internal/requestSeal.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
 
 /**
@@ -53,6 +58,15 @@ export interface Options<R = never, LE = never, SE = never>
   readonly tools?: { readonly [toolName: string]: ToolConfig<R> } | undefined
   /** Advertised as `resource.url`; default the Lambda's `invokedFunctionArn`. */
   readonly endpoint?: string | undefined
+  /**
+   * The key that seals the request id the REQUEST phase issues, so that the RESPONSE phase settles
+   * only ids this agent issued, for the token they were issued to. It must be the same on every
+   * instance; default `X402_REQUEST_SEAL_KEY`, else a key derived from `NVM_API_KEY`, else a random
+   * key per cold start (then only calls whose two phases meet on one instance settle with their id).
+   *
+   * @since 0.2.0
+   */
+  readonly requestSealKey?: Redacted.Redacted<string> | undefined
 }
 
 type AnyPaywall<R> = Paywall.Paywall<AgentCore.InterceptorInput, R, unknown>
@@ -106,35 +120,82 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       (call.toolName !== undefined ? tools.get(call.toolName) : undefined) ?? fallback
   }
 
+  const sealKey = RequestSeal.sealKey(options.requestSealKey)
+  // The ledger the user provides (e.g. DynamoDB, shared by every instance), else one in memory per
+  // cold start: either way a verification settles at most once, and a replayed RESPONSE is answered
+  // from what was recorded.
+  let memoryLedger: SettlementLedger.SettlementLedger.Service | undefined
+  const ledgerOf: Effect.Effect<SettlementLedger.SettlementLedger.Service> = Effect.flatMap(
+    Effect.serviceOption(SettlementLedger.SettlementLedger),
+    (provided) =>
+      Option.isSome(provided)
+        ? Effect.succeed(provided.value)
+        : memoryLedger !== undefined
+        ? Effect.succeed(memoryLedger)
+        : Effect.map(SettlementLedger.makeMemory(), (made) => (memoryLedger ??= made))
+  )
+
   const request = (
     call: AgentCore.Call,
     paywall: AnyPaywall<R>,
     context: LambdaRuntime.LambdaContext
   ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> =>
-    Paywall.verify(paywall, {
-      request: call.event,
-      token: AgentCore.tokenOf(call.headers, tokenHeaders),
-      resourceUrl: resourceUrlOf(context),
-      paymentRequiredMessage: call.toolName !== undefined
-        ? `Payment required for tool: ${call.toolName}`
-        : `Payment required for method: ${call.method}`
-    }).pipe(
-      Effect.map((verified) =>
-        AgentCore.forward({
-          // The target gets the caller's headers without the token (it has no use for a credential
-          // that spends the caller's credits), and the verified request id, which no caller can forge.
-          headers: {
-            ...AgentCore.copyHeaders(call.headers, [...tokenHeaders, AgentCore.AGENT_REQUEST_ID_HEADER]),
-            ...(verified.agentRequestId !== undefined
-              ? { [AgentCore.AGENT_REQUEST_ID_HEADER]: verified.agentRequestId }
-              : {})
-          },
-          body: call.rawBody
-        })
-      ),
-      // The reference answers a refused token with the bare `invalidReason`.
-      Effect.catchAll((failure) => paymentFailureOutput(paywall, call.id, failure, { invalid: (reason) => reason }))
-    )
+    Effect.flatMap(deadlineOf(context), (deadline) =>
+      Paywall.verify(paywall, {
+        request: call.event,
+        token: AgentCore.tokenOf(call.headers, tokenHeaders),
+        resourceUrl: resourceUrlOf(context),
+        deadline,
+        paymentRequiredMessage: call.toolName !== undefined
+          ? `Payment required for tool: ${call.toolName}`
+          : `Payment required for method: ${call.method}`
+      }).pipe(
+        Effect.flatMap((verified) => {
+          const payer = Paywall.fingerprint(verified.token)
+          const id = verified.agentRequestId
+          const forward = AgentCore.forward({
+            // The target gets the caller's headers without the token (it has no use for a credential
+            // that spends the caller's credits) and without any request id or seal the caller wrote:
+            // only the id this phase issues, sealed for this payer, goes on.
+            headers: {
+              ...AgentCore.copyHeaders(call.headers, [
+                ...tokenHeaders,
+                AgentCore.AGENT_REQUEST_ID_HEADER,
+                RequestSeal.SEAL_HEADER
+              ]),
+              ...(id !== undefined
+                ? {
+                  [AgentCore.AGENT_REQUEST_ID_HEADER]: id,
+                  [RequestSeal.SEAL_HEADER]: RequestSeal.seal(sealKey, id, payer)
+                }
+                : {})
+            },
+            body: call.rawBody
+          })
+          if (id === undefined) return Effect.succeed(forward)
+          // Recorded before the target runs: a ledger that cannot record means no forward (fail
+          // closed). `Conflict` is an id recorded already, e.g. by a retried REQUEST.
+          return Effect.flatMap(ledgerOf, (ledger) =>
+            ledger.record({ requestId: id, payer, amount: verified.credits }).pipe(
+              Effect.as(forward),
+              Effect.catchAll((error) =>
+                error.reason === "Conflict"
+                  ? Effect.succeed(forward)
+                  : Effect.as(
+                    Effect.logError(`x402: verified call not forwarded: ${error.message}`),
+                    AgentCore.respond(AgentCore.internalErrorAnswer)
+                  )
+              )
+            ))
+        }),
+        // The reference answers a refused token with the bare `invalidReason`.
+        Effect.catchAll((failure) =>
+          paymentFailureOutput(paywall, call.id, failure, {
+            invalid: (reason) =>
+              reason
+          })
+        )
+      ))
 
   const response = (
     call: AgentCore.Call,
@@ -150,20 +211,55 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         ? statusCode === 200
         : AgentCore.isChargeable({ statusCode, body: target.body })
       const token = AgentCore.tokenOf(call.headers, tokenHeaders)
-      const agentRequestId = AgentCore.headerValue(call.headers, AgentCore.AGENT_REQUEST_ID_HEADER) ??
-        AgentCore.headerValue(target.headers, AgentCore.AGENT_REQUEST_ID_HEADER)
+      const offeredIds = [
+        ...headerValues(call.headers, AgentCore.AGENT_REQUEST_ID_HEADER),
+        ...headerValues(target.headers, AgentCore.AGENT_REQUEST_ID_HEADER)
+      ]
       if (paywall === undefined || !chargeable) return passThrough(target)
       if (token === undefined) {
-        if (agentRequestId !== undefined) {
-          yield* Effect.logError(
-            "x402: a verified call came back without its token, so it cannot be settled; " +
-              "check that the gateway passes the original request headers to the RESPONSE phase"
-          )
-        }
-        return passThrough(target)
+        // A priced call's output without the token cannot be settled, so it is withheld (fail
+        // closed): either the gateway does not pass request headers, or the target was reached
+        // without the REQUEST phase.
+        yield* Effect.logError(
+          "x402: output withheld, a priced call came back without its token, so it cannot be settled; " +
+            "check that the gateway passes the original request headers to the RESPONSE phase"
+        )
+        return yield* paymentFailureOutput(
+          paywall,
+          call.id,
+          new PaymentRequired({
+            reason: "MissingToken",
+            paymentRequired: yield* Paywall.requirements(paywall, resourceUrlOf(context)),
+            description: call.toolName !== undefined
+              ? `Payment required for tool: ${call.toolName}`
+              : `Payment required for method: ${call.method}`
+          })
+        )
       }
+      const payer = Paywall.fingerprint(Redacted.make(token))
+      // Only an id this agent issued to this payer: its seal checks out. Any other id (a caller's
+      // forgery, a header copied from another call) is never sent to the facilitator.
+      const seals = [
+        ...headerValues(call.headers, RequestSeal.SEAL_HEADER),
+        ...headerValues(target.headers, RequestSeal.SEAL_HEADER)
+      ]
+      const agentRequestId = offeredIds.find((id) =>
+        seals.some((value) => RequestSeal.checks(sealKey, id, payer, value))
+      )
+      if (agentRequestId === undefined && offeredIds.length > 0) {
+        yield* Effect.logWarning("x402: a request id without a valid seal was ignored")
+      }
+      // Without an issued id, the exchange itself names the call, so that a replayed RESPONSE event
+      // (the same request and the same answer) still settles once.
+      const ledgerKey = agentRequestId ??
+        RequestSeal.exchangeKey(payer, safeJson(call.rawBody), safeJson(target.body))
       const paymentRequired = yield* Paywall.requirements(paywall, resourceUrlOf(context))
-      const settled = yield* Credits.resolve(paywall.credits, call.event).pipe(
+      const answer: AgentCore.Answer = {
+        statusCode,
+        headers: AgentCore.copyHeaders(target.headers),
+        body: target.body ?? null
+      }
+      const credits = yield* Credits.resolve(paywall.credits, call.event).pipe(
         Effect.flatMap((fallback) =>
           Credits.settleAmount(
             AgentCore.chargeSource({ headers: target.headers, body: target.body }, { headers: true }),
@@ -172,16 +268,58 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
           )
         ),
         Effect.mapError((cause) => new SettleFailed({ reason: "InvalidAmount", paymentRequired, credits: 0, cause })),
-        Effect.flatMap((credits) =>
-          Paywall.settle(paywall, { paymentRequired, token: Redacted.make(token), credits, agentRequestId })
-        ),
         Effect.either
       )
-      const answer: AgentCore.Answer = {
-        statusCode,
-        headers: AgentCore.copyHeaders(target.headers),
-        body: target.body ?? null
+      if (Either.isLeft(credits)) return yield* paymentFailureOutput(paywall, call.id, credits.left)
+      const withheld = (reason: "Rejected" | "Indeterminate", settlement?: X402.SettleResponse) =>
+        paymentFailureOutput(
+          paywall,
+          call.id,
+          new SettleFailed({ reason, paymentRequired, credits: credits.right, settlement })
+        )
+
+      const ledger = yield* ledgerOf
+      const claim = yield* ledger.record({ requestId: ledgerKey, payer, amount: credits.right }).pipe(
+        Effect.catchIf((error) => error.reason === "Conflict", () => Effect.void),
+        Effect.zipRight(ledger.claim(ledgerKey)),
+        Effect.either
+      )
+      if (Either.isLeft(claim)) {
+        // No record, no settle, no output: the store's trouble is logged, never shown.
+        yield* Effect.logError(`x402: output withheld, the settlement ledger failed: ${claim.left.message}`)
+        return yield* withheld("Indeterminate")
       }
+      if (claim.right._tag !== "Claimed") {
+        const entry = claim.right._tag === "Taken" ? claim.right.entry : undefined
+        if (entry?.state === "settled" && entry.receipt !== undefined && entry.payer === payer) {
+          // A replayed RESPONSE: the same answer, the receipt of the one settlement, nothing charged.
+          yield* Effect.logInfo("x402: a replayed RESPONSE was answered from the ledger; nothing settled")
+          return AgentCore.respond(AgentCore.enrich(answer, entry.receipt))
+        }
+        yield* Effect.logWarning(
+          `x402: output withheld, call ${ledgerKey} is already ${entry?.state ?? "gone"} in the ledger`
+        )
+        return yield* withheld(entry?.state === "rejected" ? "Rejected" : "Indeterminate")
+      }
+
+      const deadline = yield* deadlineOf(context)
+      const settled = yield* Paywall.settle(paywall, {
+        paymentRequired,
+        token: Redacted.make(token),
+        credits: credits.right,
+        agentRequestId,
+        deadline
+      }).pipe(Effect.either)
+      const outcome: SettlementLedger.Outcome = Either.isRight(settled)
+        ? { _tag: "Settled", receipt: settled.right }
+        : settled.left.reason === "Indeterminate"
+        ? { _tag: "Unknown" }
+        : { _tag: "Rejected" }
+      yield* ledger.finish(ledgerKey, outcome).pipe(
+        Effect.catchAll((error) =>
+          Effect.logError(`x402: the settlement ledger did not record the outcome: ${error.message}`)
+        )
+      )
       if (Either.isRight(settled)) return AgentCore.respond(AgentCore.enrich(answer, settled.right))
       if (Paywall.releases(paywall, settled.left)) {
         yield* Effect.logWarning(`x402: settlement failed, output released by policy: ${settled.left.message}`)
@@ -227,6 +365,39 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       Effect.withSpan("Interceptor.handle", { captureStackTrace: false })
     )
 }
+
+/** Every value of a header, whatever the case of its name. */
+const headerValues = (headers: unknown, name: string): ReadonlyArray<string> => {
+  if (typeof headers !== "object" || headers === null) return []
+  const values: Array<string> = []
+  for (const key of Object.keys(headers)) {
+    if (key.toLowerCase() !== name) continue
+    const value = (headers as Record<string, unknown>)[key]
+    if (typeof value === "string" && value.length > 0) values.push(value.trim())
+  }
+  return values
+}
+
+const safeJson = (value: unknown): string => {
+  try {
+    return JSON.stringify(value) ?? ""
+  } catch {
+    return ""
+  }
+}
+
+/** The call's deadline: the Lambda's remaining time, less the margin the answer needs. */
+const deadlineOf = (context: LambdaRuntime.LambdaContext | undefined): Effect.Effect<number | undefined> =>
+  Effect.map(Clock.currentTimeMillis, (now) => {
+    const remaining = AgentCore.own(context, "getRemainingTimeInMillis")
+    if (typeof remaining !== "function") return undefined
+    try {
+      const millis: unknown = remaining.call(context)
+      return typeof millis === "number" && Number.isFinite(millis) ? Paywall.deadlineOf(now, millis) : undefined
+    } catch {
+      return undefined
+    }
+  })
 
 const resourceUrlOf = (context: LambdaRuntime.LambdaContext | undefined): string | undefined => {
   const arn = AgentCore.own(context, "invokedFunctionArn")

@@ -38,7 +38,9 @@ const roundTrip = (
   Effect.gen(function*() {
     const forwarded = forwardedOf(yield* Effect.promise(() => handler(AgentCoreEvents.request(options), ctx)))
     const agentRequestId = forwarded.headers?.["x-nvm-agent-request-id"]
-    const output = yield* Effect.promise(() => handler(AgentCoreEvents.response({ ...options, agentRequestId }), ctx))
+    const output = yield* Effect.promise(() =>
+      handler(AgentCoreEvents.response({ ...options, forwardedHeaders: forwarded.headers }), ctx)
+    )
     return { forwarded, agentRequestId, output }
   })
 
@@ -97,11 +99,15 @@ describe("interceptor: REQUEST phase", () => {
       assert.deepStrictEqual(forwarded.body, event.mcp.gatewayRequest.body)
       const [verify] = ledger.calls
       assert.strictEqual(verify.maxAmount, 3)
-      assert.deepStrictEqual(forwarded.headers, {
-        "Content-Type": "application/json",
-        "Mcp-Session-Id": "s-1",
-        "x-nvm-agent-request-id": verify.agentRequestId!
-      })
+      // The caller's own request id is dropped: only the issued one goes on, with its seal.
+      assert.deepStrictEqual(Object.keys(forwarded.headers!).sort(), [
+        "Content-Type",
+        "Mcp-Session-Id",
+        "x-nvm-agent-request-id",
+        "x-x402-request-seal"
+      ])
+      assert.strictEqual(forwarded.headers!["x-nvm-agent-request-id"], verify.agentRequestId!)
+      assert.notInclude(JSON.stringify(forwarded), "forged-id")
       assert.notInclude(JSON.stringify(forwarded), token)
       assert.strictEqual(ledger.settlements.length, 0)
     }))
@@ -139,7 +145,11 @@ describe("interceptor: REQUEST phase", () => {
       const handler = interceptor({ planId: "plan-1", tokenHeader: ["X-Payment", "payment-signature"], layer })
       const event = AgentCoreEvents.request({ headers: { "x-payment": token, "PAYMENT-SIGNATURE": "other" } })
       const forwarded = forwardedOf(yield* Effect.promise(() => handler(event, ctx)))
-      assert.deepStrictEqual(Object.keys(forwarded.headers!).sort(), ["Content-Type", "x-nvm-agent-request-id"])
+      assert.deepStrictEqual(Object.keys(forwarded.headers!).sort(), [
+        "Content-Type",
+        "x-nvm-agent-request-id",
+        "x-x402-request-seal"
+      ])
     }))
 })
 
@@ -273,11 +283,9 @@ describe("interceptor: RESPONSE phase", () => {
       const handler = interceptor({ planId: "plan-1", layer })
       const cases: ReadonlyArray<AgentCoreEvents.ResponseOptions> = [
         { token, statusCode: 500, responseBody: { error: "target down" } },
-        { token, statusCode: 201 },
         { token, result: { isError: true, content: [{ type: "text", text: "failed" }] } },
         { token, responseBody: { jsonrpc: "2.0", id: "req-1", error: { code: -32000, message: "boom" } } },
-        { token, method: "tools/list", result: { tools: [] } },
-        {}
+        { token, method: "tools/list", result: { tools: [] } }
       ]
       for (const options of cases) {
         const event = AgentCoreEvents.response(options)
@@ -340,14 +348,19 @@ describe("interceptor: RESPONSE phase", () => {
       assert.strictEqual(ledger.settlements.length, 0)
     }))
 
-  it.effect("logs an error when a verified call comes back without its token", () =>
+  it.effect("withholds a priced answer that comes back without its token, and says why in the log", () =>
     Effect.gen(function*() {
       const { ctx, layer, ledger } = setup()
       const logs = captureLogs()
       const handler = interceptor({ planId: "plan-1", layer, services: logs.layer })
-      const event = AgentCoreEvents.response({ agentRequestId: "areq_1" })
+      const event = AgentCoreEvents.response({
+        agentRequestId: "areq_1",
+        result: { content: [{ type: "text", text: "paid" }] }
+      })
       const output = yield* Effect.promise(() => handler(event, ctx))
-      assert.deepStrictEqual(responseOf(output).body, event.mcp.gatewayResponse!.body)
+      // Unsettled output never goes out: the caller gets the 402-style result instead.
+      assert.strictEqual(errorOf(output).code, 402)
+      assert.notInclude(JSON.stringify(bodyOf(output)), "paid")
       assert.isTrue(logs.lines.some((line) => line.startsWith("ERROR") && line.includes("without its token")))
       assert.deepStrictEqual(ledger.calls, [])
     }))

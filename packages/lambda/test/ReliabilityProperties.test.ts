@@ -392,6 +392,7 @@ describe("interceptor under random input", () => {
           }
         }
         const mustSettle = target.chargeable && target.charge !== "invalid"
+        const receipts: Array<unknown> = []
         for (let replay = 0; replay < 2; replay++) {
           const output = yield* settled(() => handler(JSON.parse(JSON.stringify(response)), AgentCoreEvents.context()))
           wellFormed(output)
@@ -402,13 +403,19 @@ describe("interceptor under random input", () => {
             assert.strictEqual(burned[0].agentRequestId, valid[0].agentRequestId)
           }
           const wire = JSON.stringify(output)
-          // The replay is refused by the facilitator, and its output withheld.
-          if (mustSettle && replay === 1) assert.notInclude(wire, MARKER)
-          if (!mustSettle && target.chargeable) assert.notInclude(wire, MARKER)
+          receipts.push(output.mcp.transformedGatewayResponse?.headers?.["payment-response"])
+          // The replay is answered from the ledger with the one settlement's receipt, never settled again.
+          if (mustSettle && replay === 1) {
+            assert.strictEqual(receipts[1], receipts[0], "the replay shows the recorded receipt")
+          }
+          if (!mustSettle && target.chargeable) {
+            assert.notInclude(wire, MARKER)
+          }
         }
-        assert.isAtMost(
-          ledger.calls.slice(calls).filter((c) => c.operation === "settle" && c.outcome === "settled").length,
-          1
+        assert.strictEqual(
+          ledger.calls.slice(calls).filter((c) => c.operation === "settle").length,
+          mustSettle ? 1 : 0,
+          "one settle request per verification, replays included"
         )
         assertPrototypesUntouched()
       }),

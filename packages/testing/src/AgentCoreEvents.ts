@@ -58,8 +58,18 @@ export interface ResponseOptions extends RequestOptions {
   readonly result?: unknown
   /** Replaces the whole response body. */
   readonly responseBody?: unknown
-  /** The verified id the REQUEST phase forwarded in `x-nvm-agent-request-id`. */
+  /**
+   * An `x-nvm-agent-request-id` header on the request. The interceptor settles with it only when it
+   * comes with the seal the REQUEST phase issued beside it: pass `forwardedHeaders` for that.
+   */
   readonly agentRequestId?: string | undefined
+  /**
+   * The headers the REQUEST phase forwarded (its `transformedGatewayRequest.headers`), merged over
+   * the request headers as the gateway does: they carry the issued request id and its seal.
+   *
+   * @since 0.2.0
+   */
+  readonly forwardedHeaders?: Record<string, string> | undefined
 }
 
 const hasOwn = (u: object, key: string) => Object.prototype.hasOwnProperty.call(u, key)
@@ -139,10 +149,10 @@ export const response = (options: ResponseOptions = {}): AgentCore.InterceptorIn
         path: "/mcp",
         httpMethod: "POST",
         ...(options.withoutHeaders === true ? {} : {
-          headers: requestHeaders(
-            options,
-            options.agentRequestId !== undefined ? { "x-nvm-agent-request-id": options.agentRequestId } : {}
-          )
+          headers: requestHeaders(options, {
+            ...(options.agentRequestId !== undefined ? { "x-nvm-agent-request-id": options.agentRequestId } : {}),
+            ...options.forwardedHeaders
+          })
         }),
         body
       },
