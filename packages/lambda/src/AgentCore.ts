@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import * as Bounds from "@effect-x402/core/Bounds"
 import type * as Credits from "@effect-x402/core/Credits"
 import type * as PaymentError from "@effect-x402/core/PaymentError"
 import type * as Paywall from "@effect-x402/core/Paywall"
@@ -291,6 +292,14 @@ export const tokenHeaders = (option: string | ReadonlyArray<string> | undefined)
   if (names.length === 0 || names.some((name) => name.length === 0)) {
     throw new RangeError("tokenHeader must name at least one header, and no empty one")
   }
+  // Behind a gateway, `Authorization` carries the gateway's inbound identity JWT (itself a `Bearer`
+  // value, so a prefix check cannot tell it from an x402 token): it would go to the facilitator.
+  if (names.includes("authorization")) {
+    throw new RangeError(
+      "tokenHeader must not be Authorization: behind a gateway it carries the caller's identity token, " +
+        "which would be sent to the facilitator; use payment-signature or a dedicated header such as X-Payment"
+    )
+  }
   return names
 }
 
@@ -389,7 +398,7 @@ export const toolCallOf = (event: unknown): {
 export class InvalidEvent extends Schema.TaggedError<InvalidEvent>("@effect-x402/lambda/InvalidEvent")(
   "InvalidEvent",
   {
-    reason: Schema.Literal("NotAnEvent", "NotJsonRpc", "Batch"),
+    reason: Schema.Literal("NotAnEvent", "NotJsonRpc", "Batch", "TooDeep"),
     detail: Schema.String,
     id: JsonRpcId
   }
@@ -402,6 +411,8 @@ export class InvalidEvent extends Schema.TaggedError<InvalidEvent>("@effect-x402
         return `Invalid JSON-RPC request: ${this.detail}`
       case "Batch":
         return "JSON-RPC batch requests are not supported"
+      case "TooDeep":
+        return `Invalid JSON-RPC request: nested deeper than ${Bounds.MAX_JSON_DEPTH} levels`
     }
   }
 }
@@ -463,6 +474,10 @@ export const decodeCall = (event: unknown): Either.Either<Call, InvalidEvent> =>
   const gatewayRequest = input.right.mcp.gatewayRequest
   const body = parseBody(gatewayRequest.body)
   if (Array.isArray(body)) return Either.left(new InvalidEvent({ reason: "Batch", detail: "batch", id: null }))
+  // Refused before anything reads it further: such a body is verified and then cannot be serialised.
+  if (Bounds.jsonDepthExceeds(body)) {
+    return Either.left(new InvalidEvent({ reason: "TooDeep", detail: "too deep", id: idOf(body) }))
+  }
   const request = decodeRequest(body)
   if (Either.isLeft(request)) {
     return Either.left(new InvalidEvent({ reason: "NotJsonRpc", detail: formatError(request.left), id: idOf(body) }))
@@ -644,6 +659,8 @@ export const internalErrorAnswer: Answer = {
   body: { error: "Internal interceptor error" }
 }
 
+const SERVER_ERROR_MESSAGE = "The server could not price this call; nothing was charged"
+
 /**
  * The receipt of a settlement that did not happen, when the facilitator gave none.
  *
@@ -690,12 +707,14 @@ export const paymentFailureAnswer = (
             message: "The payment facilitator could not be reached; nothing was charged"
           })
         case "InvalidAmount":
-          return errorAnswer(id, { error: "Invalid credits amount", code: 500, message: failure.message })
+          // A bug in the server's credits policy: its detail is for the log, not the caller.
+          return errorAnswer(id, { error: "Internal server error", code: 500, message: SERVER_ERROR_MESSAGE })
       }
     case "SettleFailed": {
       const settlement = failedSettlement(failure)
       const code = failure.reason === "Rejected" ? 402 : failure.reason === "InvalidAmount" ? 500 : 502
-      return errorAnswer(id, { error: "Payment settlement failed", code, message: failure.message }, {
+      const message = failure.reason === "InvalidAmount" ? SERVER_ERROR_MESSAGE : failure.message
+      return errorAnswer(id, { error: "Payment settlement failed", code, message }, {
         headers: setHeader(
           JSON_HEADERS,
           X402.PAYMENT_RESPONSE_HEADER,
@@ -767,24 +786,104 @@ const answerOf = (value: unknown, id: JsonRpcId): Either.Either<Answer, string> 
   return Either.right(resultAnswer(id, value))
 }
 
+// A double-encoded body (a JSON string holding JSON) is unwrapped a few times, no more.
+const MAX_DECODINGS = 4
+
+const parseJson = (text: string): { readonly ok: true; readonly value: unknown } | { readonly ok: false } => {
+  try {
+    return { ok: true, value: JSON.parse(text) }
+  } catch {
+    return { ok: false }
+  }
+}
+
+// Server-Sent Events framing (MCP Streamable HTTP): events separated by a blank line, each event's
+// `data:` lines joined by newlines. Only events whose data parse as JSON count.
+const sseMessages = (text: string): ReadonlyArray<unknown> | undefined => {
+  const lines = text.split(/\r\n|\r|\n/)
+  if (!lines.some((line) => /^(data|event|id|retry):/.test(line))) return undefined
+  const messages: Array<unknown> = []
+  let data: Array<string> = []
+  const flush = () => {
+    if (data.length > 0) {
+      const parsed = parseJson(data.join("\n"))
+      if (parsed.ok) messages.push(parsed.value)
+    }
+    data = []
+  }
+  for (const line of lines) {
+    if (line === "") flush()
+    else if (line.startsWith("data:")) data.push(line.slice(line.startsWith("data: ") ? 6 : 5))
+  }
+  flush()
+  return messages
+}
+
 /**
- * Whether an answer is a successful result that may be charged: status 200, a JSON-RPC `result`,
- * no `error`, and not an MCP error result (`isError: true`).
+ * The JSON-RPC messages an answer body carries: an object as is; a JSON text (unwrapped when it is
+ * double-encoded); the `data` of each SSE event of a `text/event-stream` body. A body none of these
+ * describe (plain text) carries no message.
+ *
+ * @since 0.2.0
+ * @category handler results
+ */
+export const messagesOf = (body: unknown): ReadonlyArray<unknown> => {
+  let value = body
+  for (let i = 0; i < MAX_DECODINGS && typeof value === "string"; i++) {
+    const parsed = parseJson(value)
+    if (parsed.ok) {
+      value = parsed.value
+      continue
+    }
+    const events = sseMessages(value)
+    if (events === undefined) return []
+    return events.flatMap((event) => messagesOf(event))
+  }
+  if (typeof value === "string") return []
+  return Array.isArray(value) ? value : [value]
+}
+
+// A JSON-RPC response: a `result` or a non-null `error` (notifications and requests in a stream
+// are neither).
+const isResponse = (message: unknown): boolean =>
+  own(message, "result") !== undefined || (own(message, "error") !== undefined && own(message, "error") !== null)
+
+const isExplicitError = (message: unknown): boolean => {
+  const error = own(message, "error")
+  if (error !== undefined && error !== null) return true
+  return own(own(message, "result"), "isError") === true
+}
+
+/**
+ * The JSON-RPC response an answer body carries, read as `messagesOf` does: the first message with a
+ * `result` or an `error`, else the body itself when it is an object.
+ *
+ * @since 0.2.0
+ * @category handler results
+ */
+export const responseOf = (body: unknown): unknown => {
+  const messages = messagesOf(body)
+  return messages.find(isResponse) ?? (isRecord(messages[0]) ? messages[0] : undefined)
+}
+
+/**
+ * Whether an answer may be charged. It fails closed: everything that is not an explicit error
+ * result is chargeable, so no answer is released unsettled for being unrecognised. Explicit errors
+ * are a status outside 2xx, a JSON-RPC `error` (not `null`), or an MCP result with `isError: true`,
+ * in a plain, double-encoded or SSE-framed body. A string or array `result`, `"error": null` beside
+ * a result, or a plain-text body are charged like a success.
  *
  * @since 0.1.0
  * @category handler results
  */
 export const isChargeable = (answer: { readonly statusCode?: number | undefined; readonly body: unknown }): boolean => {
-  if (answer.statusCode !== undefined && answer.statusCode !== 200) return false
-  const body = parseBody(answer.body)
-  if (!isRecord(body) || own(body, "error") !== undefined) return false
-  const result = own(body, "result")
-  return isRecord(result) && own(result, "isError") !== true
+  if (answer.statusCode !== undefined && (answer.statusCode < 200 || answer.statusCode > 299)) return false
+  return !messagesOf(answer.body).some(isExplicitError)
 }
 
 /**
  * Where an answer may ask for a different settle amount (see `Credits.findCharge`). Response headers
- * count only for the interceptor.
+ * count only for the interceptor. A double-encoded or SSE-framed body is read like a plain one.
  *
  * @since 0.1.0
  * @category handler results
@@ -793,7 +892,7 @@ export const chargeSource = (
   answer: { readonly headers?: unknown; readonly body: unknown },
   options: { readonly headers: boolean }
 ): Credits.ChargeSource => {
-  const body = parseBody(answer.body)
+  const body = responseOf(answer.body)
   return {
     result: own(body, "result"),
     body,

@@ -27,10 +27,12 @@ describe("AgentCore", () => {
   })
 
   it("reads tokens from own headers only, case-insensitively, first non-empty wins, Bearer dropped", () => {
-    const names = AgentCore.tokenHeaders(["X-Payment", "Authorization"])
-    assert.deepStrictEqual(names, ["x-payment", "authorization"])
-    assert.strictEqual(AgentCore.tokenOf({ AUTHORIZATION: "Bearer tok" }, names), "tok")
-    assert.strictEqual(AgentCore.tokenOf({ "x-payment": " ", authorization: "b" }, names), "b")
+    const names = AgentCore.tokenHeaders(["X-Payment", "X-Token"])
+    assert.deepStrictEqual(names, ["x-payment", "x-token"])
+    assert.strictEqual(AgentCore.tokenOf({ "X-TOKEN": "Bearer tok" }, names), "tok")
+    assert.strictEqual(AgentCore.tokenOf({ "x-payment": " ", "x-token": "b" }, names), "b")
+    // Authorization carries a gateway's identity JWT: refused at configuration time.
+    assert.throws(() => AgentCore.tokenHeaders(["X-Payment", " Authorization "]), /must not be Authorization/)
     assert.strictEqual(AgentCore.tokenOf({ "x-payment": ["a", "z"] }, names), "a")
     assert.isUndefined(AgentCore.tokenOf(Object.create({ "x-payment": "inherited" }), names))
     assert.isUndefined(AgentCore.tokenOf({ "x-payment": 42 }, names))

@@ -82,17 +82,33 @@ const circular = () => {
   return result
 }
 
-// A JSON-RPC body as a target or handler may answer it, with whether it is a chargeable success.
+const sse = (...messages: ReadonlyArray<unknown>) =>
+  messages.map((message) => `event: message\ndata: ${JSON.stringify(message)}\n\n`).join("")
+
+// A JSON-RPC body as a target or handler may answer it, with whether it is chargeable: fail closed,
+// so everything but an explicit error (`isError: true`, a non-null JSON-RPC `error`) is.
 const rpcBody: fc.Arbitrary<{ readonly body: unknown; readonly ok: boolean }> = fc.oneof(
   jsonRecord.map((junk) => ({ body: { jsonrpc: "2.0", id: 1, result: { ...junk, content } }, ok: true })),
   fc.constant({ body: { jsonrpc: "2.0", id: 1, result: { isError: true, content } }, ok: false }),
   fc.constant({ body: { jsonrpc: "2.0", id: 1, error: { code: -32000, message: MARKER } }, ok: false }),
-  json.map((result) => ({ body: { jsonrpc: "2.0", id: 1, result }, ok: false })).filter(({ body }) =>
+  json.map((result) => ({ body: { jsonrpc: "2.0", id: 1, result }, ok: true })).filter(({ body }) =>
     !isRecord(body.result)
   ),
+  fc.constant({ body: { jsonrpc: "2.0", id: 1, result: { content }, error: null }, ok: true }),
   fc.constant({ body: JSON.stringify({ jsonrpc: "2.0", id: 1, result: { content } }), ok: true }),
-  fc.constant({ body: null, ok: false })
+  fc.constant({ body: JSON.stringify(JSON.stringify({ jsonrpc: "2.0", id: 1, result: { content } })), ok: true }),
+  fc.constant({ body: JSON.stringify(JSON.stringify({ jsonrpc: "2.0", id: 1, error: { code: 1 } })), ok: false }),
+  fc.constant({
+    body: sse({ jsonrpc: "2.0", method: "notifications/progress" }, { jsonrpc: "2.0", id: 1, result: { content } }),
+    ok: true
+  }),
+  fc.constant({ body: sse({ jsonrpc: "2.0", id: 1, result: { isError: true, content } }), ok: false }),
+  fc.constant({ body: sse({ jsonrpc: "2.0", id: 1, error: { code: -32000, message: MARKER } }), ok: false }),
+  fc.constant({ body: `plain text ${MARKER}`, ok: true }),
+  fc.constant({ body: null, ok: true })
 )
+
+const is2xx = (u: unknown) => typeof u === "number" && Number.isInteger(u) && u >= 200 && u <= 299
 
 const statusCode: fc.Arbitrary<{ readonly present: boolean; readonly value: unknown }> = fc.oneof(
   fc.constant({ present: false, value: undefined }),
@@ -133,7 +149,7 @@ const agentCoreAnswer: fc.Arbitrary<HandlerCase> = fc.oneof(
   fc.constant(value("isError result", { isError: true, content }, false)),
   // A handler answering a JSON-RPC body as text has answered no `result`: not chargeable.
   rpcBody.map(({ body, ok }) =>
-    value("JSON-RPC body", isRecord(body) ? body : { jsonrpc: "2.0", body }, ok && isRecord(body))
+    value("JSON-RPC body", isRecord(body) ? body : { jsonrpc: "2.0", body }, isRecord(body) ? ok : true)
   ),
   fc.tuple(statusCode, rpcBody, junkHeaders).map(([status, { body, ok }, headers]) =>
     value(
@@ -148,7 +164,7 @@ const agentCoreAnswer: fc.Arbitrary<HandlerCase> = fc.oneof(
           }
         }
       },
-      ok && (!status.present || status.value === 200)
+      ok && (!status.present || is2xx(status.value))
     )
   ),
   fc.constant(value("InterceptorOutput without a response", { interceptorOutputVersion: "1.0", mcp: {} }, false)),
@@ -345,7 +361,7 @@ const targetAnswer: fc.Arbitrary<TargetCase> = fc.tuple(
   const asJson = (u: unknown): unknown => u === undefined ? undefined : JSON.parse(JSON.stringify(u))
   const wanted = asJson(request) ?? asJson(header)
   // A gateway that filters the body out sends null: the status alone decides.
-  const chargeable = statusCode === 200 && (body === null || ok)
+  const chargeable = body === null ? statusCode === 200 : is2xx(statusCode) && ok
   return { response: { statusCode, headers, body }, chargeable, charge: expectedCharge(wanted, CREDITS) }
 })
 

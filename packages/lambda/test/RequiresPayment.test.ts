@@ -556,15 +556,15 @@ describe("requiresPayment: tokens and methods", () => {
   it.effect("tries a list of token headers in order; the first non-empty one wins", () =>
     Effect.gen(function*() {
       const { ctx, layer, ledger, token } = setup()
-      const handler = requiresPayment({ planId: "plan-1", tokenHeader: ["X-Payment", "Authorization"], layer })(
+      const handler = requiresPayment({ planId: "plan-1", tokenHeader: ["X-Payment", "X-Token"], layer })(
         () => hello
       )
       const viaSecond = yield* Effect.promise(() =>
-        handler(AgentCoreEvents.request({ headers: { "X-Payment": "  ", authorization: `Bearer ${token}` } }), ctx)
+        handler(AgentCoreEvents.request({ headers: { "X-Payment": "  ", "x-token": `Bearer ${token}` } }), ctx)
       )
       assert.isTrue(receiptOf(viaSecond).success)
       const firstWins = yield* Effect.promise(() =>
-        handler(AgentCoreEvents.request({ headers: { "x-payment": "forged", Authorization: token } }), ctx)
+        handler(AgentCoreEvents.request({ headers: { "x-payment": "forged", "X-Token": token } }), ctx)
       )
       assert.strictEqual(errorOf(firstWins).message, "Verification failed: invalid_payload")
       assert.strictEqual(ledger.settlements.length, 1)
