@@ -235,7 +235,10 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
   const handlerFailure = (error: HandlerFailed, requestId: string): Effect.Effect<HttpResult> =>
     Effect.as(
       Effect.annotateLogs(
-        Effect.logError(`x402: handler failed: ${redact(error.message)}`, redact(Cause.pretty(error.cause))),
+        Effect.logError(
+          `x402: handler failed (request ${requestId}): ${redact(error.message)}`,
+          redact(Cause.pretty(error.cause))
+        ),
         "requestId",
         requestId
       ),
