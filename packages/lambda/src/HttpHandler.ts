@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import * as Bounds from "@effect-x402/core/Bounds"
 import * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
 import * as HttpPaywall from "@effect-x402/core/HttpPaywall"
@@ -13,13 +14,14 @@ import { isPaymentFailure, type PaymentFailure } from "@effect-x402/core/Payment
 import * as Paywall from "@effect-x402/core/Paywall"
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda"
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as AgentCore from "./AgentCore.js"
-import { HandlerFailed, invoke, logHandlerFailure } from "./internal/handler.js"
+import { HandlerFailed, invoke } from "./internal/handler.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
 
 /**
@@ -89,6 +91,65 @@ const json = (statusCode: number, body: unknown, headers: Record<string, string>
 
 const fromAnswer = (answer: HttpPaywall.Answer): HttpResult => json(answer.status, answer.body, { ...answer.headers })
 
+// The id the caller quotes to the operator; the detail behind it is in the log line with the same id.
+const requestIdOf = (context: LambdaRuntime.LambdaContext | undefined): string => {
+  const id = context?.awsRequestId
+  return typeof id === "string" && id.length > 0 ? id : crypto.randomUUID()
+}
+
+/**
+ * The generic answer to a failure inside the server (a handler that threw, a credits policy that
+ * failed): what went wrong stays in the log, the caller gets the request id to quote.
+ */
+const internalError = (requestId: string, message = "Internal error"): HttpResult =>
+  json(500, { error: "Internal Server Error", message, requestId })
+
+// A handler's error text may carry secrets (a URL with an API key in its query, a bearer token): the
+// log keeps the shape of the message, never those values.
+const redact = (text: string): string =>
+  text
+    .replace(/(https?:\/\/[^\s?#"']*)\?[^\s#"']*/gi, "$1?<redacted>")
+    .replace(/\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+/gi, "$1 <redacted>")
+    .replace(/\b(api[-_]?key|token|secret|password|signature)(["']?\s*[:=]\s*["']?)[^\s&"',;]+/gi, "$1$2<redacted>")
+
+// A body nested beyond the bound is refused before verify: it cannot be served in bounded work.
+const tooDeep = (body: string | null | undefined, isBase64Encoded: boolean | undefined): boolean => {
+  if (typeof body !== "string" || body.length === 0) return false
+  let text = body
+  if (isBase64Encoded === true) {
+    try {
+      text = Buffer.from(body, "base64").toString("utf8")
+    } catch {
+      return false
+    }
+  }
+  const first = text.trimStart()[0]
+  if (first !== "{" && first !== "[") return false
+  try {
+    return Bounds.jsonDepthExceeds(JSON.parse(text))
+  } catch {
+    // Not JSON (or too deep for the parser itself): deeper than any bound we serve.
+    return depthScan(text)
+  }
+}
+
+// A depth count by scanning brackets, for text the JSON parser refused: strings are skipped.
+const depthScan = (text: string): boolean => {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]
+    if (inString) {
+      if (c === "\\") i++
+      else if (c === "\"") inString = false
+    } else if (c === "\"") inString = true
+    else if (c === "{" || c === "[") {
+      if (++depth > Bounds.MAX_JSON_DEPTH) return true
+    } else if (c === "}" || c === "]") depth--
+  }
+  return false
+}
+
 /**
  * Turns what a handler returned into a structured result: a value with a numeric `statusCode` is
  * one (its headers made strings); anything else is sent as JSON with status 200, as API Gateway
@@ -154,22 +215,34 @@ const decodeEvent = Schema.decodeUnknownEither(HttpEventSchema, { errors: "first
 export const effectHandler = <R = never, LE = never, SE = never>(options: Options<R, LE, SE>) => {
   const paywall = Paywall.make(options)
   const tokenHeaders = AgentCore.tokenHeaders(options.tokenHeader)
-  const failure = (configured: typeof paywall, error: PaymentFailure): Effect.Effect<HttpResult> =>
+  const failure = (configured: typeof paywall, error: PaymentFailure, requestId: string): Effect.Effect<HttpResult> =>
     Effect.gen(function*() {
       yield* error._tag === "PaymentRequired" || (error._tag === "VerifyFailed" && error.reason === "Invalid")
         ? Effect.logDebug(`x402: ${error.message}`)
-        : Effect.logWarning(`x402: ${error.message}`)
+        : Effect.logWarning(`x402: ${redact(error.message)} (request ${requestId})`)
       const replacement = yield* Paywall.replacementFor(configured, error)
       if (Option.isSome(replacement)) {
         const result = normalize(replacement.value)
         if (Either.isRight(result)) return result.right
       }
-      return fromAnswer(HttpPaywall.failureAnswer(error))
+      const answer = HttpPaywall.failureAnswer(error)
+      // A credits policy that failed is the server's bug: its detail is for the log, not the caller.
+      if (answer.status === 500) {
+        return { ...internalError(requestId), headers: { ...answer.headers, ...JSON_HEADERS } }
+      }
+      return fromAnswer(answer)
     })
-  const handlerFailure = (error: HandlerFailed): Effect.Effect<HttpResult> =>
+  const handlerFailure = (error: HandlerFailed, requestId: string): Effect.Effect<HttpResult> =>
     Effect.as(
-      logHandlerFailure(error),
-      json(500, { error: "Internal Server Error", message: "The handler failed; nothing was charged" })
+      Effect.annotateLogs(
+        Effect.logError(
+          `x402: handler failed (request ${requestId}): ${redact(error.message)}`,
+          redact(Cause.pretty(error.cause))
+        ),
+        "requestId",
+        requestId
+      ),
+      internalError(requestId, "The handler failed; nothing was charged")
     )
 
   return <H extends Handler>(handler: H) =>
@@ -182,6 +255,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     Facilitator | R | Exclude<LambdaRuntime.RequirementsOf<ReturnType<H>>, PaymentContext.PaymentContext>
   > =>
     Effect.gen(function*() {
+      const requestId = requestIdOf(context)
       const decoded = decodeEvent(event)
       if (Either.isLeft(decoded)) {
         const message = `Not an API Gateway v2 / Function URL event: ${formatError(decoded.left)}`
@@ -189,6 +263,17 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         return json(400, { error: "Bad Request", message })
       }
       const request = decoded.right
+      if (tooDeep(request.body, request.isBase64Encoded)) {
+        yield* Effect.logWarning(`x402: request body nested deeper than ${Bounds.MAX_JSON_DEPTH} refused`)
+        return json(400, {
+          error: "Bad Request",
+          message: `The request body nests deeper than ${Bounds.MAX_JSON_DEPTH} levels`
+        })
+      }
+      const now = yield* Clock.currentTimeMillis
+      const remaining = typeof context?.getRemainingTimeInMillis === "function"
+        ? context.getRemainingTimeInMillis()
+        : undefined
       const method = request.requestContext.http.method
       const domain = request.requestContext.domainName
       const path = request.rawPath ?? request.requestContext.http.path ?? "/"
@@ -202,7 +287,11 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         {
           request: event as HttpEvent,
           token: AgentCore.tokenOf(request.headers, tokenHeaders),
-          resourceUrl: domain !== undefined && domain.length > 0 ? `https://${domain}${path}` : undefined
+          resourceUrl: domain !== undefined && domain.length > 0 ? `https://${domain}${path}` : undefined,
+          // Verify and settle end before AWS ends the function, so the library's own answer goes out.
+          deadline: typeof remaining === "number" && Number.isFinite(remaining)
+            ? Paywall.deadlineOf(now, remaining)
+            : undefined
         },
         (verified) => {
           const payment = PaymentContext.make(verified)
@@ -237,15 +326,18 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
               return withoutChargeHeader(outcome.value)
           }
         }),
-        Effect.catchAll((error) => isPaymentFailure(error) ? failure(configured, error) : handlerFailure(error))
+        Effect.catchAll((error) =>
+          isPaymentFailure(error) ? failure(configured, error, requestId) : handlerFailure(error, requestId)
+        )
       )
     }).pipe(
-      Effect.catchAllCause((cause) =>
-        Effect.as(
-          Effect.logError("x402: internal failure", cause),
-          json(500, { error: "Internal Server Error", message: "Internal error" })
+      Effect.catchAllCause((cause) => {
+        const requestId = requestIdOf(context)
+        return Effect.as(
+          Effect.logError(`x402: internal failure (request ${requestId})`, redact(Cause.pretty(cause))),
+          internalError(requestId)
         )
-      ),
+      }),
       Effect.withSpan("HttpHandler.handle", { captureStackTrace: false })
     )
 }
