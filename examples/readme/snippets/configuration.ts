@@ -22,11 +22,12 @@ const calcCredits = (event: AgentCore.InterceptorInput) =>
 
 export const dynamic = requiresPayment({ planId: PLAN_ID, credits: calcCredits })(work)
 
-// A custom token header, or a list tried in order (any case)
+// A custom token header, or a list tried in order (any case). Never `Authorization`: behind a
+// gateway it carries the caller's identity token, so naming it is refused at cold start.
 export const customHeader = requiresPayment({
   planId: PLAN_ID,
   credits: 1,
-  tokenHeader: ["X-Payment", "Authorization"]
+  tokenHeader: ["X-Payment", "payment-signature"]
 })(work)
 
 // Lifecycle hooks: plain functions, Promises or Effects. A failing hook is logged, never fatal.

@@ -215,14 +215,21 @@ describe("httpHandler: paid answers", () => {
   it.effect("reads custom token headers, in order and in any case", () =>
     Effect.gen(function*() {
       const { ctx, layer, token } = setup()
-      const handler = httpHandler({ planId: "plan-1", tokenHeader: ["X-Payment", "Authorization"], layer })(() => ok)
+      const handler = httpHandler({ planId: "plan-1", tokenHeader: ["X-Payment", "X-Other-Payment"], layer })(() => ok)
       const result = yield* Effect.promise(() =>
-        handler(AgentCoreEvents.apiGatewayV2({ headers: { "X-PAYMENT": "", authorization: `Bearer ${token}` } }), ctx)
+        handler(AgentCoreEvents.apiGatewayV2({ headers: { "X-PAYMENT": "", "x-other-payment": token } }), ctx)
       )
       assert.strictEqual(result.statusCode, 200)
       const ignored = yield* Effect.promise(() => handler(AgentCoreEvents.apiGatewayV2({ token }), ctx))
       assert.strictEqual(ignored.statusCode, 402)
     }))
+
+  it("refuses Authorization as a token header at cold start, naming the fix", () => {
+    assert.throws(
+      () => httpHandler({ planId: "plan-1", tokenHeader: ["X-Payment", "Authorization"] })(() => ok),
+      /tokenHeader must not be Authorization/
+    )
+  })
 })
 
 describe("httpHandler: settlement failure, hooks, input, runtime", () => {
