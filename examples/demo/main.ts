@@ -267,13 +267,59 @@ export const run = async (options: DemoOptions): Promise<number> => {
   return 1
 }
 
+/** What `pnpm demo --help` prints. */
+export const USAGE = `Usage: pnpm demo [--interceptor] [--json] [--exhaust]
+
+Runs the whole x402 story on this machine: a fake Nevermined backend, a local AgentCore Gateway and
+a paid agent on 127.0.0.1; a client lists the tools, meets the 402, pays, and runs out of credits.
+
+  --interceptor   the two-phase interceptor flavour (gateway -> REQUEST -> target -> RESPONSE);
+                  default: the decorator flavour (requiresPayment, one Lambda)
+  --json          one JSON object per step instead of text
+  --exhaust       against the live sandbox, spend the whole balance too (always done locally)
+  -h, --help      this text
+
+With NVM_API_KEY and NVM_PLAN_ID set (optionally NVM_AGENT_ID, NVM_SUBSCRIBER_API_KEY,
+NVM_ENVIRONMENT, NVM_DELEGATION_ID) the same agent and client run against the live Nevermined
+sandbox instead. Exits 0 when every step behaved, 1 otherwise, 2 on a usage error.
+`
+
+const FLAGS = new Set(["--interceptor", "--json", "--exhaust"])
+
+/**
+ * Reads the command line: the options, the help text, or a usage error naming the unknown flag.
+ */
+export const parseArgs = (
+  args: ReadonlyArray<string>
+): { readonly _tag: "Run"; readonly options: DemoOptions } | { readonly _tag: "Help" } | {
+  readonly _tag: "Usage"
+  readonly message: string
+} => {
+  if (args.includes("--help") || args.includes("-h")) return { _tag: "Help" }
+  const unknown = args.filter((arg) => !FLAGS.has(arg))
+  if (unknown.length > 0) {
+    return { _tag: "Usage", message: `unknown argument${unknown.length > 1 ? "s" : ""}: ${unknown.join(" ")}` }
+  }
+  return {
+    _tag: "Run",
+    options: {
+      flavour: args.includes("--interceptor") ? "interceptor" : "decorator",
+      json: args.includes("--json"),
+      exhaust: args.includes("--exhaust") ? true : undefined
+    }
+  }
+}
+
 if (process.argv[1] !== undefined && Path.resolve(process.argv[1]) === Url.fileURLToPath(import.meta.url)) {
-  const args = process.argv.slice(2)
-  run({
-    flavour: args.includes("--interceptor") ? "interceptor" : "decorator",
-    json: args.includes("--json"),
-    exhaust: args.includes("--exhaust") ? true : undefined
-  }).then((code) => {
-    process.exitCode = code
-  })
+  const parsed = parseArgs(process.argv.slice(2))
+  if (parsed._tag === "Help") {
+    process.stdout.write(USAGE)
+  } else if (parsed._tag === "Usage") {
+    process.stderr.write(`demo: ${parsed.message}\n\n${USAGE}`)
+    process.exitCode = 2
+  } else {
+    run(parsed.options).then((code) => {
+      process.exitCode = code
+    })
+  }
 }
