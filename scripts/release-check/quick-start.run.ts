@@ -19,7 +19,9 @@ try {
   const headersOf = (out: Awaited<ReturnType<typeof handler>>) => out.mcp.transformedGatewayResponse?.headers ?? {}
 
   const unpaid = await handler(AgentCoreEvents.request({ tool: "getPatient" }), AgentCoreEvents.context())
-  const required = await Effect.runPromise(X402.PaymentRequiredHeader.decode(headersOf(unpaid)["payment-required"] ?? ""))
+  const required = await Effect.runPromise(
+    X402.PaymentRequiredHeader.decode(headersOf(unpaid)["payment-required"] ?? "")
+  )
   assert.equal(required.accepts[0].planId, "plan-123")
 
   const token = fake.ledger.mintToken({ planId: "plan-123", subscriber: fake.subscriber })
