@@ -92,3 +92,11 @@ export * as X402Client from "./X402Client.js"
  * @since 0.1.0
  */
 export * as X402 from "./X402.js"
+
+/**
+ * x402 for Web-standard servers (Hono, Bun, Deno, Workers): a `(Request) => Promise<Response>`
+ * paywall with a table of routes to prices.
+ *
+ * @since 0.2.0
+ */
+export * as WebPaywall from "./WebPaywall.js"
