@@ -37,3 +37,10 @@ export * as TestFacilitator from "./TestFacilitator.js"
  * @since 0.1.0
  */
 export * as TestTelemetry from "./TestTelemetry.js"
+
+/**
+ * The paying side on the in-memory ledger: a `Subscriber` layer without HTTP.
+ *
+ * @since 0.2.0
+ */
+export * as TestSubscriber from "./TestSubscriber.js"
