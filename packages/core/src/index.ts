@@ -100,3 +100,10 @@ export * as X402 from "./X402.js"
  * @since 0.2.0
  */
 export * as WebPaywall from "./WebPaywall.js"
+
+/**
+ * A drop-in `fetch` that pays x402-protected answers (`X402Client` underneath), like `@x402/fetch`.
+ *
+ * @since 0.2.0
+ */
+export * as X402Fetch from "./X402Fetch.js"
