@@ -64,7 +64,7 @@ printf '//127.0.0.1:%s/:_authToken=%s\n' "$port" "$token" > "$work/publish.npmrc
 cd "$root"
 pnpm build >/dev/null
 mkdir -p "$work/tarballs"
-for pkg in core lambda testing; do
+for pkg in core lambda testing cli; do
   (cd "packages/$pkg" && pnpm pack --pack-destination "$work/tarballs" >/dev/null)
 done
 for tarball in "$work"/tarballs/*.tgz; do
@@ -78,7 +78,7 @@ echo "release-check: published $(ls "$work"/tarballs | tr '\n' ' ')to $registry"
 
 version() { node -p "require('$root/node_modules/$1/package.json').version"; }
 deps=(
-  @effect-x402/core @effect-x402/lambda @effect-x402/testing
+  @effect-x402/core @effect-x402/lambda @effect-x402/testing @effect-x402/cli
   "effect@$(version effect)" "@effect/platform@$(version @effect/platform)"
   "@effect/platform-node@$(version @effect/platform-node)"
 )
@@ -114,8 +114,9 @@ check() {
     npx tsc -p tsconfig.json
     node out/quick-start.run.js
     npx vitest run agent.test.ts --reporter=dot >/dev/null
+    npx effect-x402 --help | grep -q "decode" || { echo "release-check: effect-x402 --help does not list decode"; exit 1; }
   )
-  echo "release-check: installed with $manager, the README's quick start and testing snippets type-check and run"
+  echo "release-check: installed with $manager, the README's quick start and testing snippets type-check and run; the effect-x402 bin answers --help"
 }
 
 consumer "$work/with-pnpm"
