@@ -16,7 +16,7 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, FastCheck as fc, Layer, Logger, Option, Redacted } from "effect"
+import { Effect, FastCheck as fc, Logger, Redacted } from "effect"
 import { liveFacilitator, payingClient, serve } from "../HttpPaywall.fixtures.js"
 import { AGENT, PLAN, seed } from "../Nevermined.fixtures.js"
 
