@@ -190,7 +190,7 @@ export interface Call<Req> {
   readonly meta?: unknown
   /** The MCP HTTP request's headers, when there is one. */
   readonly headers?: HttpPaywall.HeadersInput
-  /** Header names that may carry the token; default `payment-signature`. */
+  /** Header names that may carry the token; default `payment-signature`. `Authorization` is never read. */
   readonly tokenHeaders?: ReadonlyArray<string> | undefined
   /** The tool's name, for the payment-required message. */
   readonly toolName?: string | undefined

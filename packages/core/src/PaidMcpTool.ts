@@ -58,7 +58,10 @@ export interface ToolCall {
  * @category models
  */
 export interface Options extends Paywall.Options<ToolCall, never, McpPayment.ToolResult> {
-  /** Headers of the MCP HTTP request that may carry the token. Default `payment-signature`. */
+  /**
+   * Headers of the MCP HTTP request that may carry the token. Default `payment-signature`; never
+   * `Authorization` (a `RangeError` where the tool is marked paid).
+   */
   readonly tokenHeaders?: ReadonlyArray<string> | undefined
 }
 
@@ -98,6 +101,7 @@ export const paid = (options: Options) => {
   if (options.credits !== undefined && typeof options.credits !== "function") {
     Credits.validateSync(options.credits, "credits option")
   }
+  HttpPaywall.tokenHeaderNames(options.tokenHeaders)
   return <
     Name extends string,
     Config extends {
@@ -310,7 +314,7 @@ export const registerToolkit: <Tools extends Record<string, AiTool.Any>>(
       Effect.map(built.handle(name, payload), (result) => resultOf(result.isFailure, result.encodedResult))
     const paywall = Option.map(Context.getOption(tool.annotations, Paid), (paidOptions) => {
       const merged = mergeOptions(options?.defaults, paidOptions)
-      return { paywall: Paywall.make(merged), tokenHeaders: merged.tokenHeaders }
+      return { paywall: Paywall.make(merged), tokenHeaders: HttpPaywall.tokenHeaderNames(merged.tokenHeaders) }
     })
     yield* registry.addTool({
       tool: mcpToolOf(tool),
