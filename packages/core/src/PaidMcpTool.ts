@@ -21,6 +21,7 @@ import type * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
+import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as JSONSchema from "effect/JSONSchema"
@@ -32,6 +33,7 @@ import * as SchemaAST from "effect/SchemaAST"
 import * as Credits from "./Credits.js"
 import type { Facilitator } from "./Facilitator.js"
 import * as HttpPaywall from "./HttpPaywall.js"
+import { correlationId, InternalFailure, logInternal, sealFailures } from "./internal/internalFailure.js"
 import { redactTokenHeaders } from "./internal/serverSpan.js"
 import * as McpPayment from "./McpPayment.js"
 import type * as PaymentContext from "./PaymentContext.js"
@@ -251,6 +253,15 @@ const resultOf = (isError: boolean, value: unknown): McpPayment.ToolResult => ({
 
 const decodeResult = Schema.decodeUnknown(McpSchema.CallToolResult)
 
+// `Toolkit.handle` fails with `MalformedOutput` when the call's arguments do not decode.
+const isBadArguments = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && (error as { readonly _tag?: unknown })._tag === "MalformedOutput"
+
+const badArguments = (name: string): McpPayment.ToolResult => ({
+  isError: true,
+  content: [textOf({ error: `Invalid arguments for tool ${name}`, code: 400 })]
+})
+
 const defined = <A extends object>(options: A): Partial<A> =>
   Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<A>
 
@@ -278,6 +289,11 @@ const resourceUrlOf = (request: Option.Option<HttpServerRequest.HttpServerReques
  * not settled); the result carries the receipt in `_meta["x402/payment-response"]`, and a missing or
  * refused payment answers the payment-required result. Handlers may read the payment, and charge
  * another amount, with `PaymentContext`.
+ *
+ * A failure the tool declares (its `failure` schema) is answered as `McpServer.registerToolkit`
+ * does, and arguments that do not decode get `Invalid arguments for tool <name>`; any other failure
+ * or defect, of a paid or a free tool, answers `{"error": "Internal error; nothing was charged",
+ * "code": 500, "requestId": id}`, its detail logged (redacted) under the same id.
  *
  * `defaults` apply to every paid tool under its own options (e.g. `agentId`, `network`).
  *
@@ -310,8 +326,18 @@ export const registerToolkit: <Tools extends Record<string, AiTool.Any>>(
   const context = yield* Effect.context<Facilitator>()
   for (const tool of Object.values(built.tools)) {
     const name = tool.name
+    const declared = Schema.is(tool.failureSchema as Schema.Schema<unknown, unknown, never>)
+    // A failure the tool declares (its failure schema) is its answer to the caller, as under
+    // `McpServer.registerToolkit`; arguments that do not decode are the caller's own mistake. Any
+    // other failure or defect is sealed: logged, redacted, and answered generically.
     const call = (payload: { readonly [key: string]: unknown }) =>
-      Effect.map(built.handle(name, payload), (result) => resultOf(result.isFailure, result.encodedResult))
+      built.handle(name, payload).pipe(
+        Effect.map((result) => resultOf(result.isFailure, result.encodedResult)),
+        Effect.catchIf(
+          (error) => declared(error) || isBadArguments(error),
+          (error) => Effect.succeed(declared(error) ? resultOf(true, error) : badArguments(name))
+        )
+      )
     const paywall = Option.map(Context.getOption(tool.annotations, Paid), (paidOptions) => {
       const merged = mergeOptions(options?.defaults, paidOptions)
       return { paywall: Paywall.make(merged), tokenHeaders: HttpPaywall.tokenHeaderNames(merged.tokenHeaders) }
@@ -320,7 +346,7 @@ export const registerToolkit: <Tools extends Record<string, AiTool.Any>>(
       tool: mcpToolOf(tool),
       handle: (payload: { readonly [key: string]: unknown }) =>
         Option.match(paywall, {
-          onNone: () => call(payload),
+          onNone: () => sealFailures(call(payload), "a free tool failed"),
           onSome: ({ paywall, tokenHeaders }) =>
             Effect.gen(function*() {
               const request = yield* Effect.serviceOption(McpRequest)
@@ -340,7 +366,18 @@ export const registerToolkit: <Tools extends Record<string, AiTool.Any>>(
             })
         }).pipe(
           Effect.provide(context),
-          Effect.catchAll((error) => Effect.succeed(resultOf(true, error))),
+          Effect.catchAllCause((cause): Effect.Effect<McpPayment.ToolResult> => {
+            if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+            const failure = Cause.failureOption(cause)
+            if (Option.isSome(failure) && failure.value instanceof InternalFailure) {
+              return Effect.succeed(McpPayment.internalErrorResult(failure.value.requestId))
+            }
+            return Effect.flatMap(correlationId, (requestId) =>
+              Effect.as(
+                logInternal("a tool call failed", requestId, cause),
+                McpPayment.internalErrorResult(requestId)
+              ))
+          }),
           Effect.flatMap(toCallToolResult)
         )
     })
