@@ -163,8 +163,7 @@ const errorResult = (code: number, message: string, requestId?: string): Payment
  * @since 0.2.0
  * @category results
  */
-export const internalErrorResult = (requestId: string): PaymentResult =>
-  errorResult(500, INTERNAL_MESSAGE, requestId)
+export const internalErrorResult = (requestId: string): PaymentResult => errorResult(500, INTERNAL_MESSAGE, requestId)
 
 /**
  * The result of a payment failure:
@@ -302,8 +301,14 @@ export const protect = <Req, R, A extends ToolResult, E, R2>(
         if (Option.isSome(failure) && failure.value instanceof InternalFailure) {
           return Effect.succeed(internalErrorResult(failure.value.requestId))
         }
-        return Effect.flatMap(correlationId, (requestId) =>
-          Effect.as(logInternal("the paywall failed; nothing was charged", requestId, cause), internalErrorResult(requestId)))
+        return Effect.flatMap(
+          correlationId,
+          (requestId) =>
+            Effect.as(
+              logInternal("the paywall failed; nothing was charged", requestId, cause),
+              internalErrorResult(requestId)
+            )
+        )
       }),
       Effect.withSpan("McpPayment.protect", {
         attributes: call.toolName !== undefined ? { "mcp.tool": call.toolName } : {}
