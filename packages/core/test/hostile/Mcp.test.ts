@@ -97,7 +97,7 @@ describe("hostile: nothing internal reaches the caller (McpPayment.protect)", ()
     Effect.gen(function*() {
       const { ledger, token } = TestFacilitator.seeded({ credits: 100 })
       const capture = TestTelemetry.make()
-      const tools = secretMessages.flatMap((message) => [
+      const tools = secretMessages.flatMap((message): Array<Effect.Effect<McpPayment.ToolResult, unknown>> => [
         Effect.fail(new Error(message)),
         Effect.die(new Error(message)),
         Effect.fail(message),
