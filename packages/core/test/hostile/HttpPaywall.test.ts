@@ -6,10 +6,17 @@
 // TestTelemetry and searched for secrets.
 import { HttpPaywall, PaymentContext } from "@effect-x402/core"
 import { TestFacilitator, TestTelemetry } from "@effect-x402/testing"
-import { HttpRouter, HttpServerResponse } from "@effect/platform"
+import {
+  HttpApi,
+  HttpApiBuilder,
+  HttpApiEndpoint,
+  HttpApiGroup,
+  HttpRouter,
+  HttpServerResponse
+} from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, FastCheck as fc, Stream } from "effect"
-import { post, serve } from "../HttpPaywall.fixtures.js"
+import { Effect, FastCheck as fc, Layer, Schema, Stream } from "effect"
+import { post, serve, serveLayer } from "../HttpPaywall.fixtures.js"
 
 const PRICE = 3
 const SECRET = "sk_live_51HOSTILEsecretVALUE"
@@ -321,4 +328,93 @@ describe("hostile: release covers outages, never refusals (HttpPaywall, invarian
       assert.strictEqual(ledger.settlements.length, 0)
     }).pipe(Effect.provide(TestFacilitator.layer(ledger)), Effect.provide(TestTelemetry.make().layer))
   })
+})
+
+// ---------------------------------------------------------------------------
+// HttpApi endpoints: `HttpPaywall.Paid`
+// ---------------------------------------------------------------------------
+
+class Api extends HttpApi.make("agent").add(
+  HttpApiGroup.make("tools")
+    .add(HttpApiEndpoint.post("answer", "/answer").addSuccess(Schema.String).middleware(HttpPaywall.Paid))
+    .add(HttpApiEndpoint.post("crash", "/crash").addSuccess(Schema.String).middleware(HttpPaywall.Paid))
+    .add(HttpApiEndpoint.post("stream", "/stream").addSuccess(Schema.String).middleware(HttpPaywall.Paid))
+) {}
+
+const ApiLive = HttpApiBuilder.group(Api, "tools", (handlers) =>
+  handlers
+    .handle("answer", () => Effect.succeed("paid output"))
+    .handle("crash", () => Effect.die(new Error(secretMessages[0])))
+    .handleRaw("stream", () =>
+      Effect.succeed(HttpServerResponse.stream(failingStream(secretMessages[2]), { contentType: "text/plain" }))))
+
+const serveApi = (options: Partial<HttpPaywall.Options> = {}) =>
+  serveLayer(
+    HttpApiBuilder.serve().pipe(
+      Layer.provide(HttpApiBuilder.api(Api)),
+      Layer.provide(ApiLive),
+      Layer.provide(HttpPaywall.layerHttpApi({ planId: "plan-1", credits: PRICE, ...options }))
+    )
+  )
+
+describe("hostile: HttpApi endpoints (HttpPaywall.Paid)", () => {
+  it.scopedLive("a failing credits policy is a generic 500 with a requestId, unverified, unsettled", () => {
+    const { ledger, token } = TestFacilitator.seeded({ credits: 100 })
+    const capture = TestTelemetry.make()
+    return Effect.gen(function*() {
+      const url = yield* serveApi({
+        credits: () => {
+          throw new Error(secretMessages[0])
+        }
+      })
+      const seen = yield* post(`${url}/answer`, { token })
+      assert.strictEqual(seen.status, 500)
+      assert.notInclude(seen.text, "paid output")
+      assert.notInclude(seen.text, "Invalid credits")
+      assert.notInclude(seen.text, SECRET)
+      assert.isString((seen.json as { requestId?: unknown }).requestId)
+      assert.strictEqual(ledger.calls.length, 0)
+      assert.notInclude(capture.logs.join("\n"), SECRET)
+    }).pipe(Effect.provide(TestFacilitator.layer(ledger)), Effect.provide(capture.layer))
+  })
+
+  it.scopedLive("a handler's defect reaches no answer and is not settled", () => {
+    const { ledger, token } = TestFacilitator.seeded({ credits: 100 })
+    return Effect.gen(function*() {
+      const url = yield* serveApi()
+      const seen = yield* post(`${url}/crash`, { token })
+      assert.strictEqual(seen.status, 500)
+      assert.notInclude(seen.text, SECRET)
+      assert.strictEqual(ledger.settlements.length, 0)
+    }).pipe(Effect.provide(TestFacilitator.layer(ledger)), Effect.provide(TestTelemetry.make().layer))
+  })
+
+  it.scopedLive("a streamed answer that fails after settlement is an error for a fetch client", () => {
+    const { ledger, token } = TestFacilitator.seeded({ credits: 100 })
+    const capture = TestTelemetry.make()
+    return Effect.gen(function*() {
+      const url = yield* serveApi()
+      const seen = yield* read(`${url}/stream`, token)
+      assert.strictEqual(seen.status, 200)
+      assert.isDefined(seen.failed, `the body ended cleanly: ${seen.text}`)
+      assert.strictEqual(ledger.settlements.length, 1)
+      assert.strictEqual(ledger.settlements[0].credits, PRICE)
+      assert.notInclude(capture.logs.join("\n"), SECRET)
+    }).pipe(Effect.provide(TestFacilitator.layer(ledger)), Effect.provide(capture.layer))
+  })
+})
+
+describe("property: Authorization is refused as a token header however it is spelled", () => {
+  it("generated casings and padding", () =>
+    fc.assert(
+      fc.property(
+        fc.array(fc.boolean(), { minLength: 13, maxLength: 13 }),
+        fc.constantFrom("", " ", "\t"),
+        (upper, pad) => {
+          const name = pad + [..."authorization"].map((c, i) => upper[i] ? c.toUpperCase() : c).join("") + pad
+          assert.throws(() => HttpPaywall.middleware({ planId: "plan-1", tokenHeaders: [name] }), RangeError)
+        }
+      ),
+      { numRuns: 100, seed: 10 }
+    ))
 })
