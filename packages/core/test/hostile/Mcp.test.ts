@@ -278,6 +278,36 @@ describe("hostile: PaidMcpTool over HTTP", () => {
     }).pipe(Effect.provide(TestTelemetry.make().layer))
   })
 
+  it.scopedLive("release lets output go on an outage only; a refusal withholds (PaidMcpTool)", () => {
+    const { ledger, token } = TestFacilitator.seeded({ credits: 100, agentId: "agent-1" })
+    const Released = Tool.make("released", { success: Schema.String }).pipe(
+      PaidMcpTool.paid({ planId: "plan-1", credits: PRICE, onSettleFailure: "release" })
+    )
+    const ReleasedTools = Toolkit.make(Released)
+    return Effect.gen(function*() {
+      const url = yield* serveLayer(
+        Layer.mergeAll(
+          PaidMcpTool.toolkit(ReleasedTools, { defaults: { agentId: "agent-1" } }),
+          HttpRouter.Default.serve()
+        )
+          .pipe(
+            Layer.provide(ReleasedTools.toLayer({ released: () => Effect.succeed(MARKER) })),
+            Layer.provide(PaidMcpTool.layerHttp({ name: "agent", version: "1.0.0", path: "/mcp" })),
+            Layer.provide(TestFacilitator.layer(ledger))
+          )
+      )
+      const client = yield* connect(url)
+      ledger.failNext("settle", { _tag: "Unreachable" })
+      const outage = yield* callTool(client, "released", {}, token)
+      assert.include(JSON.stringify(outage), MARKER)
+      ledger.failNext("settle", { _tag: "Rejected", reason: "insufficient_funds" })
+      const refused = yield* callTool(client, "released", {}, token)
+      assert.notInclude(JSON.stringify(refused), MARKER)
+      assert.isTrue(refused.ok && refused.result.isError === true)
+      assert.strictEqual(ledger.settlements.length, 0)
+    }).pipe(Effect.provide(TestTelemetry.make().layer))
+  })
+
   it("Authorization is refused as a token header, in any case", () => {
     for (const name of ["Authorization", "authorization", " AUTHORIZATION"]) {
       assert.throws(() => PaidMcpTool.paid({ planId: "plan-1", tokenHeaders: [name] }), RangeError)
