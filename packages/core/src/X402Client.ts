@@ -8,7 +8,9 @@
  * A token goes only where it was bought for: minted tokens are kept per origin (scheme, host and port
  * of the request this client sent, never what the server's 402 says) and resource (the request's
  * path), so a server that advertises another agent's plan never receives that agent's token; and
- * the paid retry does not follow redirects, so the token cannot be forwarded to another origin.
+ * the paid retry does not follow redirects, so the token cannot be forwarded to another origin. (A
+ * base client wrapped with `HttpClient.followRedirects` re-sends every header, the token included,
+ * wherever a redirect points: give the paying client one that does not.)
  *
  * @since 0.1.0
  */
