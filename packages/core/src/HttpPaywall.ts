@@ -25,6 +25,7 @@ import * as Stream from "effect/Stream"
 import * as Credits from "./Credits.js"
 import type { Facilitator } from "./Facilitator.js"
 import {
+  answerInternal,
   correlationId,
   INTERNAL_MESSAGE,
   InternalFailure,
@@ -358,19 +359,6 @@ const sealApp = <E, R>(
       )
   )
 
-// Anything that still fails under the paywall (a defect of the pipeline itself) is a generic 500.
-const appFailureResponse = (cause: Cause.Cause<unknown>): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
-  const failure = Cause.failureOption(cause)
-  if (Option.isSome(failure) && failure.value instanceof InternalFailure) {
-    return Effect.succeed(internalResponse(failure.value.requestId))
-  }
-  return Effect.flatMap(
-    correlationId,
-    (requestId) =>
-      Effect.as(logInternal("the paywall failed; nothing was charged", requestId, cause), internalResponse(requestId))
-  )
-}
-
 const SSE = /^\s*text\/event-stream/i
 const encoder = new TextEncoder()
 
@@ -517,10 +505,8 @@ export const middleware = <R = never>(options: Options<R>) => {
             }
           }),
           Effect.catchIf(isPaymentFailure, (error) => failureResponse(configured, error)),
-          // An interruption (the client went away) stays one: it holds no failure to hide.
-          Effect.catchAllCause((cause) =>
-            Cause.isInterruptedOnly(cause) ? Effect.failCause(cause as Cause.Cause<never>) : appFailureResponse(cause)
-          ),
+          // What is left: the app's sealed failure, or a defect of the pipeline itself.
+          Effect.catchAllCause((cause) => answerInternal(cause, internalResponse, "the paywall failed")),
           Effect.withSpan("HttpPaywall.middleware", { attributes: { "http.method": request.method } })
         )
       )

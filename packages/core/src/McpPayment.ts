@@ -17,9 +17,9 @@ import * as Schema from "effect/Schema"
 import type { Facilitator } from "./Facilitator.js"
 import * as HttpPaywall from "./HttpPaywall.js"
 import {
+  answerInternal,
   correlationId,
   INTERNAL_MESSAGE,
-  InternalFailure,
   logInternal,
   sealFailures
 } from "./internal/internalFailure.js"
@@ -295,21 +295,9 @@ export const protect = <Req, R, A extends ToolResult, E, R2>(
           Option.match({ onSome: Effect.succeed, onNone: () => canonicalResult(error) })
         )),
       // What is left: the tool's sealed failure, or a defect of the pipeline itself.
-      Effect.catchAllCause((cause): Effect.Effect<ToolResult> => {
-        if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
-        const failure = Cause.failureOption(cause)
-        if (Option.isSome(failure) && failure.value instanceof InternalFailure) {
-          return Effect.succeed(internalErrorResult(failure.value.requestId))
-        }
-        return Effect.flatMap(
-          correlationId,
-          (requestId) =>
-            Effect.as(
-              logInternal("the paywall failed; nothing was charged", requestId, cause),
-              internalErrorResult(requestId)
-            )
-        )
-      }),
+      Effect.catchAllCause((cause) =>
+        answerInternal(cause, (requestId): ToolResult => internalErrorResult(requestId), "the paywall failed")
+      ),
       Effect.withSpan("McpPayment.protect", {
         attributes: call.toolName !== undefined ? { "mcp.tool": call.toolName } : {}
       })

@@ -21,7 +21,6 @@ import type * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
-import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as JSONSchema from "effect/JSONSchema"
@@ -33,7 +32,7 @@ import * as SchemaAST from "effect/SchemaAST"
 import * as Credits from "./Credits.js"
 import type { Facilitator } from "./Facilitator.js"
 import * as HttpPaywall from "./HttpPaywall.js"
-import { correlationId, InternalFailure, logInternal, sealFailures } from "./internal/internalFailure.js"
+import { answerInternal, sealFailures } from "./internal/internalFailure.js"
 import { redactTokenHeaders } from "./internal/serverSpan.js"
 import * as McpPayment from "./McpPayment.js"
 import type * as PaymentContext from "./PaymentContext.js"
@@ -366,18 +365,7 @@ export const registerToolkit: <Tools extends Record<string, AiTool.Any>>(
             })
         }).pipe(
           Effect.provide(context),
-          Effect.catchAllCause((cause): Effect.Effect<McpPayment.ToolResult> => {
-            if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
-            const failure = Cause.failureOption(cause)
-            if (Option.isSome(failure) && failure.value instanceof InternalFailure) {
-              return Effect.succeed(McpPayment.internalErrorResult(failure.value.requestId))
-            }
-            return Effect.flatMap(correlationId, (requestId) =>
-              Effect.as(
-                logInternal("a tool call failed", requestId, cause),
-                McpPayment.internalErrorResult(requestId)
-              ))
-          }),
+          Effect.catchAllCause((cause) => answerInternal(cause, McpPayment.internalErrorResult, "a tool call failed")),
           Effect.flatMap(toCallToolResult)
         )
     })

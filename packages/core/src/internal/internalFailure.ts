@@ -90,3 +90,23 @@ export const sealFailures = <A, E, R>(
               logInternal(what, requestId, cause),
               Effect.fail(new InternalFailure({ requestId, what }))
             ))))
+
+/**
+ * The generic answer to whatever still fails under a paywall: an `InternalFailure` (its detail is
+ * already in the log) keeps its id; anything else (a defect of the pipeline itself) is logged,
+ * redacted, under a new one. Interruptions stay interruptions.
+ *
+ * @internal
+ */
+export const answerInternal = <A>(
+  cause: Cause.Cause<unknown>,
+  answer: (requestId: string) => A,
+  what: string
+): Effect.Effect<A> => {
+  if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure) && failure.value instanceof InternalFailure) {
+    return Effect.succeed(answer(failure.value.requestId))
+  }
+  return Effect.flatMap(correlationId, (requestId) => Effect.as(logInternal(what, requestId, cause), answer(requestId)))
+}
