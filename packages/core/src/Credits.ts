@@ -7,6 +7,7 @@
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import { redact } from "./internal/internalFailure.js"
 import { InvalidCredits } from "./PaymentError.js"
 
 /**
@@ -95,7 +96,9 @@ export const resolve = <Req, R = never>(
     new InvalidCredits({
       reason: "PolicyFailed",
       source: "credits policy",
-      detail: cause instanceof Error ? cause.message : "the credits function failed"
+      // The policy's own words may carry secrets (a pricing service's URL and key): redacted at the
+      // source, since this detail reaches logs and spans (never an answer).
+      detail: cause instanceof Error ? redact(cause.message) : "the credits function failed"
     })
   return Effect.suspend(() => {
     let out: unknown

@@ -10,16 +10,29 @@ import * as Headers from "@effect/platform/Headers"
 import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpBody from "@effect/platform/HttpBody"
+import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import * as Credits from "./Credits.js"
 import type { Facilitator } from "./Facilitator.js"
+import {
+  answerInternal,
+  correlationId,
+  INTERNAL_MESSAGE,
+  InternalFailure,
+  logInternal,
+  redact,
+  sealFailures
+} from "./internal/internalFailure.js"
 import { redactTokenHeaders } from "./internal/serverSpan.js"
 import * as PaymentContext from "./PaymentContext.js"
 import { isPaymentFailure, type PaymentFailure, SettleFailed } from "./PaymentError.js"
@@ -51,8 +64,33 @@ export type HeadersInput =
 export const DEFAULT_TOKEN_HEADERS: ReadonlyArray<string> = [X402.PAYMENT_SIGNATURE_HEADER]
 
 /**
+ * Validates the `tokenHeaders` option: at least one name, none empty, and never `Authorization`.
+ * Behind a gateway or an authorizer, `Authorization` carries the caller's identity token (itself a
+ * `Bearer` value, so no prefix check can tell it from an x402 token), which would go to the
+ * facilitator as the payment. Throws a `RangeError` at construction, not at the first call.
+ *
+ * @since 0.2.0
+ * @category mapping
+ */
+export const tokenHeaderNames = (option: ReadonlyArray<string> | undefined): ReadonlyArray<string> => {
+  if (option === undefined) return DEFAULT_TOKEN_HEADERS
+  const names = Array.isArray(option) ? option.map((name) => typeof name === "string" ? name.trim() : "") : []
+  if (names.length === 0 || names.some((name) => name.length === 0)) {
+    throw new RangeError("tokenHeaders must name at least one header, and no empty one")
+  }
+  if (names.some((name) => name.toLowerCase() === "authorization")) {
+    throw new RangeError(
+      "tokenHeaders must not include Authorization: behind a gateway it carries the caller's identity token, " +
+        "which would be sent to the facilitator; use payment-signature or a dedicated header such as X-Payment"
+    )
+  }
+  return names
+}
+
+/**
  * The caller's token: the configured header names are tried in order, each matched
- * case-insensitively, and the first non-blank value wins. Only own properties are read.
+ * case-insensitively, and the first non-blank value wins. Only own properties are read, and never
+ * `Authorization` (see `tokenHeaderNames`), whatever the names say.
  *
  * @since 0.1.0
  * @category mapping
@@ -65,6 +103,7 @@ export const tokenFromHeaders = (
   const keys = Object.keys(headers)
   for (const name of names) {
     const wanted = name.toLowerCase()
+    if (wanted === "authorization") continue
     for (const key of keys) {
       if (key.toLowerCase() !== wanted) continue
       const raw = (headers as Record<string, unknown>)[key]
@@ -86,7 +125,8 @@ export const tokenFromHeaders = (
 export const isChargeable = (status: number): boolean => status < 400
 
 /**
- * A transport-neutral HTTP answer: status, headers and JSON body.
+ * A transport-neutral HTTP answer: status, headers and JSON body. `requestId` (since 0.2.0) is the
+ * correlation id of a failure inside the server, whose detail is in the log only.
  *
  * @since 0.1.0
  * @category models
@@ -94,7 +134,7 @@ export const isChargeable = (status: number): boolean => status < 400
 export interface Answer {
   readonly status: number
   readonly headers: { readonly [name: string]: string }
-  readonly body: { readonly error: string; readonly message: string }
+  readonly body: { readonly error: string; readonly message: string; readonly requestId?: string }
 }
 
 const answer = (
@@ -151,13 +191,14 @@ export const receiptHeaders = (settlement: X402.SettleResponse): { readonly [nam
  * The answer to a payment failure:
  * - no token, or a token the facilitator refused: **402** with `payment-required`;
  * - facilitator unreachable, timed out or answering garbage: **502**;
- * - the credits policy gave no valid amount: **500**;
+ * - the credits policy gave no valid amount (a bug of the server, not of the payment): **500**;
  * - settlement failed after the work ran (the `withhold` policy): the output is withheld and the
  *   answer carries a `payment-response` saying `success: false`; **402** with `payment-required`
  *   when the facilitator refused the settlement, **502** when its outcome is unknown or it could not
  *   be reached, **500** when the amount to settle was invalid.
  *
- * The body is always `{"error": ..., "message": ...}`; no secret ever appears in it.
+ * The body is always `{"error": ..., "message": ...}`; no secret ever appears in it, and a 500 says
+ * nothing of its cause (the adapters log it, redacted, and add a correlation id).
  *
  * @since 0.1.0
  * @category mapping
@@ -173,7 +214,7 @@ export const failureAnswer = (error: PaymentFailure): Answer => {
         case "Unavailable":
           return answer(502, "Bad Gateway", error.message, {})
         case "InvalidAmount":
-          return answer(500, "Internal Server Error", error.message, {})
+          return answer(500, "Internal Server Error", INTERNAL_MESSAGE, {})
       }
     case "SettleFailed": {
       const receipt = receiptHeaders(failedSettlement(error))
@@ -187,7 +228,7 @@ export const failureAnswer = (error: PaymentFailure): Answer => {
         case "Unavailable":
           return answer(502, "Bad Gateway", error.message, receipt)
         case "InvalidAmount":
-          return answer(500, "Internal Server Error", error.message, receipt)
+          return answer(500, "Internal Server Error", INTERNAL_MESSAGE, receipt)
       }
     }
   }
@@ -214,7 +255,10 @@ export interface Options<R = never> extends
     HttpServerResponse.HttpServerResponse
   >
 {
-  /** Headers that may carry the token, tried in order. Default `payment-signature`. */
+  /**
+   * Headers that may carry the token, tried in order. Default `payment-signature`. `Authorization`
+   * is refused with a `RangeError` (see `tokenHeaderNames`).
+   */
   readonly tokenHeaders?: ReadonlyArray<string> | undefined
 }
 
@@ -278,22 +322,145 @@ const failureResponse = <R>(
   paywall: Paywall.Paywall<HttpServerRequest.HttpServerRequest, R, HttpServerResponse.HttpServerResponse>,
   error: PaymentFailure
 ): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
-  Effect.map(
+  Effect.flatMap(
     Paywall.replacementFor(paywall, error),
-    Option.getOrElse(() => toResponse(failureAnswer(error)))
+    Option.match({ onSome: Effect.succeed, onNone: () => Effect.map(canonicalAnswer(error), toResponse) })
   )
+
+// The canonical answer, with a 500's detail logged (redacted) under the id the caller gets.
+const canonicalAnswer = (error: PaymentFailure): Effect.Effect<Answer> => {
+  const canonical = failureAnswer(error)
+  if (canonical.status !== 500) return Effect.succeed(canonical)
+  return Effect.flatMap(correlationId, (requestId) =>
+    Effect.as(
+      logInternal("the amount of a paid call could not be determined", requestId, Cause.fail(error)),
+      { ...canonical, body: { ...canonical.body, requestId } }
+    ))
+}
+
+const internalResponse = (requestId: string) =>
+  HttpServerResponse.unsafeJson({ error: "Internal Server Error", message: INTERNAL_MESSAGE, requestId }, {
+    status: 500
+  })
+
+// A failure of the app that it chose to render (an `HttpServerRespondable` error: 404, 400, ...)
+// keeps its answer; anything else is logged, redacted, and becomes an `InternalFailure`: the
+// original never reaches the answer, the spans or the platform's logs.
+const sealApp = <E, R>(
+  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, InternalFailure, R> =>
+  sealFailures(
+    app,
+    "the paid handler failed; nothing was charged",
+    (cause) =>
+      Effect.map(
+        HttpServerError.causeResponse(cause),
+        ([rendered]) => rendered.status === 500 ? Option.none() : Option.some(rendered)
+      )
+  )
+
+const SSE = /^\s*text\/event-stream/i
+const encoder = new TextEncoder()
+
+/**
+ * A paid answer's streamed body that fails midway must not look complete: the platform would end
+ * it cleanly (a truncated answer that reads as whole). The failure is logged (redacted) under a
+ * correlation id; an event stream gets an `event: error` frame; then the connection is aborted, so
+ * that the client's read fails. The settlement stands: it happened when the headers went out.
+ */
+const guardStream = (
+  response: HttpServerResponse.HttpServerResponse,
+  request: HttpServerRequest.HttpServerRequest
+): HttpServerResponse.HttpServerResponse => {
+  const body = response.body
+  if (body._tag !== "Stream") return response
+  const sse = SSE.test(body.contentType) || SSE.test(response.headers["content-type"] ?? "")
+  const guarded = Stream.catchAllCause(
+    body.stream,
+    (cause) =>
+      Cause.isInterruptedOnly(cause) ? Stream.failCause(cause) : Stream.unwrap(
+        Effect.map(correlationId, (requestId) =>
+          Stream.concat(
+            sse
+              ? Stream.make(encoder.encode(
+                `event: error\ndata: ${
+                  JSON.stringify({
+                    error: "Internal Server Error",
+                    message: "The answer failed while streaming",
+                    requestId
+                  })
+                }\n\n`
+              ))
+              : Stream.empty,
+            Stream.fromEffect(
+              Effect.zipRight(
+                logInternal("a paid answer failed while streaming; the connection was aborted", requestId, cause),
+                abortConnection(request)
+              )
+            ).pipe(
+              Stream.drain,
+              // The platform sees a failure (it must not end the body as complete), never the original.
+              Stream.concat(Stream.fail(new InternalFailure({ requestId, what: "the answer failed while streaming" })))
+            )
+          ))
+      )
+  )
+  return HttpServerResponse.setBody(response, HttpBody.stream(guarded, body.contentType, body.contentLength))
+}
+
+interface NodeSocketLike {
+  readonly destroyed: boolean
+  readonly write: (data: string, callback: (error?: unknown) => void) => boolean
+  readonly destroy: () => void
+}
+
+const socketOf = (request: HttpServerRequest.HttpServerRequest): NodeSocketLike | undefined => {
+  const socket = typeof request.source === "object" && request.source !== null
+    ? (request.source as { readonly socket?: unknown }).socket
+    : undefined
+  return typeof socket === "object" && socket !== null &&
+      typeof (socket as NodeSocketLike).write === "function" && typeof (socket as NodeSocketLike).destroy === "function"
+    ? socket as NodeSocketLike
+    : undefined
+}
+
+// Destroys the connection once what was already written is flushed (the error frame), before the
+// platform could end the body cleanly. A server without a Node socket cannot abort a body: there the
+// stream's failure is left to the platform.
+const abortConnection = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    const socket = socketOf(request)
+    if (socket === undefined || socket.destroyed) return resume(Effect.void)
+    try {
+      socket.write("", () => {
+        socket.destroy()
+        resume(Effect.void)
+      })
+    } catch {
+      socket.destroy()
+      resume(Effect.void)
+    }
+  })
 
 /**
  * Protects an `HttpApp` (or a router route's handler): verify → run the app → settle, the x402 HTTP
  * transport. The app may read the verified payment, and charge another amount, through
  * `PaymentContext`; it may also answer an `X-Credits-To-Charge` header (removed from the answer).
  *
- * Answers with status >= 400, failures and defects of the app are not settled (failures and
- * defects pass through unchanged); a successful answer gets the `payment-response` header. See
- * `failureAnswer` for the answers to payment failures; `onPaymentError` may replace them. A
- * streamed body is never buffered: settlement happens once the app has produced its response.
+ * Answers with status >= 400, failures and defects of the app are not settled; a successful
+ * answer gets the `payment-response` header. See `failureAnswer` for the answers to payment
+ * failures; `onPaymentError` may replace them. A failure of the app that is an
+ * `HttpServerRespondable` gets its own answer (404, 400, ...); any other failure or defect answers a
+ * generic 500 `{"error","message","requestId"}`: the detail goes to the log only, redacted.
  *
- * Throws a `RangeError` at construction on options that can never work (no plan, bad price).
+ * A streamed body is never buffered: settlement happens once the app has produced its response,
+ * before the first byte of the body, so the full price is charged when the headers go out. A
+ * stream that fails after that is never ended as if complete: an event stream
+ * (`text/event-stream`) gets an `event: error` frame, and the connection is aborted (on a Node
+ * server), so the client's read fails; the charge stands.
+ *
+ * Throws a `RangeError` at construction on options that can never work (no plan, bad price) or
+ * that would leak (`Authorization` in `tokenHeaders`).
  *
  * @example
  * ```ts
@@ -310,10 +477,10 @@ const failureResponse = <R>(
  */
 export const middleware = <R = never>(options: Options<R>) => {
   const paywall = Paywall.make(options)
-  const names = options.tokenHeaders ?? DEFAULT_TOKEN_HEADERS
+  const names = tokenHeaderNames(options.tokenHeaders)
   return <E, AR>(
     app: HttpApp.Default<E, AR>
-  ): HttpApp.Default<E, Exclude<AR, PaymentContext.PaymentContext> | Facilitator | R> =>
+  ): HttpApp.Default<never, Exclude<AR, PaymentContext.PaymentContext> | Facilitator | R> =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
       const configured = forRequest(paywall, request)
       let requested = (): Option.Option<number> => Option.none()
@@ -322,7 +489,7 @@ export const middleware = <R = never>(options: Options<R>) => {
         Paywall.protect(configured, callOf(request, names), (verified) => {
           const context = PaymentContext.make(verified)
           requested = context.requestedCharge
-          return Effect.provideService(app, PaymentContext.PaymentContext, context.service)
+          return sealApp(Effect.provideService(app, PaymentContext.PaymentContext, context.service))
         }, {
           isError: (response) => !isChargeable(response.status),
           chargeOf: (response) => chargeSource(response, requested())
@@ -330,14 +497,16 @@ export const middleware = <R = never>(options: Options<R>) => {
           Effect.map((outcome) => {
             switch (outcome._tag) {
               case "Settled":
-                return withReceipt(outcome.value, outcome.settlement)
+                return guardStream(withReceipt(outcome.value, outcome.settlement), request)
               case "Released":
-                return withReceipt(outcome.value, failedSettlement(outcome.error))
+                return guardStream(withReceipt(outcome.value, failedSettlement(outcome.error)), request)
               case "NotCharged":
                 return withoutChargeHeader(outcome.value)
             }
           }),
           Effect.catchIf(isPaymentFailure, (error) => failureResponse(configured, error)),
+          // What is left: the app's sealed failure, or a defect of the pipeline itself.
+          Effect.catchAllCause((cause) => answerInternal(cause, internalResponse, "the paywall failed")),
           Effect.withSpan("HttpPaywall.middleware", { attributes: { "http.method": request.method } })
         )
       )
@@ -434,7 +603,7 @@ export const httpApiMiddleware = <R = never>(
   Facilitator | R
 > => {
   const paywall = Paywall.make(options)
-  const names = options.tokenHeaders ?? DEFAULT_TOKEN_HEADERS
+  const names = tokenHeaderNames(options.tokenHeaders)
   return Effect.map(
     Effect.context<Facilitator | R>(),
     (context) =>
@@ -452,7 +621,7 @@ export const httpApiMiddleware = <R = never>(
                   HttpApp.appendPreResponseHandler((_request, encoded) =>
                     Effect.succeed(replacing(encoded, response))
                   )),
-                Effect.fail(new PaymentFailed({ error: failureAnswer(error).body.error, message: error.message }))
+                Effect.fail(new PaymentFailed(pick(failureAnswer(error).body)))
               ),
             onSuccess: (verified) => {
               const payment = PaymentContext.make(verified)
@@ -462,6 +631,7 @@ export const httpApiMiddleware = <R = never>(
                   if (settled || !isChargeable(response.status)) return Effect.succeed(response)
                   settled = true
                   return settleAnswer(configured, verified, response, payment.requestedCharge()).pipe(
+                    Effect.map((answer) => guardStream(answer, request)),
                     Effect.provide(context)
                   )
                 }),
@@ -475,6 +645,8 @@ export const httpApiMiddleware = <R = never>(
       })
   )
 }
+
+const pick = (body: Answer["body"]) => ({ error: body.error, message: body.message })
 
 // Headers other middleware put on the encoded error (CORS, tracing) survive the replacement.
 const replacing = (
@@ -507,7 +679,7 @@ const settleAnswer = <R>(
       onFailure: (error) =>
         Paywall.releases(paywall, error)
           ? Effect.as(
-            Effect.logWarning(`x402 settlement failed, output released by policy: ${error.message}`),
+            Effect.logWarning(`x402 settlement failed, output released by policy: ${redact(error.message)}`),
             withReceipt(response, failedSettlement(error))
           )
           : failureResponse(paywall, error)

@@ -9,12 +9,20 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { Facilitator } from "./Facilitator.js"
 import * as HttpPaywall from "./HttpPaywall.js"
+import {
+  answerInternal,
+  correlationId,
+  INTERNAL_MESSAGE,
+  logInternal,
+  sealFailures
+} from "./internal/internalFailure.js"
 import * as PaymentContext from "./PaymentContext.js"
 import { isPaymentFailure, type PaymentFailure } from "./PaymentError.js"
 import * as Paywall from "./Paywall.js"
@@ -142,10 +150,20 @@ export const withReceipt = <A extends ToolResult>(result: A, settlement: X402.Se
   _meta: { ...result._meta, [PAYMENT_RESPONSE_META_KEY]: encodeSettlement(settlement) }
 })
 
-const errorResult = (code: number, message: string): PaymentResult => ({
+const errorResult = (code: number, message: string, requestId?: string): PaymentResult => ({
   isError: true,
-  content: [text({ error: message, code })]
+  content: [text({ error: message, code, ...(requestId !== undefined ? { requestId } : {}) })]
 })
+
+/**
+ * The result of a failure inside the server (the tool failed or died, a credits policy failed):
+ * `{"error": "Internal error; nothing was charged", "code": 500, "requestId": id}`; the detail is in
+ * the log under the same id.
+ *
+ * @since 0.2.0
+ * @category results
+ */
+export const internalErrorResult = (requestId: string): PaymentResult => errorResult(500, INTERNAL_MESSAGE, requestId)
 
 /**
  * The result of a payment failure:
@@ -153,7 +171,8 @@ const errorResult = (code: number, message: string): PaymentResult => ({
  *   payment-required result (the client may pay and call again);
  * - facilitator unreachable, timed out, answering garbage, or a settlement of unknown outcome: an
  *   error result `{"error": message, "code": 502}`;
- * - an invalid amount (credits policy or override): an error result with code 500.
+ * - an invalid amount (a credits policy that failed, an invalid override: a bug of the server, not
+ *   of the payment): an error result with code 500 and a generic message (the detail is for the log).
  *
  * A failed settlement withholds the output and adds a `success: false` receipt.
  *
@@ -167,14 +186,31 @@ export const failureResult = (error: PaymentFailure): PaymentResult => {
     case "VerifyFailed":
       return error.reason === "Invalid"
         ? paymentRequiredResult(error.paymentRequired, error.message)
-        : errorResult(error.reason === "Unavailable" ? 502 : 500, error.message)
+        : error.reason === "Unavailable"
+        ? errorResult(502, error.message)
+        : errorResult(500, INTERNAL_MESSAGE)
     case "SettleFailed": {
       const result = error.reason === "Rejected"
         ? paymentRequiredResult(error.paymentRequired, error.message)
-        : errorResult(error.reason === "InvalidAmount" ? 500 : 502, error.message)
+        : error.reason === "InvalidAmount"
+        ? errorResult(500, INTERNAL_MESSAGE)
+        : errorResult(502, error.message)
       return withReceipt(result, HttpPaywall.failedSettlement(error))
     }
   }
+}
+
+// The canonical result, with a 500's detail logged (redacted) under the id the caller gets.
+const canonicalResult = (error: PaymentFailure): Effect.Effect<ToolResult> => {
+  const internal = error._tag !== "PaymentRequired" && error.reason === "InvalidAmount"
+  if (!internal) return Effect.succeed(failureResult(error))
+  return Effect.flatMap(correlationId, (requestId) =>
+    Effect.as(
+      logInternal("the amount of a paid call could not be determined", requestId, Cause.fail(error)),
+      error._tag === "SettleFailed"
+        ? withReceipt(internalErrorResult(requestId), HttpPaywall.failedSettlement(error))
+        : internalErrorResult(requestId)
+    ))
 }
 
 /**
@@ -190,7 +226,7 @@ export interface Call<Req> {
   readonly meta?: unknown
   /** The MCP HTTP request's headers, when there is one. */
   readonly headers?: HttpPaywall.HeadersInput
-  /** Header names that may carry the token; default `payment-signature`. */
+  /** Header names that may carry the token; default `payment-signature`. `Authorization` is never read. */
   readonly tokenHeaders?: ReadonlyArray<string> | undefined
   /** The tool's name, for the payment-required message. */
   readonly toolName?: string | undefined
@@ -204,9 +240,14 @@ export interface Call<Req> {
  * `PaymentContext`; it may also ask for an amount in its result (`_meta.creditsToCharge`, or a JSON
  * text item with `creditsToCharge`, see `Credits.findCharge`).
  *
- * A result with `isError: true`, a failure or a defect of the tool is not settled (the failure or
- * defect passes through unchanged). Payment failures become results (see `failureResult`);
- * `onPaymentError` may return another.
+ * Only a result with `isError: true` (the boolean) goes unsettled: any other answer (no content,
+ * string content, `isError: "true"` or `null`, not even an object) is settled like a success, or
+ * withheld when settlement fails; never released unsettled.
+ *
+ * A failure or a defect of the tool is not settled, and its detail never reaches the caller: it is
+ * logged (redacted) and answered with `internalErrorResult` (a generic message and a correlation
+ * id, the current trace id). Payment failures become results (see `failureResult`; a 500 gets the
+ * correlation id of its log line); `onPaymentError` may return another.
  *
  * @since 0.1.0
  * @category pipeline
@@ -215,7 +256,7 @@ export const protect = <Req, R, A extends ToolResult, E, R2>(
   paywall: Paywall.Paywall<Req, R, ToolResult>,
   call: Call<Req>,
   tool: Effect.Effect<A, E, R2>
-): Effect.Effect<ToolResult, E, Facilitator | R | Exclude<R2, PaymentContext.PaymentContext>> =>
+): Effect.Effect<ToolResult, never, Facilitator | R | Exclude<R2, PaymentContext.PaymentContext>> =>
   Effect.suspend(() => {
     let requested = (): Option.Option<number> => Option.none()
     return Paywall.protect(paywall, {
@@ -226,9 +267,12 @@ export const protect = <Req, R, A extends ToolResult, E, R2>(
     }, (verified) => {
       const context = PaymentContext.make(verified)
       requested = context.requestedCharge
-      return Effect.provideService(tool, PaymentContext.PaymentContext, context.service)
+      return sealFailures(
+        Effect.provideService(tool, PaymentContext.PaymentContext, context.service),
+        "the paid tool failed; nothing was charged"
+      )
     }, {
-      isError: (result) => result.isError === true,
+      isError: (result) => own(result, "isError") === true,
       chargeOf: (result) =>
         Option.match(requested(), {
           onNone: () => ({ result }),
@@ -246,10 +290,14 @@ export const protect = <Req, R, A extends ToolResult, E, R2>(
         }
       }),
       Effect.catchIf(isPaymentFailure, (error) =>
-        Effect.map(
+        Effect.flatMap(
           Paywall.replacementFor(paywall, error),
-          Option.getOrElse((): ToolResult => failureResult(error))
+          Option.match({ onSome: Effect.succeed, onNone: () => canonicalResult(error) })
         )),
+      // What is left: the tool's sealed failure, or a defect of the pipeline itself.
+      Effect.catchAllCause((cause) =>
+        answerInternal(cause, (requestId): ToolResult => internalErrorResult(requestId), "the paywall failed")
+      ),
       Effect.withSpan("McpPayment.protect", {
         attributes: call.toolName !== undefined ? { "mcp.tool": call.toolName } : {}
       })

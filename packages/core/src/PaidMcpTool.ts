@@ -32,6 +32,7 @@ import * as SchemaAST from "effect/SchemaAST"
 import * as Credits from "./Credits.js"
 import type { Facilitator } from "./Facilitator.js"
 import * as HttpPaywall from "./HttpPaywall.js"
+import { answerInternal, sealFailures } from "./internal/internalFailure.js"
 import { redactTokenHeaders } from "./internal/serverSpan.js"
 import * as McpPayment from "./McpPayment.js"
 import type * as PaymentContext from "./PaymentContext.js"
@@ -58,7 +59,10 @@ export interface ToolCall {
  * @category models
  */
 export interface Options extends Paywall.Options<ToolCall, never, McpPayment.ToolResult> {
-  /** Headers of the MCP HTTP request that may carry the token. Default `payment-signature`. */
+  /**
+   * Headers of the MCP HTTP request that may carry the token. Default `payment-signature`; never
+   * `Authorization` (a `RangeError` where the tool is marked paid).
+   */
   readonly tokenHeaders?: ReadonlyArray<string> | undefined
 }
 
@@ -98,6 +102,7 @@ export const paid = (options: Options) => {
   if (options.credits !== undefined && typeof options.credits !== "function") {
     Credits.validateSync(options.credits, "credits option")
   }
+  HttpPaywall.tokenHeaderNames(options.tokenHeaders)
   return <
     Name extends string,
     Config extends {
@@ -247,6 +252,15 @@ const resultOf = (isError: boolean, value: unknown): McpPayment.ToolResult => ({
 
 const decodeResult = Schema.decodeUnknown(McpSchema.CallToolResult)
 
+// `Toolkit.handle` fails with `MalformedOutput` when the call's arguments do not decode.
+const isBadArguments = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && (error as { readonly _tag?: unknown })._tag === "MalformedOutput"
+
+const badArguments = (name: string): McpPayment.ToolResult => ({
+  isError: true,
+  content: [textOf({ error: `Invalid arguments for tool ${name}`, code: 400 })]
+})
+
 const defined = <A extends object>(options: A): Partial<A> =>
   Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<A>
 
@@ -274,6 +288,11 @@ const resourceUrlOf = (request: Option.Option<HttpServerRequest.HttpServerReques
  * not settled); the result carries the receipt in `_meta["x402/payment-response"]`, and a missing or
  * refused payment answers the payment-required result. Handlers may read the payment, and charge
  * another amount, with `PaymentContext`.
+ *
+ * A failure the tool declares (its `failure` schema) is answered as `McpServer.registerToolkit`
+ * does, and arguments that do not decode get `Invalid arguments for tool <name>`; any other failure
+ * or defect, of a paid or a free tool, answers `{"error": "Internal error; nothing was charged",
+ * "code": 500, "requestId": id}`, its detail logged (redacted) under the same id.
  *
  * `defaults` apply to every paid tool under its own options (e.g. `agentId`, `network`).
  *
@@ -306,17 +325,27 @@ export const registerToolkit: <Tools extends Record<string, AiTool.Any>>(
   const context = yield* Effect.context<Facilitator>()
   for (const tool of Object.values(built.tools)) {
     const name = tool.name
+    const declared = Schema.is(tool.failureSchema as Schema.Schema<unknown, unknown, never>)
+    // A failure the tool declares (its failure schema) is its answer to the caller, as under
+    // `McpServer.registerToolkit`; arguments that do not decode are the caller's own mistake. Any
+    // other failure or defect is sealed: logged, redacted, and answered generically.
     const call = (payload: { readonly [key: string]: unknown }) =>
-      Effect.map(built.handle(name, payload), (result) => resultOf(result.isFailure, result.encodedResult))
+      built.handle(name, payload).pipe(
+        Effect.map((result) => resultOf(result.isFailure, result.encodedResult)),
+        Effect.catchIf(
+          (error) => declared(error) || isBadArguments(error),
+          (error) => Effect.succeed(declared(error) ? resultOf(true, error) : badArguments(name))
+        )
+      )
     const paywall = Option.map(Context.getOption(tool.annotations, Paid), (paidOptions) => {
       const merged = mergeOptions(options?.defaults, paidOptions)
-      return { paywall: Paywall.make(merged), tokenHeaders: merged.tokenHeaders }
+      return { paywall: Paywall.make(merged), tokenHeaders: HttpPaywall.tokenHeaderNames(merged.tokenHeaders) }
     })
     yield* registry.addTool({
       tool: mcpToolOf(tool),
       handle: (payload: { readonly [key: string]: unknown }) =>
         Option.match(paywall, {
-          onNone: () => call(payload),
+          onNone: () => sealFailures(call(payload), "a free tool failed"),
           onSome: ({ paywall, tokenHeaders }) =>
             Effect.gen(function*() {
               const request = yield* Effect.serviceOption(McpRequest)
@@ -336,7 +365,7 @@ export const registerToolkit: <Tools extends Record<string, AiTool.Any>>(
             })
         }).pipe(
           Effect.provide(context),
-          Effect.catchAll((error) => Effect.succeed(resultOf(true, error))),
+          Effect.catchAllCause((cause) => answerInternal(cause, McpPayment.internalErrorResult, "a tool call failed")),
           Effect.flatMap(toCallToolResult)
         )
     })

@@ -5,8 +5,16 @@
  * The paid retry sends the same request again, so its body must be replayable (JSON, text, bytes,
  * form data; not a one-shot stream).
  *
+ * A token goes only where it was bought for: minted tokens are kept per origin (scheme, host and port
+ * of the request this client sent, never what the server's 402 says) and resource (the request's
+ * path), so a server that advertises another agent's plan never receives that agent's token; and
+ * the paid retry does not follow redirects, so the token cannot be forwarded to another origin. (A
+ * base client wrapped with `HttpClient.followRedirects` re-sends every header, the token included,
+ * wherever a redirect points: give the paying client one that does not.)
+ *
  * @since 0.1.0
  */
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
@@ -76,8 +84,8 @@ export interface Options {
   /** The delegation that funds the tokens (passed to `Subscriber.accessToken`). */
   readonly delegationId?: string | undefined
   /**
-   * Keep a minted token per plan and reuse it until a server refuses it. Default true; turn it off
-   * for single-use tokens.
+   * Keep a minted token per plan, origin and resource, and reuse it for the same plan at the same
+   * origin and path until a server refuses it. Default true; turn it off for single-use tokens.
    */
   readonly cacheTokens?: boolean | undefined
 }
@@ -200,12 +208,53 @@ const refusalReason = (response: HttpClientResponse.HttpClientResponse): Effect.
     Effect.map((reason) => reason.length > 200 ? `${reason.slice(0, 200)}…` : reason)
   )
 
+// What a token was bought for. `origin` and `resource` come from the request this client sent: a
+// server names plans and agents in its 402, but it cannot name an origin other than its own.
 class TokenKey extends Data.Class<{
+  readonly origin: string
+  readonly resource: string
   readonly planId: string
   readonly scheme: X402.Scheme
   readonly network: string
   readonly agentId: string | undefined
 }> {}
+
+const DEFAULT_PORTS: Readonly<Record<string, string>> = { "http:": "80", "https:": "443" }
+
+/**
+ * The origin (`scheme://host:port`, the port always written, host lower-cased) and resource (the
+ * path, without query or fragment) of a request, from its own URL: what a token is bought for.
+ * `undefined` when it is not an absolute http(s) URL.
+ *
+ * @since 0.2.0
+ * @category tokens
+ */
+export const targetOf = (
+  request: HttpClientRequest.HttpClientRequest
+): { readonly origin: string; readonly resource: string } | undefined => {
+  let url: URL
+  try {
+    url = new URL(request.url)
+  } catch {
+    return undefined
+  }
+  const port = url.port !== "" ? url.port : DEFAULT_PORTS[url.protocol]
+  if (port === undefined || url.hostname === "") return undefined
+  return { origin: `${url.protocol}//${url.hostname}:${port}`, resource: url.pathname }
+}
+
+// A redirect of the paid retry would carry `payment-signature` to wherever it points (fetch drops
+// only `Authorization` across origins): the paid retry takes the answer as it is. The Node and
+// undici clients never follow redirects; the fetch client is told not to.
+const withoutRedirects = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(
+    Effect.serviceOption(FetchHttpClient.RequestInit),
+    (init) =>
+      Effect.provideService(effect, FetchHttpClient.RequestInit, {
+        ...Option.getOrElse(init, () => ({})),
+        redirect: "manual"
+      })
+  )
 
 /**
  * Makes the paying client over the `HttpClient` and `Subscriber` in context.
@@ -281,7 +330,19 @@ export const make = (
       yield* Effect.annotateCurrentSpan({ planId, scheme: accepted.scheme, url: request.url })
       // Drain the unpaid answer so its connection is free for the paid retry.
       yield* Effect.ignore(response.text)
+      // The request as the base client sent it (after its own preprocessing, e.g. a base URL).
+      const target = targetOf(response.request) ?? targetOf(request)
+      if (target === undefined) {
+        return yield* new X402ClientError({
+          reason: "NoAcceptablePlan",
+          detail: "the request has no http(s) origin to bind a token to",
+          status: response.status,
+          paymentRequired
+        })
+      }
       const key = new TokenKey({
+        origin: target.origin,
+        resource: target.resource,
         planId,
         scheme: accepted.scheme as X402.Scheme,
         network: accepted.network,
@@ -293,7 +354,9 @@ export const make = (
         )
       )
       const paid = yield* withTokenRedacted(
-        base.execute(HttpClientRequest.setHeader(request, X402.PAYMENT_SIGNATURE_HEADER, Redacted.value(token)))
+        withoutRedirects(
+          base.execute(HttpClientRequest.setHeader(request, X402.PAYMENT_SIGNATURE_HEADER, Redacted.value(token)))
+        )
       )
       const decoded = receipt(paid)
       if (Either.isLeft(decoded)) return yield* Effect.fail(decoded.left)

@@ -1,6 +1,6 @@
 import type { Facilitator } from "@effect-x402/core"
 import { McpPayment, PaymentContext, PaymentError, Paywall, X402 } from "@effect-x402/core"
-import { TestFacilitator } from "@effect-x402/testing"
+import { TestFacilitator, TestTelemetry } from "@effect-x402/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
@@ -138,7 +138,7 @@ describe("McpPayment.protect", () => {
     }).pipe(Effect.provide(layer))
   })
 
-  it.effect("error results and failures are not settled", () => {
+  it.effect("error results and failures are not settled; a failure answers a generic error result", () => {
     const { layer, ledger, subscriber, token } = setup()
     const call = { request: {}, meta: { "x402/payment": token } }
     return Effect.gen(function*() {
@@ -148,11 +148,13 @@ describe("McpPayment.protect", () => {
         Effect.succeed(ok("bad input", { isError: true }))
       )
       assert.isUndefined(receiptOf(errorResult))
-      const failure = yield* Effect.flip(McpPayment.protect(paywallOf(), call, Effect.fail("tool failed" as const)))
-      assert.strictEqual(failure, "tool failed")
+      const failure = yield* McpPayment.protect(paywallOf(), call, Effect.fail("tool failed" as const))
+      assert.isTrue(failure.isError)
+      assert.notInclude(JSON.stringify(failure), "tool failed")
+      assert.strictEqual(JSON.parse((failure.content[0] as { text: string }).text).code, 500)
       assert.strictEqual(ledger.balance(subscriber, "plan-1"), 10)
       assert.isFalse(ledger.calls.some((c) => c.operation === "settle"))
-    }).pipe(Effect.provide(layer))
+    }).pipe(Effect.provide(layer), Effect.provide(TestTelemetry.make().layer))
   })
 
   it.effect("the amount may come from chargeCredits, _meta.creditsToCharge or (opted in) a JSON text item; an invalid one is never charged", () => {
