@@ -373,6 +373,8 @@ export const makeMemory = (options?: MemoryOptions): Effect.Effect<SettlementLed
 // in the order they were recorded.
 interface Cell {
   entry: Entry
+  /** False once dropped (expired or evicted): saves a map lookup to tell a queued cell is gone. */
+  live: boolean
 }
 
 const makeMemoryWith = (clock: Clock.Clock, options: MemoryOptions | undefined): SettlementLedger.Service => {
@@ -387,9 +389,11 @@ const makeMemoryWith = (clock: Clock.Clock, options: MemoryOptions | undefined):
   let queue: Array<Cell> = []
   let head = 0
 
+  // A cell leaves the map only here, so `cell.live` says whether the map still holds it.
   const drop = (cell: Cell): void => {
+    if (!cell.live) return
+    cell.live = false
     const entry = cell.entry
-    if (entries.get(entry.requestId) !== cell) return
     entries.delete(entry.requestId)
     if (entry.idempotencyKey !== undefined) {
       const scoped = scopedKey(entry.payer, entry.idempotencyKey)
@@ -410,7 +414,7 @@ const makeMemoryWith = (clock: Clock.Clock, options: MemoryOptions | undefined):
     // Cells dropped on read (expired) stay queued: compact once the dead ones could outnumber the
     // live ones, so the queue stays within about twice the bound.
     if (queue.length - head > 2 * maxEntries + 16) {
-      queue = queue.slice(head).filter((c) => entries.get(c.entry.requestId) === c)
+      queue = queue.slice(head).filter((c) => c.live)
       head = 0
     }
   }
@@ -463,7 +467,7 @@ const makeMemoryWith = (clock: Clock.Clock, options: MemoryOptions | undefined):
       updatedAt: now,
       expiresAt: now + ttlMillis
     }
-    const cell: Cell = { entry }
+    const cell: Cell = { entry, live: true }
     entries.set(requestId, cell)
     enqueue(cell)
     if (idempotencyKey !== undefined) keys.set(scopedKey(payer, idempotencyKey), requestId)
