@@ -289,7 +289,8 @@ const invalidDetail = (input: RecordInput): string | undefined => {
   if (!Number.isSafeInteger(input.amount) || input.amount < 0) return "amount is not a credit amount"
   const key = input.idempotencyKey
   if (key !== undefined) {
-    if (typeof key !== "string" || key.length === 0) return "empty idempotency key"
+    if (typeof key !== "string") return "idempotency key is not a string"
+    if (key.length === 0) return "empty idempotency key"
     if (key.length > MAX_KEY_LENGTH) return `idempotency key over ${MAX_KEY_LENGTH} characters`
   }
   return undefined
