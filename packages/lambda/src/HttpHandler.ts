@@ -22,6 +22,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as AgentCore from "./AgentCore.js"
 import { HandlerFailed, invoke } from "./internal/handler.js"
+import { redact, redactCause, requestIdOf } from "./internal/redact.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
 
 /**
@@ -91,26 +92,12 @@ const json = (statusCode: number, body: unknown, headers: Record<string, string>
 
 const fromAnswer = (answer: HttpPaywall.Answer): HttpResult => json(answer.status, answer.body, { ...answer.headers })
 
-// The id the caller quotes to the operator; the detail behind it is in the log line with the same id.
-const requestIdOf = (context: LambdaRuntime.LambdaContext | undefined): string => {
-  const id = context?.awsRequestId
-  return typeof id === "string" && id.length > 0 ? id : crypto.randomUUID()
-}
-
 /**
  * The generic answer to a failure inside the server (a handler that threw, a credits policy that
  * failed): what went wrong stays in the log, the caller gets the request id to quote.
  */
 const internalError = (requestId: string, message = "Internal error"): HttpResult =>
   json(500, { error: "Internal Server Error", message, requestId })
-
-// A handler's error text may carry secrets (a URL with an API key in its query, a bearer token): the
-// log keeps the shape of the message, never those values.
-const redact = (text: string): string =>
-  text
-    .replace(/(https?:\/\/[^\s?#"']*)\?[^\s#"']*/gi, "$1?<redacted>")
-    .replace(/\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+/gi, "$1 <redacted>")
-    .replace(/\b(api[-_]?key|token|secret|password|signature)(["']?\s*[:=]\s*["']?)[^\s&"',;]+/gi, "$1$2<redacted>")
 
 // A body nested beyond the bound is refused before verify: it cannot be served in bounded work.
 const tooDeep = (body: string | null | undefined, isBase64Encoded: boolean | undefined): boolean => {
@@ -237,7 +224,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       Effect.annotateLogs(
         Effect.logError(
           `x402: handler failed (request ${requestId}): ${redact(error.message)}`,
-          redact(Cause.pretty(error.cause))
+          redactCause(error.cause)
         ),
         "requestId",
         requestId
@@ -334,7 +321,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       Effect.catchAllCause((cause) => {
         const requestId = requestIdOf(context)
         return Effect.as(
-          Effect.logError(`x402: internal failure (request ${requestId})`, redact(Cause.pretty(cause))),
+          Effect.logError(`x402: internal failure (request ${requestId})`, redactCause(cause)),
           internalError(requestId)
         )
       }),
@@ -377,14 +364,15 @@ export const httpHandler = <R = never, LE = never, SE = never>(options: Options<
   ): LambdaRuntime.Handler<unknown, HttpResult> & {
     readonly runtime: LambdaRuntime.LambdaRuntime<Facilitator | R>
   } =>
-    LambdaRuntime.toHandler({
-      layer,
-      // `Checked` proved that the handler needs nothing beyond `R` and `PaymentContext`.
-      handler: make(handler) as (
-        event: unknown,
-        context: LambdaRuntime.LambdaContext
-      ) => Effect.Effect<HttpResult, never, Facilitator | R>,
-      fallback: () => json(500, { error: "Internal Server Error", message: "Internal error" }),
-      memoMap: options.memoMap
-    })
+  {
+    // `Checked` proved that the handler needs nothing beyond `R` and `PaymentContext`.
+    const effect = make(handler) as (
+      event: unknown,
+      context: LambdaRuntime.LambdaContext
+    ) => Effect.Effect<HttpResult, never, Facilitator | R>
+    const runtime = LambdaRuntime.make(layer, { memoMap: options.memoMap })
+    const lambda = (event: unknown, context: LambdaRuntime.LambdaContext): Promise<HttpResult> =>
+      runtime.run(Effect.suspend(() => effect(event, context)), () => internalError(requestIdOf(context)))
+    return Object.assign(lambda, { runtime })
+  }
 }

@@ -50,7 +50,3 @@ export const invoke = <R>(thunk: () => unknown): Effect.Effect<unknown, HandlerF
   }).pipe(
     Effect.catchAllCause((cause) => Effect.fail(new HandlerFailed({ message: messageOfCause(cause), cause })))
   )
-
-/** Logs a handler failure with its cause, for the operator. */
-export const logHandlerFailure = (error: HandlerFailed): Effect.Effect<void> =>
-  Effect.logError(`x402: handler failed: ${error.message}`, error.cause)
