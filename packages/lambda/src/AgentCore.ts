@@ -849,7 +849,12 @@ export const paymentFailureAnswer = (
           })
         case "InvalidAmount":
           // A bug in the server's credits policy: its detail is for the log, not the caller.
-          return errorAnswer(id, { error: "Internal server error", code: 500, message: SERVER_ERROR_MESSAGE, requestId })
+          return errorAnswer(id, {
+            error: "Internal server error",
+            code: 500,
+            message: SERVER_ERROR_MESSAGE,
+            requestId
+          })
       }
     case "SettleFailed": {
       const settlement = failedSettlement(failure)

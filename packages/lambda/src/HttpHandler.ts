@@ -21,7 +21,7 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as AgentCore from "./AgentCore.js"
-import { HandlerFailed, invoke } from "./internal/handler.js"
+import { type HandlerFailed, handlerFailed, invoke } from "./internal/handler.js"
 import { redact, redactCause, requestIdOf } from "./internal/redact.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
 
@@ -223,8 +223,8 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     Effect.as(
       Effect.annotateLogs(
         Effect.logError(
-          `x402: handler failed (request ${requestId}): ${redact(error.message)}`,
-          redactCause(error.cause)
+          `x402: handler failed (request ${requestId}): ${error.message}`,
+          error.detail
         ),
         "requestId",
         requestId
@@ -287,8 +287,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
             Effect.provideService(PaymentContext.PaymentContext, payment.service),
             Effect.flatMap((value) =>
               Either.match(normalize(value), {
-                onLeft: (reason) =>
-                  Effect.fail(new HandlerFailed({ message: reason, cause: Cause.die(new Error(reason)) })),
+                onLeft: (reason) => Effect.fail(handlerFailed(reason, Cause.die(new Error(reason)))),
                 onRight: Effect.succeed
               })
             )
@@ -363,8 +362,7 @@ export const httpHandler = <R = never, LE = never, SE = never>(options: Options<
     handler: LambdaRuntime.Checked<H, R | PaymentContext.PaymentContext>
   ): LambdaRuntime.Handler<unknown, HttpResult> & {
     readonly runtime: LambdaRuntime.LambdaRuntime<Facilitator | R>
-  } =>
-  {
+  } => {
     // `Checked` proved that the handler needs nothing beyond `R` and `PaymentContext`.
     const effect = make(handler) as (
       event: unknown,

@@ -182,7 +182,9 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
               Effect.catchAll((error) =>
                 error.reason === "Conflict"
                   ? Effect.succeed(forward)
-                  : Effect.sync(() => requestIdOf(context)).pipe(
+                  : Effect.sync(() =>
+                    requestIdOf(context)
+                  ).pipe(
                     Effect.tap((requestId) =>
                       Effect.logError(
                         `x402: verified call not forwarded, the settlement ledger failed (request ${requestId}): ${

@@ -12,7 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as AgentCore from "./AgentCore.js"
 import { handlerFailureOutput, internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
-import { HandlerFailed, invoke } from "./internal/handler.js"
+import { handlerFailed, invoke } from "./internal/handler.js"
 import { requestIdOf } from "./internal/redact.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
 
@@ -284,10 +284,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       const run = invoke<R | LambdaRuntime.RequirementsOf<ReturnType<H>>>(() => handler(call.event, context)).pipe(
         Effect.flatMap((value) =>
           Either.match(AgentCore.normalize(value, call.id), {
-            onLeft: (reason) =>
-              Effect.fail(
-                new HandlerFailed({ message: "The handler returned an invalid result", cause: causeOf(reason) })
-              ),
+            onLeft: (reason) => Effect.fail(handlerFailed("The handler returned an invalid result", causeOf(reason))),
             onRight: Effect.succeed
           })
         )

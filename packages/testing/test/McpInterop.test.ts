@@ -75,7 +75,9 @@ const setup = (flavour: "decorator" | "interceptor") =>
     )
     const paid = { planId: PLAN, agentId: AGENT, credits: 2, endpoint: "http://127.0.0.1/mcp", layer: facilitator }
     const declared = Object.fromEntries(
-      TOOLS.map(({ name, ...tool }) => [name, { ...tool, inputSchema: { ...tool.inputSchema, type: "object" as const } }])
+      TOOLS.map((
+        { name, ...tool }
+      ) => [name, { ...tool, inputSchema: { ...tool.inputSchema, type: "object" as const } }])
     )
     const handler = flavour === "decorator"
       ? requiresPayment({ ...paid, tools: declared })(agentLambda)

@@ -71,7 +71,7 @@ export const handlerFailureOutput = (
 ): Effect.Effect<AgentCore.InterceptorOutput> =>
   Effect.as(
     Effect.annotateLogs(
-      Effect.logError(`x402: handler failed (request ${requestId}): ${redact(error.message)}`, redactCause(error.cause)),
+      Effect.logError(`x402: handler failed (request ${requestId}): ${error.message}`, error.detail),
       "requestId",
       requestId
     ),

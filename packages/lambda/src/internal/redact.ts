@@ -40,9 +40,10 @@ export const redactCause = (cause: Cause.Cause<unknown>): string => {
  * line with the detail carries the same id.
  */
 export const requestIdOf = (context: unknown): string => {
-  const id = typeof context === "object" && context !== null && Object.prototype.hasOwnProperty.call(context, "awsRequestId")
-    ? (context as { readonly awsRequestId?: unknown }).awsRequestId
-    : undefined
+  const id =
+    typeof context === "object" && context !== null && Object.prototype.hasOwnProperty.call(context, "awsRequestId")
+      ? (context as { readonly awsRequestId?: unknown }).awsRequestId
+      : undefined
   // Only an id that looks like one goes back to the caller (it is echoed in the answer).
   return typeof id === "string" && /^[A-Za-z0-9._:-]{1,128}$/.test(id) ? id : Crypto.randomUUID()
 }
