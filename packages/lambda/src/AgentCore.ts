@@ -779,6 +779,18 @@ const SERVER_ERROR_MESSAGE = "The server could not price this call; nothing was 
 // looks like one, never free text.
 const REASON_CODE = /^[a-z][a-z0-9_]{0,63}$/
 
+/**
+ * A settlement as the caller may see it: an `errorReason` that is not an x402 reason code (free
+ * text, which may carry the facilitator's internal detail) reads `unexpected_settle_error`.
+ *
+ * @since 0.2.0
+ * @category answers
+ */
+export const safeSettlement = (settlement: X402.SettleResponse): X402.SettleResponse =>
+  settlement.errorReason === undefined || REASON_CODE.test(settlement.errorReason)
+    ? settlement
+    : { ...settlement, errorReason: "unexpected_settle_error" }
+
 const settleFailureMessage = (failure: PaymentError.SettleFailed): string => {
   switch (failure.reason) {
     case "Rejected": {
@@ -803,7 +815,7 @@ const settleFailureMessage = (failure: PaymentError.SettleFailed): string => {
  * @category answers
  */
 export const failedSettlement = (error: PaymentError.SettleFailed): X402.SettleResponse =>
-  error.settlement ?? {
+  error.settlement !== undefined ? safeSettlement(error.settlement) : {
     success: false,
     errorReason: "unexpected_settle_error",
     transaction: "",
@@ -1059,7 +1071,8 @@ export const chargeSource = (
  * @since 0.1.0
  * @category handler results
  */
-export const enrich = (answer: Answer, settlement: X402.SettleResponse): Answer => {
+export const enrich = (answer: Answer, received: X402.SettleResponse): Answer => {
+  const settlement = safeSettlement(received)
   const headers = setHeader(
     answer.headers,
     X402.PAYMENT_RESPONSE_HEADER,

@@ -22,7 +22,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as AgentCore from "./AgentCore.js"
 import { type HandlerFailed, handlerFailed, invoke } from "./internal/handler.js"
-import { redact, redactCause, requestIdOf } from "./internal/redact.js"
+import { redact, redactCause, redactedPolicy, requestIdOf } from "./internal/redact.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
 
 /**
@@ -200,7 +200,8 @@ const decodeEvent = Schema.decodeUnknownEither(HttpEventSchema, { errors: "first
  * @category constructors
  */
 export const effectHandler = <R = never, LE = never, SE = never>(options: Options<R, LE, SE>) => {
-  const paywall = Paywall.make(options)
+  // The credits policy's failures reach spans and errors as `InvalidCredits` details: redacted first.
+  const paywall = Paywall.make({ ...options, credits: redactedPolicy(options.credits) })
   const tokenHeaders = AgentCore.tokenHeaders(options.tokenHeader)
   const failure = (configured: typeof paywall, error: PaymentFailure, requestId: string): Effect.Effect<HttpResult> =>
     Effect.gen(function*() {

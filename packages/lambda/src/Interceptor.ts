@@ -18,7 +18,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as AgentCore from "./AgentCore.js"
 import { internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
-import { redact, requestIdOf } from "./internal/redact.js"
+import { redact, redactedPolicy, requestIdOf } from "./internal/redact.js"
 import * as RequestSeal from "./internal/requestSeal.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
 
@@ -78,7 +78,8 @@ const paywallOf = <R>(options: Options<R, unknown, unknown>, tool: ToolConfig<R>
     planId: ownPlans ? tool.planId : options.planId,
     planIds: ownPlans ? tool.planIds : options.planIds,
     agentId: tool.agentId ?? options.agentId,
-    credits: tool.credits ?? options.credits,
+    // Its failures reach spans and errors as `InvalidCredits` details: redacted first.
+    credits: redactedPolicy(tool.credits ?? options.credits),
     chargeFromContent: tool.chargeFromContent ?? options.chargeFromContent,
     endpoint: options.endpoint,
     network: options.network,

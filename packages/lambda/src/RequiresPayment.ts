@@ -13,7 +13,7 @@ import * as Either from "effect/Either"
 import * as AgentCore from "./AgentCore.js"
 import { handlerFailureOutput, internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
 import { handlerFailed, invoke } from "./internal/handler.js"
-import { requestIdOf } from "./internal/redact.js"
+import { redactedPolicy, requestIdOf } from "./internal/redact.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
 
 /**
@@ -139,7 +139,8 @@ const paywallOptions = <R>(
   planId: options.planId,
   planIds: options.planIds,
   agentId: options.agentId,
-  credits,
+  // Its failures reach spans and errors as `InvalidCredits` details: redacted first.
+  credits: redactedPolicy(credits),
   chargeFromContent: options.chargeFromContent,
   endpoint: options.endpoint,
   network: options.network,
