@@ -692,8 +692,10 @@ export const invalidEventAnswer = (error: InvalidEvent): Answer => ({
 })
 
 /**
- * The answer when the interceptor itself failed.
+ * The answer when the interceptor itself failed, without a correlation id.
  *
+ * @deprecated since 0.2.0: the adapters answer `internalErrorAnswerFor(requestId)`, which gives the
+ * caller the id to quote.
  * @since 0.1.0
  * @category answers
  */
@@ -895,7 +897,7 @@ export const paymentFailureAnswer = (
 // ---------------------------------------------------------------------------
 
 /**
- * Turns what a handler returned into an answer. Detected in this order (wire.md §4):
+ * Turns what a handler returned into an answer. Detected in this order (docs/protocol.md §4):
  * 1. a complete `InterceptorOutput` (`interceptorOutputVersion`): its `transformedGatewayResponse`
  *    (`statusCode` 200 when absent, else an integer from 100 to 599);
  * 2. a full JSON-RPC response (`jsonrpc`): wrapped, status 200;

@@ -1,7 +1,7 @@
 /**
  * x402 over plain HTTP for Lambdas behind API Gateway HTTP APIs (payload v2) and Lambda Function
  * URLs: a real 402 with `payment-required`, 502 when the facilitator fails, and the
- * `payment-response` receipt on a paid answer (wire.md §8).
+ * `payment-response` receipt on a paid answer (docs/protocol.md §8).
  *
  * @since 0.1.0
  */

@@ -18,7 +18,7 @@ import * as LambdaRuntime from "./LambdaRuntime.js"
 
 /**
  * What the wrapped handler receives: the gateway event exactly as it came, and the Lambda context.
- * It may return an Effect, a Promise or a plain value, in any of the four formats of wire.md §4.
+ * It may return an Effect, a Promise or a plain value, in any of the four formats of docs/protocol.md §4.
  *
  * @since 0.1.0
  * @category models

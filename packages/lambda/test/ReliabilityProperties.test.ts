@@ -357,7 +357,7 @@ const targetAnswer: fc.Arbitrary<TargetCase> = fc.tuple(
     ...junk.filter(([name]) => name.toLowerCase() !== "x-credits-to-charge"),
     ...(header !== undefined ? [["X-Credits-To-Charge", header] as const] : [])
   ])
-  // wire.md §5: `_meta.creditsToCharge` first, then the header, whatever JSON type it came as (the
+  // docs/protocol.md §5: `_meta.creditsToCharge` first, then the header, whatever JSON type it came as (the
   // event is JSON: Infinity and NaN arrive as null, that is absent).
   const asJson = (u: unknown): unknown => u === undefined ? undefined : JSON.parse(JSON.stringify(u))
   const wanted = asJson(request) ?? asJson(header)
