@@ -793,7 +793,14 @@ export const safeSettlement = (settlement: X402.SettleResponse): X402.SettleResp
     ? settlement
     : { ...settlement, errorReason: "unexpected_settle_error" }
 
-const settleFailureMessage = (failure: PaymentError.SettleFailed): string => {
+/**
+ * What the caller reads about a failed settlement: the reason in fixed words, with the
+ * facilitator's reason code when it is one; never the facilitator's or the transport's free text.
+ *
+ * @since 0.2.0
+ * @category answers
+ */
+export const settleFailureMessage = (failure: PaymentError.SettleFailed): string => {
   switch (failure.reason) {
     case "Rejected": {
       const reason = failure.settlement?.errorReason

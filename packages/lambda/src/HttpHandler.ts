@@ -175,6 +175,18 @@ const withReceipt = (result: HttpResult, settlement: Parameters<typeof HttpPaywa
   return { ...result, headers: { ...headers, ...HttpPaywall.receiptHeaders(settlement) } }
 }
 
+// A failed settlement's receipt, with an `errorReason` the caller may read (see `AgentCore.safeSettlement`).
+const safeHeaders = (
+  error: PaymentFailure,
+  headers: { readonly [name: string]: string }
+): Record<string, string> =>
+  error._tag === "SettleFailed"
+    ? {
+      ...AgentCore.copyHeaders(headers, Object.keys(HttpPaywall.receiptHeaders(HttpPaywall.failedSettlement(error)))),
+      ...HttpPaywall.receiptHeaders(AgentCore.safeSettlement(HttpPaywall.failedSettlement(error)))
+    }
+    : AgentCore.copyHeaders(headers)
+
 const withoutChargeHeader = (result: HttpResult): HttpResult =>
   result.headers === undefined
     ? result
@@ -216,7 +228,23 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       const answer = HttpPaywall.failureAnswer(error)
       // A credits policy that failed is the server's bug: its detail is for the log, not the caller.
       if (answer.status === 500) {
-        return { ...internalError(requestId), headers: { ...answer.headers, ...JSON_HEADERS } }
+        return { ...internalError(requestId), headers: { ...safeHeaders(error, answer.headers), ...JSON_HEADERS } }
+      }
+      // The facilitator's trouble (a transport error, a 5xx body, a free-text refusal) is named in
+      // fixed words; its detail stays in the log under the request id.
+      if (error._tag === "SettleFailed") {
+        return json(answer.status, {
+          error: answer.status === 402 ? "Payment Required" : "Bad Gateway",
+          message: AgentCore.settleFailureMessage(error),
+          ...(answer.status !== 402 ? { requestId } : {})
+        }, safeHeaders(error, answer.headers))
+      }
+      if (answer.status === 502) {
+        return json(502, {
+          error: "Bad Gateway",
+          message: "The payment facilitator could not be reached; nothing was charged",
+          requestId
+        })
       }
       return fromAnswer(answer)
     })
@@ -308,7 +336,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
             case "Settled":
               return withReceipt(outcome.value, outcome.settlement)
             case "Released":
-              return withReceipt(outcome.value, HttpPaywall.failedSettlement(outcome.error))
+              return withReceipt(outcome.value, AgentCore.safeSettlement(HttpPaywall.failedSettlement(outcome.error)))
             case "NotCharged":
               return withoutChargeHeader(outcome.value)
           }

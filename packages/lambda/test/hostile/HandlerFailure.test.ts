@@ -7,6 +7,7 @@
 // with the `TestFacilitator` ledger (nothing settled for a failure).
 import { SettlementLedger } from "@effect-x402/core"
 import type { AgentCore, LambdaRuntime } from "@effect-x402/lambda"
+import { httpHandler } from "@effect-x402/lambda/HttpHandler"
 import { interceptor } from "@effect-x402/lambda/Interceptor"
 import { requiresPayment } from "@effect-x402/lambda/RequiresPayment"
 import { AgentCoreEvents, LocalGateway, TestFacilitator, TestTelemetry } from "@effect-x402/testing"
@@ -294,6 +295,49 @@ describe("hostile: failures through LocalGateway over HTTP", () => {
         assert.deepStrictEqual(ledger.settlements, [])
       }))
   }
+})
+
+describe("hostile: the facilitator's detail never reaches an httpHandler caller", () => {
+  it.effect("a free-text refusal, an unknown outcome, an unreachable facilitator: fixed words, the request id", () =>
+    Effect.gen(function*() {
+      const { ledger, token } = TestFacilitator.seeded({ planId: PLAN, credits: 100 })
+      const { captured, services } = capture()
+      const handler = httpHandler({ planId: PLAN, layer: TestFacilitator.layer(ledger), services })(() => ({
+        statusCode: 200,
+        body: "paid output"
+      }))
+      const call = () =>
+        Effect.promise(() =>
+          handler(AgentCoreEvents.apiGatewayV2({ token }), ctx) as Promise<{
+            statusCode: number
+            headers: Record<string, string>
+            body: string
+          }>
+        )
+      ledger.failNext("settle", { _tag: "Rejected", reason: `see ${LEAKS[0]}` })
+      const refused = yield* call()
+      assert.strictEqual(refused.statusCode, 402)
+      assert.notInclude(JSON.stringify(refused), SECRET)
+      assert.notInclude(refused.body, "paid output")
+      // The x402 HTTP receipt (the settle response): its errorReason is a code, not the free text.
+      const receipt = JSON.parse(Buffer.from(refused.headers["payment-response"], "base64").toString("utf8"))
+      assert.deepInclude(receipt, { success: false, errorReason: "unexpected_settle_error" })
+      ledger.failNext("settle", { _tag: "Timeout" })
+      const unknown = yield* call()
+      assert.strictEqual(unknown.statusCode, 502)
+      assert.deepStrictEqual(JSON.parse(unknown.body), {
+        error: "Bad Gateway",
+        message: "Settlement outcome unknown; the output was withheld",
+        requestId: REQUEST_ID
+      })
+      ledger.failNext("verify", { _tag: "HttpStatus", status: 503, code: "BCK.X402.0503" })
+      const unavailable = yield* call()
+      assert.strictEqual(unavailable.statusCode, 502)
+      assert.notInclude(unavailable.body, "BCK.X402")
+      assert.strictEqual(JSON.parse(unavailable.body).requestId, REQUEST_ID)
+      assert.notInclude(captured.logs.join("\n"), SECRET)
+      assert.deepStrictEqual(ledger.settlements, [])
+    }))
 })
 
 // ---------------------------------------------------------------------------
