@@ -211,11 +211,14 @@ describe("DynamoDbLedger store faults through the interceptor (two instances, on
         assert.isBelow(elapsed, REMAINING, "answered within the Lambda's remaining time")
         assert.isUndefined(out.mcp.transformedGatewayRequest, "nothing reaches the target")
         assert.strictEqual(responseOf(out).statusCode, 500)
-        assert.deepStrictEqual(bodyOf(out), { error: "Internal interceptor error" })
+        assert.deepStrictEqual(bodyOf(out), { error: "Internal interceptor error", requestId: context.awsRequestId })
         assert.strictEqual(balance(), 10)
         assert.strictEqual(facilitator.settlements.length, 0)
         const log = captured.text()
-        assert.include(log, "x402: verified call not forwarded: Settlement ledger record")
+        assert.include(
+          log,
+          `x402: verified call not forwarded, the settlement ledger failed (request ${context.awsRequestId}): Settlement ledger record`
+        )
         assert.include(log, "Unavailable")
         assert.notInclude(log, paying)
         assert.notInclude(JSON.stringify(out), paying)
