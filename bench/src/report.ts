@@ -190,6 +190,23 @@ export const goals = (results: Results): ReadonlyArray<Goal> => {
   if (results.wire) {
     for (const level of results.wire) {
       const ours = level.rows.find((r) => r.name === Wire.OURS)
+      const hand = level.rows.find((r) => r.name === Wire.HANDWRITTEN)
+      if (ours !== undefined && hand !== undefined) {
+        const throughput = ours.callsPerSecond / hand.callsPerSecond
+        const cpu = ours.cpuMicrosPerCall / hand.cpuMicrosPerCall
+        out.push({
+          name: `wire-throughput-c${level.concurrency}`,
+          met: throughput >= 0.95,
+          measured: `${x(throughput)} the hand-written agent's calls/s, target >= x0.95`
+        })
+        out.push({
+          name: `wire-cpu-c${level.concurrency}`,
+          met: cpu <= 1.1,
+          measured: `${x(cpu)} the hand-written agent's CPU per call (${us(ours.cpuMicrosPerCall * 1000)} vs ${
+            us(hand.cpuMicrosPerCall * 1000)
+          } µs), target <= x1.1`
+        })
+      }
       const conns = ours?.backendConnectionsInWindow
       if (conns === undefined) continue
       const limit = 2 * level.concurrency + 2
@@ -390,6 +407,8 @@ export const render = (results: Results): string => {
           r.backendConnectionsInWindow === undefined ? "–" : String(r.backendConnectionsInWindow),
           r.backendConnections === undefined ? "–" : String(r.backendConnections),
           String(r.clientConnections),
+          us(r.cpuMicrosPerCall * 1000),
+          hand && r.name !== Wire.BARE ? x(r.cpuMicrosPerCall / hand.cpuMicrosPerCall) : "",
           `${r.calls}${r.failures > 0 ? ` (${r.failures} failed)` : ""}`
         ])
       }
@@ -401,10 +420,12 @@ export const render = (results: Results): string => {
       "",
       "A paid agent behind a Node HTTP server on 127.0.0.1 (`httpHandler`, the live Nevermined layer over",
       "`FetchHttpClient`, the Lambda default) against `FakeNevermined` on loopback, driven by a keep-alive",
-      "load generator; everything in one Node process on this machine, so the fake backend and the load",
-      "generator share the CPU with the agent. The hand-written agent makes the same two backend calls",
-      `with \`fetch\`. Connections are the TCP connections the backend accepted (server-side \`connection\``,
-      `events): during each candidate's first ${window} paid calls from a cold pool, and over the whole run.`,
+      "load generator, in three processes: the fake backends in one, each agent in its own, the load",
+      "generator in the parent (the two cores are still shared by all of them). The hand-written agent",
+      "makes the same two backend calls with `fetch`. Agent CPU is the agent process's `process.cpuUsage()`",
+      "(user + system) over its timed calls, per call. Connections are the TCP connections the backend",
+      `accepted (server-side): from a cold pool through the warm-up and the first ${window} paid calls, and`,
+      "over the whole run.",
       "",
       table([
         "concurrency",
@@ -416,6 +437,8 @@ export const render = (results: Results): string => {
         `backend conns, first ${window} calls`,
         "backend conns, all",
         "client conns",
+        "agent CPU µs per call",
+        "CPU vs hand-written",
         "calls"
       ], rows)
     )
