@@ -1,7 +1,10 @@
 import { Facilitator, Nevermined, type PaymentError, Paywall } from "@effect-x402/core"
 import { FakeNevermined, TestFacilitator } from "@effect-x402/testing"
+import { FetchHttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigError, ConfigProvider, Effect, Either, Fiber, Layer, Option, Redacted } from "effect"
+import * as Http from "node:http"
+import * as Zlib from "node:zlib"
 import {
   advanceUntil,
   AGENT,
@@ -556,5 +559,41 @@ describe("Nevermined live layer through Paywall: what a settle failure means", (
       const error = yield* Effect.flip(protect(redacted)).pipe(Effect.provideService(Facilitator.Facilitator, live))
       assert.strictEqual(error._tag, "VerifyFailed")
       assert.strictEqual(error._tag === "VerifyFailed" && error.reason, "Unavailable")
+    }))
+})
+
+describe("Nevermined live layer: a compressed answer", () => {
+  it.scoped("is capped by its decoded size, not by the length it declares (fetch decodes gzip)", () =>
+    Effect.gen(function*() {
+      // 4 MiB of JSON that gzips to a few KiB, sent with that small content-length.
+      const json = Buffer.from(`{"isValid":true,"pad":"${"a".repeat(4 * 1024 * 1024)}"}`)
+      const gzipped = Zlib.gzipSync(json)
+      const server = yield* Effect.acquireRelease(
+        Effect.async<Http.Server>((resume) => {
+          const s = Http.createServer((request, response) => {
+            request.resume()
+            response.writeHead(200, {
+              "content-type": "application/json",
+              "content-encoding": "gzip",
+              "content-length": String(gzipped.length)
+            })
+            response.end(gzipped)
+          })
+          s.listen(0, "127.0.0.1", () => resume(Effect.succeed(s)))
+        }),
+        (s) => Effect.async<void>((resume) => s.close(() => resume(Effect.void)))
+      )
+      const port = (server.address() as { readonly port: number }).port
+      const live = yield* Effect.flatMap(
+        Layer.build(FetchHttpClient.layer),
+        (context) =>
+          Nevermined.make({ apiKey: FakeNevermined.makeApiKey("0xprovider"), backendUrl: `http://127.0.0.1:${port}` })
+            .pipe(Effect.provide(context))
+      )
+      const error = yield* Effect.flip(
+        live.verify({ paymentRequired, token: Redacted.make("nvm_tok_compressed"), maxAmount: 1 })
+      )
+      assert.strictEqual(error.kind, "TooLarge")
+      assert.isTrue(error.requestSent)
     }))
 })

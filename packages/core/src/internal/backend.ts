@@ -191,6 +191,13 @@ const readCapped = (
       Effect.zipRight(Effect.fail("TooLarge" as const))
     )
   }
+  const encoding = response.headers["content-encoding"]
+  if (Number.isFinite(declared) && declared >= 0 && (encoding === undefined || encoding === "identity")) {
+    // A declared length within the cap frames the body (the HTTP parser reads that many bytes and
+    // no more), so it is read whole, without a stream per answer. Not when the body is encoded:
+    // a compressed length says nothing of the decoded size.
+    return Effect.mapError(response.text, (): ReadFailure => "Dropped")
+  }
   return Effect.suspend(() => {
     const chunks: Array<Uint8Array> = []
     let size = 0
