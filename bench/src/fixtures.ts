@@ -35,7 +35,9 @@ export const immediateFacilitator: Layer.Layer<Facilitator> = Layer.succeed(
   FacilitatorModule.Facilitator.of({
     verify: () => Effect.succeed(VERIFIED),
     settle: () => Effect.succeed(SETTLED),
-    networkFor: () => Effect.succeed(NETWORK)
+    networkFor: () => Effect.succeed(NETWORK),
+    // As the live layer answers when its plan cache is warm: at once, for every plan.
+    networksFor: (planIds) => Effect.succeed(planIds.map(() => NETWORK))
   })
 )
 

@@ -67,6 +67,14 @@ export declare namespace Facilitator {
      */
     readonly networkFor: (planId: string) => Effect.Effect<string>
     /**
+     * The networks of several plans at once, in order: what `networkFor` answers for each. Optional:
+     * without it, `Paywall` asks `networkFor` for every plan concurrently (a fiber per plan); a
+     * facilitator that knows most answers already (a warm cache) answers without forking.
+     *
+     * @since 0.2.0
+     */
+    readonly networksFor?: ((planIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string>>) | undefined
+    /**
      * Whether verify and settle enforce a request's `deadline` themselves, with the same outcomes as
      * `Paywall`'s own cut-off (past it: a `Timeout` that was never sent; cut off in flight: a
      * `Timeout` that may have landed). Then `Paywall` adds no timer of its own: one deadline per call.

@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import * as HttpClient from "@effect/platform/HttpClient"
+import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
@@ -394,7 +395,24 @@ export const make = (
           Effect.orElseSucceed(() => defaultNetwork)
         )
 
-    return Facilitator.of({ verify, settle, networkFor, honoursDeadline: true })
+    // Warm, every plan's network is in the cache: answered at once, no fiber per plan. Only the
+    // misses are looked up, all at once.
+    const networksFor = options.network !== undefined
+      ? ((network: string) => (planIds: ReadonlyArray<string>) => Effect.succeed(planIds.map(() => network)))(
+        options.network
+      )
+      : (planIds: ReadonlyArray<string>) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const known = planIds.map((planId) => networks.peek(planId, now))
+          if (known.every((network) => network !== undefined)) return Effect.succeed(known as ReadonlyArray<string>)
+          return Effect.forEach(
+            planIds,
+            (planId, i) => known[i] !== undefined ? Effect.succeed(known[i]!) : networkFor(planId),
+            { concurrency: "unbounded" }
+          )
+        })
+
+    return Facilitator.of({ verify, settle, networkFor, networksFor, honoursDeadline: true })
   })
 
 /**

@@ -367,14 +367,18 @@ export const requirements = <Req, R, Resp>(
   // Several plans: every lookup at once (a cold cache must not cost one round trip per plan), as
   // plain forks joined in order, several times cheaper than a concurrent forEach.
   return Effect.flatMap(Facilitator, (facilitator) =>
-    Effect.flatMap(
-      Effect.forEach(paywall.planIds, (planId) => Effect.fork(facilitator.networkFor(planId))),
-      (fibers) =>
-        Effect.map(
-          Effect.forEach(fibers, Fiber.join),
-          (networks) => buildRequirements(paywall, resourceUrl, networks)
-        )
-    ))
+    facilitator.networksFor !== undefined
+      ? Effect.map(facilitator.networksFor(paywall.planIds), (networks) =>
+        buildRequirements(paywall, resourceUrl, networks))
+      : Effect.flatMap(
+        Effect.forEach(paywall.planIds, (planId) =>
+          Effect.fork(facilitator.networkFor(planId))),
+        (fibers) =>
+          Effect.map(
+            Effect.forEach(fibers, Fiber.join),
+            (networks) => buildRequirements(paywall, resourceUrl, networks)
+          )
+      ))
 }
 
 // Span attributes at the span's creation: computed only when a tracer listens.

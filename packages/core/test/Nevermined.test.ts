@@ -469,6 +469,29 @@ describe("Nevermined live layer: network for a 402", () => {
       assert.strictEqual(fake.calls("plan"), 2)
     }))
 
+  it.scoped("several plans at once: each as networkFor says, one request per plan, none when warm or stale-free", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeNevermined.make()
+      seed(fake)
+      const live = yield* facilitator(fake)
+      const plans = [FIAT_PLAN, PLAN, "no-such-plan"]
+      const cold = yield* live.networksFor!(plans)
+      assert.deepStrictEqual(cold, ["stripe", "eip155:84532", "eip155:84532"])
+      assert.strictEqual(fake.calls("plan"), 3)
+      // Warm: the same answers, from the cache.
+      assert.deepStrictEqual(yield* live.networksFor!(plans), cold)
+      assert.strictEqual(fake.calls("plan"), 3)
+      // Past the window, each plan is asked again.
+      yield* advanceUntil(() => false, { limit: "6 minutes", step: "6 minutes" })
+      assert.deepStrictEqual(yield* live.networksFor!(plans), cold)
+      assert.strictEqual(fake.calls("plan"), 6)
+      // A failed lookup is not a cached answer: the default network, as networkFor says.
+      fake.faults.next("plan", Fault.status(500))
+      yield* advanceUntil(() => false, { limit: "6 minutes", step: "6 minutes" })
+      const degraded = yield* live.networksFor!([FIAT_PLAN])
+      assert.deepStrictEqual(degraded, ["eip155:84532"])
+    }))
+
   it.scoped("a failing plan lookup falls back to the default network, never fails", () =>
     Effect.gen(function*() {
       const fake = yield* FakeNevermined.make()

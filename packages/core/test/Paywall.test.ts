@@ -518,6 +518,46 @@ describe("spans", () => {
   })
 })
 
+describe("requirements", () => {
+  it.effect("several plans: a facilitator's batch answer is used in order, else networkFor per plan", () =>
+    Effect.gen(function*() {
+      const networkOf = (planId: string) => `net-of-${planId}`
+      const asked: Array<string> = []
+      const base = {
+        verify: () => Effect.succeed({ isValid: true }),
+        settle: () => Effect.die("not settled here"),
+        networkFor: (planId: string) => Effect.sync(() => (asked.push(planId), networkOf(planId)))
+      }
+      const paywall = paywallOf({ planIds: ["plan-a", "plan-b", "plan-c"] })
+      const perPlan = yield* Paywall.requirements(paywall).pipe(
+        Effect.provideService(Facilitator.Facilitator, base)
+      )
+      assert.deepStrictEqual(perPlan.accepts.map((a) => [a.planId, a.network]), [
+        ["plan-a", "net-of-plan-a"],
+        ["plan-b", "net-of-plan-b"],
+        ["plan-c", "net-of-plan-c"],
+        ["plan-1", "net-of-plan-1"]
+      ])
+      assert.strictEqual(asked.length, 4)
+      const batched = yield* Paywall.requirements(paywall).pipe(
+        Effect.provideService(Facilitator.Facilitator, {
+          ...base,
+          networksFor: (planIds) => Effect.succeed(planIds.map((id) => `batch-${id}`))
+        })
+      )
+      assert.deepStrictEqual(batched.accepts.map((a) => a.network), [
+        "batch-plan-a",
+        "batch-plan-b",
+        "batch-plan-c",
+        "batch-plan-1"
+      ])
+      assert.strictEqual(asked.length, 4, "networkFor was not asked again")
+      // Equal answers give the same (cached) PaymentRequired; another network, another one.
+      const again = yield* Paywall.requirements(paywall).pipe(Effect.provideService(Facilitator.Facilitator, base))
+      assert.strictEqual(again, perPlan)
+    }))
+})
+
 describe("requirements header", () => {
   it.effect("the PaymentRequired of an error encodes to a header that decodes back", () => {
     const { layer } = setup()
