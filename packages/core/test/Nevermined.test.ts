@@ -604,7 +604,10 @@ describe("Nevermined live layer: a compressed answer", () => {
           })
           s.listen(0, "127.0.0.1", () => resume(Effect.succeed(s)))
         }),
-        (s) => Effect.async<void>((resume) => s.close(() => resume(Effect.void)))
+        (s) =>
+          Effect.async<void>((resume) => {
+            s.close(() => resume(Effect.void))
+          })
       )
       const port = (server.address() as { readonly port: number }).port
       const live = yield* Effect.flatMap(
