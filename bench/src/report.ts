@@ -84,7 +84,9 @@ export const machine = (results: Results): string => {
       (Os.totalmem() / 2 ** 30).toFixed(1)
     } GiB, ${Os.type()} ${Os.release()} ${Os.arch()}`,
     `- node ${process.version}, commit ${commit}${dirty}`,
-    `- load average (1/5/15 min) before: ${load(results.loadBefore)}, after: ${load(results.loadAfter)}`
+    `- load average (1/5/15 min) before: ${load(results.loadBefore)}, after: ${load(results.loadAfter)}`,
+    // What the uncommitted changes were, when the run was made with some (e.g. a patch under review).
+    ...(process.env["BENCH_NOTE"] ? [`- note: ${process.env["BENCH_NOTE"]}`] : [])
   ].join("\n")
 }
 
