@@ -146,7 +146,8 @@ const issuingFacilitator: Layer.Layer<FacilitatorModule.Facilitator> = Layer.suc
   FacilitatorModule.Facilitator.of({
     verify: () => Effect.sync(() => ({ ...VERIFIED, agentRequestId: `areq_${++issued}` })),
     settle: () => Effect.succeed(SETTLED),
-    networkFor: () => Effect.succeed(NETWORK)
+    networkFor: () => Effect.succeed(NETWORK),
+    honoursDeadline: true
   })
 )
 
