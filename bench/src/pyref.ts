@@ -1,8 +1,9 @@
 /**
  * payments-py as a candidate of the same run: the Python reference's benchmark script, which lives
  * beside the repository (see bench/README.md), times the Python SDK's own `requires_payment`
- * decorator and two-phase interceptor with the facilitator mocked, and prints one JSON line. Its figures go in the tables next to ours. When the
- * script, python3 or pydantic is missing, the report says so instead.
+ * decorator and two-phase interceptor with the facilitator mocked, and prints one JSON line. Its
+ * figures go in the tables next to ours. When the script, python3 or pydantic is missing, the report
+ * says so instead.
  */
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
