@@ -9,6 +9,7 @@ import * as Bounds from "@effect-x402/core/Bounds"
 import * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
 import * as HttpPaywall from "@effect-x402/core/HttpPaywall"
+import * as CallSpan from "@effect-x402/core/internal/callSpan"
 import * as PaymentContext from "@effect-x402/core/PaymentContext"
 import { isPaymentFailure, type PaymentFailure } from "@effect-x402/core/PaymentError"
 import * as Paywall from "@effect-x402/core/Paywall"
@@ -214,6 +215,18 @@ const decodeEvent = Schema.decodeUnknownEither(HttpEventSchema, { errors: "first
 export const effectHandler = <R = never, LE = never, SE = never>(options: Options<R, LE, SE>) => {
   // The credits policy's failures reach spans and errors as `InvalidCredits` details: redacted first.
   const paywall = Paywall.make({ ...options, credits: redactedPolicy(options.credits) })
+  // One paywall per HTTP method, made once: what Paywall computes once per paywall stays computed.
+  const byMethod = new Map<string, Paywall.Paywall<HttpEvent, R, HttpResult>>()
+  const paywallFor = (method: string): Paywall.Paywall<HttpEvent, R, HttpResult> => {
+    if (options.httpVerb !== undefined) return paywall
+    let found = byMethod.get(method)
+    if (found === undefined) {
+      found = { ...paywall, options: { ...paywall.options, httpVerb: method } }
+      // Methods come from the request: keep the usual few, build any other per call.
+      if (byMethod.size < 16) byMethod.set(method, found)
+    }
+    return found
+  }
   const tokenHeaders = AgentCore.tokenHeaders(options.tokenHeader)
   const failure = (configured: typeof paywall, error: PaymentFailure, requestId: string): Effect.Effect<HttpResult> =>
     Effect.gen(function*() {
@@ -294,9 +307,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       const domain = request.requestContext.domainName
       const path = request.rawPath ?? request.requestContext.http.path ?? "/"
       // Single-use tokens bind the resource URL and the verb: both follow the request unless fixed.
-      const configured = options.httpVerb === undefined
-        ? { ...paywall, options: { ...paywall.options, httpVerb: method } }
-        : paywall
+      const configured = paywallFor(method)
       let requested = (): Option.Option<number> => Option.none()
       return yield* Paywall.protect(
         configured,
@@ -353,7 +364,8 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
           internalError(requestId)
         )
       }),
-      Effect.withSpan("HttpHandler.handle", { captureStackTrace: false })
+      // One span per call when a tracer listens (Paywall sets its attributes on it), none otherwise.
+      (effect) => CallSpan.wrap(effect, "HttpHandler.handle")
     )
 }
 

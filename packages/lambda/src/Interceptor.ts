@@ -7,6 +7,7 @@
  */
 import * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
+import * as CallSpan from "@effect-x402/core/internal/callSpan"
 import { PaymentRequired, SettleFailed } from "@effect-x402/core/PaymentError"
 import * as Paywall from "@effect-x402/core/Paywall"
 import * as SettlementLedger from "@effect-x402/core/SettlementLedger"
@@ -359,7 +360,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       }
       const call = decoded.right
       const paywall = paywallFor(call)
-      yield* Effect.annotateCurrentSpan({
+      yield* CallSpan.annotate({
         "mcp.method": call.method,
         "mcp.tool": call.toolName ?? "",
         "x402.phase": call.phase,
@@ -383,7 +384,8 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       return yield* request(call, paywall, context)
     }).pipe(
       Effect.catchAllCause((cause) => internalFailureOutput(cause, requestIdOf(context))),
-      Effect.withSpan("Interceptor.handle", { captureStackTrace: false })
+      // One span per call when a tracer listens (Paywall sets its attributes on it), none otherwise.
+      (effect) => CallSpan.wrap(effect, "Interceptor.handle")
     )
 }
 

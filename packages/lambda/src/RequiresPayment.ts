@@ -6,6 +6,7 @@
  */
 import type * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
+import * as CallSpan from "@effect-x402/core/internal/callSpan"
 import * as Paywall from "@effect-x402/core/Paywall"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
@@ -272,7 +273,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         return AgentCore.respond(AgentCore.invalidEventAnswer(decoded.left))
       }
       const call = decoded.right
-      yield* Effect.annotateCurrentSpan({ "mcp.method": call.method, "mcp.tool": call.toolName ?? "" })
+      yield* CallSpan.annotate({ "mcp.method": call.method, "mcp.tool": call.toolName ?? "" })
       // With declared tools, a call of any other tool runs nothing and charges nothing.
       let priced = paywall
       if (tools !== undefined && call.method === "tools/call") {
@@ -322,7 +323,8 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       )
     }).pipe(
       Effect.catchAllCause((cause) => internalFailureOutput(cause, requestIdOf(context))),
-      Effect.withSpan("RequiresPayment.handle", { captureStackTrace: false })
+      // One span per call when a tracer listens (Paywall sets its attributes on it), none otherwise.
+      (effect) => CallSpan.wrap(effect, "RequiresPayment.handle")
     )
 }
 
