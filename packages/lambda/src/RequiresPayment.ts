@@ -14,6 +14,7 @@ import * as Either from "effect/Either"
 import * as AgentCore from "./AgentCore.js"
 import { handlerFailureOutput, internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
 import { handlerFailed, invoke } from "./internal/handler.js"
+import { lambdaDeadline } from "./internal/lambdaDeadline.js"
 import { redactedPolicy, requestIdOf } from "./internal/redact.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
 
@@ -306,7 +307,8 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         {
           request: call.event,
           token: AgentCore.tokenOf(call.headers, tokenHeaders),
-          paymentRequiredMessage: PAYMENT_REQUIRED_MESSAGE
+          paymentRequiredMessage: PAYMENT_REQUIRED_MESSAGE,
+          deadline: yield* lambdaDeadline(context)
         },
         () => run,
         {
