@@ -304,8 +304,10 @@ export const paymentRequired = (options: PaymentRequiredOptions): PaymentRequire
     x402Version: X402_VERSION,
     resource: {
       url: options.endpoint ?? "",
+      // Like the Python SDK: `description` and `mimeType` go on the wire only when configured
+      // (docs/protocol.md §2); a default here would change every verify and settle body.
       ...(options.description !== undefined ? { description: options.description } : {}),
-      mimeType: options.mimeType ?? "application/json"
+      ...(options.mimeType !== undefined ? { mimeType: options.mimeType } : {})
     },
     accepts: accepts as unknown as PaymentRequired["accepts"],
     extensions: {}

@@ -17,8 +17,7 @@ describe("X402.paymentRequired", () => {
     assert.strictEqual(pr.x402Version, 2)
     assert.deepStrictEqual(pr.resource, {
       url: "https://gw.example/mcp",
-      description: "weather",
-      mimeType: "application/json"
+      description: "weather"
     })
     assert.deepStrictEqual(pr.accepts.map((a) => a.planId), ["plan-a", "plan-b"])
     for (const entry of pr.accepts) {
@@ -33,6 +32,22 @@ describe("X402.paymentRequired", () => {
     assert.deepStrictEqual(pr.accepts[0].extra, { version: "1" })
     assert.strictEqual(pr.accepts[0].network, "net-of-p")
     assert.strictEqual(pr.resource.url, "")
+  })
+
+  it("leaves resource.description and resource.mimeType off the wire unless configured, as Python does", () => {
+    const bare = X402.paymentRequired({ planIds: ["p"], endpoint: "https://a.example/mcp", network: "n" })
+    assert.strictEqual(
+      JSON.stringify(bare),
+      "{\"x402Version\":2,\"resource\":{\"url\":\"https://a.example/mcp\"},\"accepts\":[{\"scheme\":" +
+        "\"nvm:erc4337\",\"network\":\"n\",\"planId\":\"p\",\"extra\":{\"version\":\"1\"}}],\"extensions\":{}}"
+    )
+    const described = X402.paymentRequired({
+      planIds: ["p"],
+      network: "n",
+      description: "weather",
+      mimeType: "text/plain"
+    })
+    assert.deepStrictEqual(described.resource, { url: "", description: "weather", mimeType: "text/plain" })
   })
 
   it("refuses an empty plan list", () => {
