@@ -254,7 +254,7 @@ export class Ledger {
       }),
       "utf8"
     ).toString("base64url")
-    this.tokens.set(token, { ...grant, version })
+    this.tokens.set(token, version === 3 ? { ...grant, version } : grant)
     return token
   }
 

@@ -208,7 +208,8 @@ describe("FakeNevermined: the wire of wire.md §1", () => {
       assert.deepStrictEqual(fake.ledger.tokens.get(accessToken), {
         planId: "plan-1",
         subscriber: fake.subscriber,
-        agentId: "agent-1"
+        agentId: "agent-1",
+        delegationId
       })
 
       const list = yield* send(fake, "/api/v1/delegation", as)
