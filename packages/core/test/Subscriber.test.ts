@@ -88,7 +88,9 @@ describe("Subscriber.accessToken", () => {
     const withNonce = (nonce: unknown) => b64({ payload: { authorization: { from: "0x1", nonce } } })
     assert.strictEqual(Subscriber.accessTokenVersion(withNonce("0xabc")), 3)
     assert.strictEqual(
-      Subscriber.accessTokenVersion(Buffer.from(JSON.stringify({ payload: { authorization: { nonce: "n" } } })).toString("base64")),
+      Subscriber.accessTokenVersion(
+        Buffer.from(JSON.stringify({ payload: { authorization: { nonce: "n" } } })).toString("base64")
+      ),
       3,
       "standard padded base64 too"
     )

@@ -494,11 +494,12 @@ const sameResource = (bound: string, advertised: string): boolean => {
   }
 }
 
-// What a v3 token signs: the agent, the resource URL and the verb, absent ones as "".
+// What a v3 token is bound to: the agent, the resource URL and the verb it was minted with. A field
+// it was minted without binds nothing (such a token is merely single-use).
 const boundTo = (grant: TokenGrant, paymentRequired: X402.PaymentRequired, accepted: X402.Accepted): boolean =>
-  (grant.agentId ?? "") === (accepted.extra?.agentId ?? "") &&
-  sameResource(grant.resourceUrl ?? "", paymentRequired.resource.url) &&
-  (grant.httpVerb ?? "").toUpperCase() === (accepted.extra?.httpVerb ?? "").toUpperCase()
+  (grant.agentId === undefined || grant.agentId === (accepted.extra?.agentId ?? "")) &&
+  (grant.resourceUrl === undefined || sameResource(grant.resourceUrl, paymentRequired.resource.url)) &&
+  (grant.httpVerb === undefined || grant.httpVerb.toUpperCase() === (accepted.extra?.httpVerb ?? "").toUpperCase())
 
 /**
  * The ledger behind the test facilitator, for arranging and asserting.

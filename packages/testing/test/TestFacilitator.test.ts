@@ -70,7 +70,10 @@ describe("Ledger", () => {
     assert.strictEqual(reason(pr("https://other.example/api/tasks", "POST")), "invalid_payment_requirements")
     assert.strictEqual(reason(pr("https://seller.example/api/other", "POST")), "invalid_payment_requirements")
     assert.strictEqual(reason(pr("https://seller.example/api/tasks", "GET")), "invalid_payment_requirements")
-    assert.strictEqual(reason(pr("https://seller.example/api/tasks", "POST", "agent-2")), "invalid_payment_requirements")
+    assert.strictEqual(
+      reason(pr("https://seller.example/api/tasks", "POST", "agent-2")),
+      "invalid_payment_requirements"
+    )
     // settle refuses a mismatch too, and burns nothing
     const wrong = ledger.settle({ paymentRequired: pr("https://other.example/api/tasks", "POST"), token, maxAmount: 1 })
     assert.deepStrictEqual([wrong.success, wrong.errorReason], [false, "invalid_payment_requirements"])
@@ -103,7 +106,10 @@ describe("Ledger", () => {
     assert.strictEqual(settle(2).errorReason, TestFacilitator.DelegationRefusal.spendingLimit)
     assert.isTrue(settle(1).success)
     assert.deepStrictEqual(
-      [ledger.delegations.get(delegation.delegationId)?.amountSpentCents, ledger.delegations.get(delegation.delegationId)?.transactionCount],
+      [
+        ledger.delegations.get(delegation.delegationId)?.amountSpentCents,
+        ledger.delegations.get(delegation.delegationId)?.transactionCount
+      ],
       [100, 2]
     )
     assert.strictEqual(ledger.balance("0xsub", "plan-1"), 96)
