@@ -314,6 +314,7 @@ export const make = (
       readonly body: string
       readonly account: string
       readonly params: Readonly<Record<string, string | undefined>>
+      readonly url: string
     }) => HttpServerResponse.HttpServerResponse
 
     const route = (name: Route, handler: Handler) =>
@@ -330,7 +331,7 @@ export const make = (
         const answer = (): HttpServerResponse.HttpServerResponse =>
           account === undefined
             ? errorBody(401, "BCK.AUTH.0001", "Unauthorized: missing or invalid API key")
-            : handler({ body, account, params })
+            : handler({ body, account, params, url: request.url })
 
         const fault = takeFault(name)
         if (fault === undefined) return answer()
@@ -469,9 +470,16 @@ export const make = (
         }
       })
 
-    const delegationList: Handler = ({ account }) => {
+    const delegationList: Handler = ({ account, url }) => {
       const now = ledger.now()
-      const delegations = ledger.delegationsOf(account).map((d) => {
+      // `?accessible=true`: only the delegations that can still pay (active, unexpired, budget and
+      // transactions left).
+      const accessible = new URL(url, "http://fake").searchParams.get("accessible") === "true"
+      const delegations = ledger.delegationsOf(account).filter((d) =>
+        !accessible ||
+        (d.status === "Active" && ledger.expiresAt(d) > now && d.amountSpentCents < d.spendingLimitCents &&
+          (d.maxTransactions === undefined || d.transactionCount < d.maxTransactions))
+      ).map((d) => {
         const expiresAt = ledger.expiresAt(d)
         return {
           delegationId: d.delegationId,

@@ -1,4 +1,4 @@
-import { Facilitator, Paywall, X402 } from "@effect-x402/core"
+import { Facilitator, PaymentError, Paywall, X402 } from "@effect-x402/core"
 import { TestFacilitator } from "@effect-x402/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, FastCheck as fc, Redacted } from "effect"
@@ -218,6 +218,22 @@ describe("TestFacilitator.layer", () => {
       assert.isTrue(settled.success)
       assert.strictEqual(ledger.balance(subscriber, "plan-1"), 0)
       assert.strictEqual(yield* facilitator.networkFor("plan-1"), "eip155:84532")
+    }).pipe(Effect.provide(TestFacilitator.layer(ledger)))
+  })
+
+  it.effect("a second settle of a single-use token fails as the live layer reports it: TokenAlreadyUsed", () => {
+    const { ledger, token } = TestFacilitator.seeded({ credits: 4, singleUseTokens: true })
+    return Effect.gen(function*() {
+      const facilitator = yield* Facilitator.Facilitator
+      const request = { paymentRequired: requirements("plan-1"), token: Redacted.make(token), maxAmount: 1 }
+      assert.isTrue((yield* facilitator.settle(request)).success)
+      const error = yield* Effect.flip(facilitator.settle(request))
+      assert.deepStrictEqual(
+        [error.kind, error.code, error.reason, error.requestSent],
+        ["HttpStatus", "BCK.X402.0059", "TokenAlreadyUsed", true]
+      )
+      assert.isTrue(PaymentError.isTokenAlreadyUsed(error))
+      assert.strictEqual(ledger.settlements.length, 1)
     }).pipe(Effect.provide(TestFacilitator.layer(ledger)))
   })
 
