@@ -152,6 +152,8 @@ export const Delegation = Schema.Struct({
   amountSpentCents: optional(X402.Amount),
   remainingBudgetCents: optional(X402.Amount),
   transactionCount: optional(Schema.Number),
+  /** The most settlements it pays for, when limited. */
+  maxTransactions: optional(Schema.Number),
   expiresAt: optional(Schema.String),
   createdAt: optional(Schema.String),
   apiKeyId: optional(Schema.String)

@@ -245,7 +245,10 @@ describe("delegation spending limits over the wire", () => {
       assert.strictEqual(reason, "PaymentRefused")
       assert.include(detail, TestFacilitator.DelegationRefusal.maxTransactions)
       const delegation = yield* listed(subscriber, delegationId)
-      assert.deepStrictEqual([delegation.transactionCount, delegation.amountSpentCents], [2, "0"])
+      assert.deepStrictEqual(
+        [delegation.transactionCount, delegation.maxTransactions, delegation.amountSpentCents],
+        [2, 2, "0"]
+      )
       assert.strictEqual(fake.ledger.settlements.length, 2)
       assert.strictEqual(fake.ledger.balance(fake.subscriber, PLAN), 16)
     }))
