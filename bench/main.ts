@@ -107,7 +107,8 @@ const main = async () => {
     results.overhead = await overhead(
       quick
         ? { millisPerCandidate: 300, rounds: 10, warmupMillis: 150, warmupCalls: 200 }
-        : { millisPerCandidate: 3000, rounds: 30, warmupMillis: 800 }
+        : { millisPerCandidate: 3000, rounds: 30, warmupMillis: 800 },
+      { root, pyrefCalls: quick ? 2000 : 20000 }
     )
   }
   if (run("coldstart")) {

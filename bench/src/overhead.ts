@@ -3,10 +3,14 @@
  * hand-written baseline, `@x402/core` and the bare handler, all with a facilitator that answers at
  * once; then how that cost grows with the request's size and with the number of plans.
  */
+import * as FacilitatorModule from "@effect-x402/core/Facilitator"
 import * as HttpHandler from "@effect-x402/lambda/HttpHandler"
+import * as Interceptor from "@effect-x402/lambda/Interceptor"
 import * as LambdaRuntime from "@effect-x402/lambda/LambdaRuntime"
 import * as RequiresPayment from "@effect-x402/lambda/RequiresPayment"
+import { AgentCoreEvents } from "@effect-x402/testing"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import {
   AGENT_ID,
   agentCoreEvent,
@@ -22,10 +26,15 @@ import {
   NETWORK,
   PLAN_ID,
   planIdsOf,
-  TOKEN
+  SETTLED,
+  TOKEN,
+  VERIFIED
 } from "./fixtures.js"
+import * as Floor from "./floor.js"
 import * as Handwritten from "./handwritten.js"
 import { type Budget, type Candidate, check, gc, measure, type Stats } from "./harness.js"
+import * as Otel from "./otel.js"
+import * as PyRef from "./pyref.js"
 import * as X402Core from "./x402core.js"
 
 const agentCoreHeaders = (answer: unknown): Record<string, string> =>
@@ -48,6 +57,10 @@ export const HANDWRITTEN = "hand-written (no framework)"
 export const X402_CORE = "@x402/core HTTP resource server"
 export const BARE = "bare handler (no payment)"
 export const RUNTIME_ONLY = "LambdaRuntime only (no payment)"
+export const OURS_DISABLED = "tracing disabled: effect-x402 requiresPayment"
+export const OURS_OTEL = "OTel tracer: effect-x402 requiresPayment"
+export const FLOOR_OTEL = `OTel tracer: ${Floor.FLOOR_ONE_SPAN}`
+export const OURS_INTERCEPTOR = "effect-x402 interceptor REQUEST+RESPONSE"
 
 const config = (planIds: ReadonlyArray<string>): Handwritten.Config => ({
   planIds,
@@ -93,11 +106,74 @@ export const agentCoreCandidates = async (options: {
     { name: RUNTIME_ONLY + suffix, run: () => runtimeOnly(event, lambdaContext) },
     { name: BARE + suffix, run: () => mcpTool(event) }
   ]
+  if (options.only === undefined) {
+    // The same handler with tracing switched off, and with a real tracer exporting every span; the
+    // Effect floors, the second of them under the same tracer.
+    const disabled = RequiresPayment.requiresPayment({
+      planIds,
+      agentId: AGENT_ID,
+      endpoint: ENDPOINT,
+      credits: 1,
+      layer: Layer.merge(immediateFacilitator, Layer.setTracerEnabled(false))
+    })(mcpTool)
+    const traced = RequiresPayment.requiresPayment({
+      planIds,
+      agentId: AGENT_ID,
+      endpoint: ENDPOINT,
+      credits: 1,
+      layer: Layer.merge(immediateFacilitator, Otel.layer)
+    })(mcpTool)
+    const floor = Floor.make(mcpTool, Otel.layer)
+    all.push(
+      { name: OURS_DISABLED + suffix, run: () => disabled(event, lambdaContext), paid: true },
+      { name: Floor.FLOOR_NO_SPAN + suffix, run: () => floor.noSpan(event), paid: true },
+      { name: OURS_OTEL + suffix, run: () => traced(event, lambdaContext), paid: true },
+      { name: FLOOR_OTEL + suffix, run: () => floor.oneSpan(event), paid: true }
+    )
+  }
   const chosen = all.filter((c) => options.only === undefined || options.only.some((o) => c.name.startsWith(o)))
   for (const candidate of chosen) {
     if (candidate.paid === true) await check(candidate, paidAgentCore)
   }
   return chosen
+}
+
+// Verify hands out a fresh request id each time, as the backend does: the interceptor records each
+// one in its settlement ledger, and RESPONSE settles it once.
+let issued = 0
+const issuingFacilitator: Layer.Layer<FacilitatorModule.Facilitator> = Layer.succeed(
+  FacilitatorModule.Facilitator,
+  FacilitatorModule.Facilitator.of({
+    verify: () => Effect.sync(() => ({ ...VERIFIED, agentRequestId: `areq_${++issued}` })),
+    settle: () => Effect.succeed(SETTLED),
+    networkFor: () => Effect.succeed(NETWORK),
+    honoursDeadline: true
+  })
+)
+
+/** The two-phase interceptor: one sample is a REQUEST (verify, forward) then its RESPONSE (settle). */
+export const interceptorCandidates = async (): Promise<ReadonlyArray<Candidate>> => {
+  const handler = Interceptor.interceptor({
+    planId: PLAN_ID,
+    agentId: AGENT_ID,
+    endpoint: ENDPOINT,
+    credits: 1,
+    layer: issuingFacilitator
+  })
+  const request = AgentCoreEvents.request({ tool: "weather", token: TOKEN })
+  const roundTrip = async () => {
+    const forwarded = await handler(request, lambdaContext) as {
+      readonly mcp: { readonly transformedGatewayRequest?: { readonly headers?: Record<string, string> } }
+    }
+    const headers = forwarded.mcp.transformedGatewayRequest?.headers
+    return handler(
+      AgentCoreEvents.response({ tool: "weather", token: TOKEN, forwardedHeaders: headers }),
+      lambdaContext
+    )
+  }
+  const candidate: Candidate = { name: OURS_INTERCEPTOR, run: roundTrip }
+  await check(candidate, paidAgentCore)
+  return [candidate]
 }
 
 /** The candidates of a paid API Gateway v2 request. */
@@ -138,14 +214,25 @@ export const httpCandidates = async (options: {
 export interface OverheadResult {
   readonly agentCore: ReadonlyArray<Stats>
   readonly http: ReadonlyArray<Stats>
+  readonly interceptor: ReadonlyArray<Stats>
+  /** payments-py, measured by its own script in the same run. */
+  readonly pyref: PyRef.PyRef
 }
 
-export const overhead = async (budget: Budget): Promise<OverheadResult> => {
+export const overhead = async (budget: Budget, options: { readonly root: string; readonly pyrefCalls: number }) => {
   gc()
   const agentCore = await measure(await agentCoreCandidates(), budget)
   gc()
   const http = await measure(await httpCandidates(), budget)
-  return { agentCore, http }
+  gc()
+  const interceptor = await measure(await interceptorCandidates(), {
+    ...budget,
+    rounds: Math.max(1, budget.rounds / 3)
+  })
+  // The Python reference runs alone, after ours: the two never share the CPUs.
+  process.stderr.write("bench: payments-py (../shared/pyref/run.sh)...\n")
+  const pyref = PyRef.run(options.root, options.pyrefCalls)
+  return { agentCore, http, interceptor, pyref } satisfies OverheadResult
 }
 
 export const SIZES: ReadonlyArray<{ readonly label: string; readonly bytes: number }> = [

@@ -3,12 +3,13 @@
  * this file and runs it, so the profile shows the shipped JavaScript and no TypeScript loader.
  */
 import * as Http from "node:http"
-import { agentCoreCandidates, httpCandidates } from "./overhead.js"
+import { agentCoreCandidates, httpCandidates, interceptorCandidates } from "./overhead.js"
 import * as Wire from "./wire.js"
 
 export const TARGETS = [
   "requiresPayment",
   "httpHandler",
+  "interceptor",
   "x402core",
   "handwritten",
   "wire",
@@ -24,6 +25,8 @@ const pick = async () => {
       return (await agentCoreCandidates({ only: ["effect-x402"] }))[0]
     case "httpHandler":
       return (await httpCandidates({ only: ["effect-x402"] }))[0]
+    case "interceptor":
+      return (await interceptorCandidates())[0]
     case "x402core":
       return (await agentCoreCandidates({ only: ["@x402/core"] }))[0]
     case "handwritten":

@@ -18,6 +18,7 @@ import type * as Net from "node:net"
 import { AGENT_ID, lambdaContext, NETWORK, type PlainFacilitator, PLAN_ID } from "./fixtures.js"
 import * as Handwritten from "./handwritten.js"
 import { gc, type Stats, statsOf } from "./harness.js"
+import * as Child from "./wireChild.js"
 
 // Server-side accepted connections, by local port: the backend's count is the agent's pool at work.
 const accepted = new Map<number, number>()
@@ -135,28 +136,39 @@ export interface Setup {
 }
 
 export type Kind = "ours" | "handwritten" | "bare"
-const NAMES: Record<Kind, string> = { ours: OURS, handwritten: HANDWRITTEN, bare: BARE }
+export const NAMES: Record<Kind, string> = { ours: OURS, handwritten: HANDWRITTEN, bare: BARE }
 
-export const setup = async (kind: Kind): Promise<Setup> => {
-  if (kind === "bare") {
-    const { port, server } = await serve(route)
-    return {
-      name: NAMES[kind],
-      port,
-      backendPort: undefined,
-      token: "",
-      close: () => new Promise((resolve) => server.close(() => resolve()))
-    }
-  }
+/** A fake backend with a funded plan and a token for it. */
+export interface Backend {
+  readonly url: string
+  readonly apiKey: string
+  readonly token: string
+  readonly port: number
+}
+
+export const startBackend = async (): Promise<Backend & { readonly close: () => Promise<void> }> => {
   const ledger = new Ledger()
   const backend = await FakeNevermined.start({ ledger })
   ledger.addPlan({ planId: PLAN_ID, agentId: AGENT_ID })
   ledger.fund(backend.subscriber, PLAN_ID, 1_000_000_000)
   const token = ledger.mintToken({ planId: PLAN_ID, subscriber: backend.subscriber, agentId: AGENT_ID })
-  const backendPort = Number(new URL(backend.url).port)
+  return {
+    url: backend.url,
+    apiKey: backend.apiKey,
+    token,
+    port: Number(new URL(backend.url).port),
+    close: () => backend.close()
+  }
+}
+
+/** The agent's HTTP server: ours, the hand-written one (against `backend`), or the bare handler. */
+export const startAgent = async (
+  kind: Kind,
+  backend: { readonly url: string; readonly apiKey: string } | undefined
+): Promise<{ readonly port: number; readonly close: () => Promise<void> }> => {
   let dispose: () => Promise<void> = async () => undefined
-  let handler: LambdaHttpHandler
-  if (kind === "ours") {
+  let handler: LambdaHttpHandler = route
+  if (kind === "ours" && backend !== undefined) {
     const paid = HttpHandler.httpHandler({
       planId: PLAN_ID,
       agentId: AGENT_ID,
@@ -167,7 +179,7 @@ export const setup = async (kind: Kind): Promise<Setup> => {
     })(route)
     handler = (event) => paid(event, lambdaContext)
     dispose = () => paid.runtime.dispose()
-  } else {
+  } else if (kind === "handwritten" && backend !== undefined) {
     handler = Handwritten.http(
       { planIds: [PLAN_ID], agentId: AGENT_ID, endpoint: "", network: NETWORK, credits: 1 },
       fetchFacilitator(backend.url, backend.apiKey),
@@ -176,18 +188,33 @@ export const setup = async (kind: Kind): Promise<Setup> => {
   }
   const { port, server } = await serve(handler)
   return {
-    name: NAMES[kind],
     port,
-    backendPort,
-    token,
     close: async () => {
       await new Promise<void>((resolve) => server.close(() => resolve()))
       server.closeAllConnections()
       await dispose()
-      await backend.close()
     }
   }
 }
+
+/** Everything in this process (what `pnpm bench --profile wire` profiles). */
+export const setup = async (kind: Kind): Promise<Setup> => {
+  const backend = kind === "bare" ? undefined : await startBackend()
+  const agent = await startAgent(kind, backend)
+  return {
+    name: NAMES[kind],
+    port: agent.port,
+    backendPort: backend?.port,
+    token: backend?.token ?? "",
+    close: async () => {
+      await agent.close()
+      await backend?.close()
+    }
+  }
+}
+
+/** The connections accepted on a local port of this process so far. */
+export const acceptedConnections = acceptedOn
 
 /** Sends `calls` paid POSTs with `concurrency` keep-alive connections; the latency of each, in ns. */
 export const load = async (
@@ -255,6 +282,8 @@ export interface LevelResult {
     readonly backendConnections: number | undefined
     /** Connections the load generator opened to the agent (keep-alive: the concurrency). */
     readonly clientConnections: number
+    /** The agent process's CPU time (`process.cpuUsage`, user + system) per call, in µs. */
+    readonly cpuMicrosPerCall: number
   }>
 }
 
@@ -268,55 +297,87 @@ export interface WireOptions {
   readonly warmupCalls: number
 }
 
+/**
+ * Runs the candidates in three kinds of processes: this one is the load generator; one child holds
+ * the fake backends; each agent runs in a child of its own, whose CPU time per call is measured.
+ */
 export const wire = async (options: WireOptions): Promise<ReadonlyArray<LevelResult>> => {
   const kinds: ReadonlyArray<Kind> = ["ours", "handwritten", "bare"]
-  // Warm-up: JIT and module state, on throwaway servers.
-  for (const kind of kinds) {
-    const target = await setup(kind)
-    const agent = new Http.Agent({ keepAlive: true, maxSockets: 8 })
-    await load(target, agent, options.warmupCalls, 8)
-    agent.destroy()
-    await target.close()
-  }
   const results: Array<LevelResult> = []
+  const warm = options.warmupCalls
   for (const concurrency of options.concurrencies) {
     gc()
-    const targets = await Promise.all(kinds.map(setup))
-    const agents = targets.map(() => new Http.Agent({ keepAlive: true, maxSockets: concurrency }))
+    const backends = await Child.spawn("backend")
+    const made = await backends.ask<{ readonly backends: ReadonlyArray<Backend> }>({ cmd: "backends", count: 2 })
+    const backendOf = (kind: Kind) =>
+      kind === "ours" ? made.backends[0] : kind === "handwritten" ? made.backends[1] : undefined
+    const agents = await Promise.all(kinds.map(async (kind) => {
+      const child = await Child.spawn("agent")
+      const backend = backendOf(kind)
+      const { port } = await child.ask<{ readonly port: number }>({ cmd: "start", kind, backend })
+      return { kind, child, port, backend }
+    }))
+    const targets: Array<Setup> = agents.map(({ backend, child, kind, port }) => ({
+      name: NAMES[kind],
+      port,
+      backendPort: backend?.port,
+      token: backend?.token ?? "",
+      close: () => child.close()
+    }))
+    const httpAgents = targets.map(() => new Http.Agent({ keepAlive: true, maxSockets: concurrency }))
     const latencies = targets.map(() => [] as Array<number>)
     const wall = targets.map(() => 0)
+    const cpu = targets.map(() => 0)
     const failures = targets.map(() => 0)
     const inWindow: Array<number | undefined> = targets.map(() => undefined)
-    // Round 0 is each candidate's first `window` paid calls in one go, from a cold connection pool:
-    // the connections the backend accepts meanwhile are the ones those calls needed. Later rounds
+    const cpuOf = async (i: number) => (await agents[i].child.ask<{ readonly micros: number }>({ cmd: "cpu" })).micros
+    const backendAccepted = async (port: number) =>
+      (await backends.ask<{ readonly count: number }>({ cmd: "accepted", port })).count
+    // Warm-up (JIT and module state) through a throwaway keep-alive pool, at most 8 connections.
+    for (let i = 0; i < targets.length; i++) {
+      const pool = new Http.Agent({ keepAlive: true, maxSockets: Math.min(8, concurrency) })
+      await load(targets[i], pool, warm, Math.min(8, concurrency))
+      pool.destroy()
+    }
+    // Round 0 is each candidate's first `window` paid calls in one go; the backend connections
+    // counted then are all the agent's pool opened from cold (warm-up included). Later rounds
     // interleave shorter chunks.
     for (let round = 0; round <= options.rounds; round++) {
       for (let k = 0; k < targets.length; k++) {
         const i = (round + k) % targets.length
         const target = targets[i]
-        const out = await load(target, agents[i], round === 0 ? options.window : options.chunk, concurrency)
+        const cpu0 = await cpuOf(i)
+        const out = await load(target, httpAgents[i], round === 0 ? options.window : options.chunk, concurrency)
+        cpu[i] += (await cpuOf(i)) - cpu0
         latencies[i].push(...out.latencies)
         wall[i] += out.wallNanos
         failures[i] += out.failures
-        if (round === 0 && target.backendPort !== undefined) inWindow[i] = acceptedOn(target.backendPort)
+        if (round === 0 && target.backendPort !== undefined) {
+          inWindow[i] = await backendAccepted(target.backendPort)
+        }
       }
     }
-    results.push({
-      concurrency,
-      window: options.window,
-      rows: targets.map((target, i) => ({
+    const rows = []
+    for (let i = 0; i < targets.length; i++) {
+      const target = targets[i]
+      rows.push({
         name: target.name,
         latency: statsOf(target.name, latencies[i]),
         callsPerSecond: latencies[i].length / (wall[i] / 1e9),
         calls: latencies[i].length,
         failures: failures[i],
         backendConnectionsInWindow: inWindow[i],
-        backendConnections: target.backendPort !== undefined ? acceptedOn(target.backendPort) : undefined,
-        clientConnections: acceptedOn(target.port)
-      }))
-    })
-    for (const agent of agents) agent.destroy()
+        backendConnections: target.backendPort !== undefined ? await backendAccepted(target.backendPort) : undefined,
+        clientConnections:
+          (await agents[i].child.ask<{ readonly count: number }>({ cmd: "accepted", port: target.port }))
+            .count,
+        cpuMicrosPerCall: cpu[i] / Math.max(1, latencies[i].length)
+      })
+    }
+    results.push({ concurrency, window: options.window, rows })
+    for (const agent of httpAgents) agent.destroy()
     await Promise.all(targets.map((t) => t.close()))
+    await backends.close()
   }
   return results
 }

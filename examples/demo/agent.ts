@@ -127,18 +127,20 @@ const quiet = Layer.merge(
 // Flavour 1: the agent is the Lambda (`requiresPayment`, the seed's decorator)
 // ---------------------------------------------------------------------------
 
-/** The paid agent as one Lambda: verify → run → settle in one invocation. `tools/list` is free. */
+/**
+ * The paid agent as one Lambda: verify → run → settle in one invocation. `requiresPayment` answers
+ * `tools/list` (free) from the declared tools, with their prices; an undeclared tool never runs.
+ */
 export const paidAgent = (config: PaymentConfig) =>
   requiresPayment({
     planId: config.planId,
     agentId: config.agentId,
     endpoint: config.endpoint,
     credits: creditsOf,
+    tools: Object.fromEntries(tools.map(({ name, ...tool }) => [name, tool])),
     layer: config.layer,
     services: quiet
   })((event) => {
-    const body = event.mcp.gatewayRequest.body
-    if (AgentCore.own(body, "method") === "tools/list") return Effect.succeed({ tools })
     const call = AgentCore.toolCallOf(event)
     return runTool(call?.tool, call?.arguments)
   })

@@ -17,27 +17,29 @@ const lookupPatient = (patientId: string) =>
     Effect.withSpan("lookupPatient", { attributes: { patientId } })
   )
 
-// Behind the gateway this Lambda is the REQUEST interceptor and sees every MCP call: it answers
-// `tools/list` too (free: only `tools/call` is billable).
-const tools = [{
-  name: "getPatient",
-  description: "A patient's record. 1 credit; 2 with detailed: true.",
-  inputSchema: {
-    type: "object",
-    properties: { patient_id: { type: "string" }, detailed: { type: "boolean" } },
-    required: ["patient_id"]
+// The tools this Lambda serves: the library answers `initialize`, `ping` and `tools/list` from them
+// (each tool's price in its `_meta`), refuses undeclared tools and unknown methods, and runs the
+// handler only for a paid `tools/call`.
+const tools = {
+  getPatient: {
+    description: "A patient's record. 1 credit; 2 with detailed: true.",
+    inputSchema: {
+      type: "object" as const,
+      properties: { patient_id: { type: "string" }, detailed: { type: "boolean" } },
+      required: ["patient_id"]
+    }
   }
-}]
+}
 
 export const handler = requiresPayment({
   planId: process.env.NVM_PLAN_ID ?? "",
   agentId: process.env.NVM_AGENT_ID,
   endpoint: process.env.NVM_ENDPOINT,
+  tools,
   // A detailed report costs more: verified up front, settled after the work.
   credits: (event) => AgentCore.toolCallOf(event)?.arguments.detailed === true ? 2 : 1
 })((event) =>
   Effect.gen(function*() {
-    if (AgentCore.own(event.mcp.gatewayRequest.body, "method") === "tools/list") return { tools }
     const call = AgentCore.toolCallOf(event)
     const patientId = String(call?.arguments.patient_id ?? "")
     if (patientId.length === 0) {

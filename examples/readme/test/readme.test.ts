@@ -2,9 +2,11 @@
 // live-layer ones against FakeNevermined on loopback, the others on the in-memory ledger.
 import { Subscriber, X402 } from "@effect-x402/core"
 import type * as AgentCore from "@effect-x402/lambda/AgentCore"
-import { AgentCoreEvents, FakeNevermined } from "@effect-x402/testing"
+import { AgentCoreEvents, FakeNevermined, LocalGateway } from "@effect-x402/testing"
 import { FetchHttpClient } from "@effect/platform"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda"
 import { Effect, Either, Layer } from "effect"
 import { readdirSync, readFileSync } from "node:fs"
@@ -98,6 +100,69 @@ describe("against the Nevermined wire (FakeNevermined on loopback)", () => {
     assert.include(outputOf(paid).result?.content?.[0].text, "\"patient\":\"123\"")
     assert.strictEqual(receiptOf(paid).creditsRedeemed, "1")
     assert.strictEqual(balance(), before - 1)
+  })
+
+  it("quick start behind LocalGateway: a real MCP client lists the priced tools, is asked to pay, pays once", async () => {
+    const { handler } = await import("../snippets/quick-start.js")
+    const gateway = await LocalGateway.start({ handler })
+    /** An MCP SDK client over Streamable HTTP that keeps the headers of the last answer. */
+    const connect = async (headers: Record<string, string> = {}) => {
+      let last: Headers | undefined
+      const client = new Client({ name: "readme-quick-start", version: "1.0.0" })
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(gateway.url), {
+          requestInit: { headers },
+          fetch: async (input, init) => {
+            const response = await fetch(input, init)
+            last = response.headers
+            return response
+          }
+        })
+      )
+      return { client, header: (name: string) => last?.get(name) ?? undefined }
+    }
+    try {
+      const settled = fake.ledger.settlements.length
+      const before = balance()
+      const unpaid = await connect()
+      const listed = await unpaid.client.listTools()
+      assert.deepStrictEqual(
+        listed.tools.map((tool) => [tool.name, tool._meta?.["x402/price"]]),
+        [
+          ["getPatient", { planIds: ["plan-123"], agentId: "agent-7", credits: 1 }],
+          ["getHistory", { planIds: ["plan-123"], agentId: "agent-7", credits: 5 }]
+        ]
+      )
+      assert.deepStrictEqual(listed.tools[0].inputSchema.required, ["patient_id"])
+
+      const refused = await unpaid.client.callTool({ name: "getPatient", arguments: { patient_id: "123" } })
+      assert.isTrue(refused.isError)
+      const text = (refused.content as Array<{ text: string }>)[0].text
+      assert.strictEqual(JSON.parse(text).code, 402)
+      assert.notInclude(text, "stable")
+      const required = Either.getOrThrow(X402.PaymentRequiredHeader.decodeEither(unpaid.header("payment-required")!))
+      assert.strictEqual(required.accepts[0].planId, "plan-123")
+      await unpaid.client.close()
+
+      const paying = await connect({ "payment-signature": token() })
+      const paid = await paying.client.callTool({ name: "getPatient", arguments: { patient_id: "123" } })
+      assert.notStrictEqual(paid.isError, true)
+      assert.include((paid.content as Array<{ text: string }>)[0].text, "\"patient\":\"123\"")
+      const receipt = Either.getOrThrow(X402.ReceiptHeader.decodeEither(paying.header("payment-response")!))
+      assert.isTrue(receipt.success)
+      assert.strictEqual(receipt.creditsRedeemed, "1")
+      // An undeclared tool is refused before payment: nothing runs, nothing is charged.
+      const unknown = await paying.client.callTool({ name: "GetPatient", arguments: {} }).then(
+        () => "answered",
+        (error: { code?: number }) => error.code
+      )
+      assert.strictEqual(unknown, -32602)
+      await paying.client.close()
+      assert.strictEqual(fake.ledger.settlements.length, settled + 1)
+      assert.strictEqual(balance(), before - 1)
+    } finally {
+      await gateway.close()
+    }
   })
 
   it("configuration: dynamic credits, custom token headers, hooks, the error hook's replacement", async () => {

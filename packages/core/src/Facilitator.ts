@@ -22,6 +22,13 @@ export interface VerifyRequest {
   readonly token: Redacted.Redacted<string>
   /** Credits, a non-negative safe integer (sent as a decimal string). */
   readonly maxAmount: number
+  /**
+   * When the call must have its answer (epoch milliseconds). Given only to a facilitator that
+   * declares `honoursDeadline`; for any other, `Paywall` enforces the deadline around the call.
+   *
+   * @since 0.2.0
+   */
+  readonly deadline?: number | undefined
 }
 
 /**
@@ -59,5 +66,21 @@ export declare namespace Facilitator {
      * the environment's default network). Never fails: it falls back to the default.
      */
     readonly networkFor: (planId: string) => Effect.Effect<string>
+    /**
+     * The networks of several plans at once, in order: what `networkFor` answers for each. Optional:
+     * without it, `Paywall` asks `networkFor` for every plan concurrently (a fiber per plan); a
+     * facilitator that knows most answers already (a warm cache) answers without forking.
+     *
+     * @since 0.2.0
+     */
+    readonly networksFor?: ((planIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string>>) | undefined
+    /**
+     * Whether verify and settle enforce a request's `deadline` themselves, with the same outcomes as
+     * `Paywall`'s own cut-off (past it: a `Timeout` that was never sent; cut off in flight: a
+     * `Timeout` that may have landed). Then `Paywall` adds no timer of its own: one deadline per call.
+     *
+     * @since 0.2.0
+     */
+    readonly honoursDeadline?: boolean | undefined
   }
 }

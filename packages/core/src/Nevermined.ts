@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import * as HttpClient from "@effect/platform/HttpClient"
+import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
@@ -15,8 +16,10 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import type * as Tracer from "effect/Tracer"
 import { Facilitator, type SettleRequest, type VerifyRequest } from "./Facilitator.js"
 import * as Backend from "./internal/backend.js"
+import * as CallSpan from "./internal/callSpan.js"
 import * as LookupCache from "./internal/lookupCache.js"
 import type { FacilitatorError } from "./PaymentError.js"
 import { fingerprint } from "./Paywall.js"
@@ -291,60 +294,67 @@ export const make = (
     const retry = Backend.retrySettings(options.retry)
     const defaultNetwork = resolved.network
 
-    const annotate = (request: VerifyRequest) =>
-      Effect.annotateCurrentSpan({
-        planIds: request.paymentRequired.accepts.map((a) => a.planId).join(","),
-        credits: request.maxAmount,
-        token: fingerprint(request.token)
-      })
-
-    const verify = Effect.fn("Nevermined.verify")(function*(request: VerifyRequest) {
-      yield* annotate(request)
-      const body = encodeBody(request, false)
-      const secrets = [Redacted.value(request.token)]
-      const answer = yield* Backend.withRetries({
-        attempt: (timeout) =>
-          backend.call({
-            operation: "verify",
-            method: "POST",
-            path: "/api/v1/x402/verify",
-            body,
-            schema: X402.VerifyResponse,
-            timeout,
-            secrets
-          }),
-        retryable: Backend.isTransient,
-        budget: timeouts.verify,
-        ...retry
-      })
-      yield* Effect.annotateCurrentSpan("isValid", answer.isValid)
-      return answer
+    // Spans: none when nobody listens; inside a paid call's span (Paywall opened it), nothing of
+    // ours either; called on its own with a tracer installed, one span per operation.
+    const attributesOf = (request: VerifyRequest) => () => ({
+      "x402.plan_ids": request.paymentRequired.accepts.map((a) => a.planId).join(","),
+      "x402.credits": request.maxAmount,
+      "x402.token": fingerprint(request.token)
+    })
+    // The client's own span only when a tracer listens: with none, it is work for nothing.
+    const quietClient = HttpClient.withTracerDisabledWhen(client, () => true)
+    const backendFor = (span: Tracer.Span | undefined) => span === undefined ? quietBackend : backend
+    const quietBackend = Backend.make({
+      client: quietClient,
+      baseUrl: resolved.backendUrl,
+      apiKey: apiKey.key,
+      maxResponseBytes: options.maxResponseBytes
     })
 
-    const settle = Effect.fn("Nevermined.settle")(function*(request: SettleRequest) {
-      yield* annotate(request)
-      const body = encodeBody(request, true)
-      const secrets = [Redacted.value(request.token)]
-      const answer = yield* Backend.withRetries({
-        attempt: (timeout) =>
-          backend.call({
-            operation: "settle",
-            method: "POST",
-            path: "/api/v1/x402/settle",
-            body,
-            schema: X402.SettleResponse,
-            timeout,
-            secrets
-          }),
-        // Only what provably did not apply may be sent again (never sent, or a 429): anything else
-        // may have burned the credits.
-        retryable: Backend.isSafeSettleRetry,
-        budget: timeouts.settle,
-        ...retry
-      })
-      yield* Effect.annotateCurrentSpan("success", answer.success)
-      return answer
-    })
+    const VERIFY = {
+      operation: "verify",
+      method: "POST",
+      path: "/api/v1/x402/verify",
+      schema: X402.VerifyResponse
+    } as const
+    const SETTLE = {
+      operation: "settle",
+      method: "POST",
+      path: "/api/v1/x402/settle",
+      schema: X402.SettleResponse
+    } as const
+
+    const verify = (request: VerifyRequest) =>
+      CallSpan.step("Nevermined.verify", attributesOf(request), (span) => {
+        const body = encodeBody(request, false)
+        const secrets = [Redacted.value(request.token)]
+        const exchange = backendFor(span)
+        return Backend.withRetriesWithin({
+          operation: "verify",
+          attempt: () => exchange.call({ ...VERIFY, body, secrets }),
+          retryable: Backend.isTransient,
+          budget: timeouts.verify,
+          deadline: request.deadline,
+          ...retry
+        })
+      }, "quiet")
+
+    const settle = (request: SettleRequest) =>
+      CallSpan.step("Nevermined.settle", attributesOf(request), (span) => {
+        const body = encodeBody(request, true)
+        const secrets = [Redacted.value(request.token)]
+        const exchange = backendFor(span)
+        return Backend.withRetriesWithin({
+          operation: "settle",
+          attempt: () => exchange.call({ ...SETTLE, body, secrets }),
+          // Only what provably did not apply may be sent again (never sent, or a 429): anything else
+          // may have burned the credits.
+          retryable: Backend.isSafeSettleRetry,
+          budget: timeouts.settle,
+          deadline: request.deadline,
+          ...retry
+        })
+      }, "quiet")
 
     const lookupNetwork = (planId: string): Effect.Effect<string, FacilitatorError> =>
       backend.call({
@@ -354,6 +364,7 @@ export const make = (
         schema: PlanResponse,
         timeout: timeouts.plan
       }).pipe(
+        // A lookup runs about once per plan per cache window: the per-attempt timeout race is fine.
         Effect.map((plan) => plan.metadata?.plan?.fiatPaymentProvider ?? defaultNetwork),
         // An unknown plan is a definite answer: it is not fiat, so the default network applies.
         Effect.catchIf(
@@ -371,21 +382,37 @@ export const make = (
       timeToLive: (exit) => Exit.isSuccess(exit) ? planTtl : Duration.min(planTtl, PLAN_FAILURE_TTL)
     })
 
+    const lookupFailed = (planId: string) => (error: FacilitatorError) =>
+      Effect.logWarning("Nevermined: plan lookup failed, advertising the default network").pipe(
+        Effect.annotateLogs({ planId, error: error.message })
+      )
+    // No span of its own: a cached lookup is a map read, and a real one shows as the client's span.
     const networkFor = options.network !== undefined
       ? ((network: string) => (_planId: string) => Effect.succeed(network))(options.network)
-      : Effect.fn("Nevermined.networkFor")(function*(planId: string) {
-        yield* Effect.annotateCurrentSpan("planId", planId)
-        return yield* networks(planId).pipe(
-          Effect.tapError((error) =>
-            Effect.logWarning("Nevermined: plan lookup failed, advertising the default network").pipe(
-              Effect.annotateLogs({ planId, error: error.message })
-            )
-          ),
+      : (planId: string) =>
+        networks(planId).pipe(
+          Effect.tapError(lookupFailed(planId)),
           Effect.orElseSucceed(() => defaultNetwork)
         )
-      })
 
-    return Facilitator.of({ verify, settle, networkFor })
+    // Warm, every plan's network is in the cache: answered at once, no fiber per plan. Only the
+    // misses are looked up, all at once.
+    const networksFor = options.network !== undefined
+      ? ((network: string) => (planIds: ReadonlyArray<string>) => Effect.succeed(planIds.map(() => network)))(
+        options.network
+      )
+      : (planIds: ReadonlyArray<string>) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const known = planIds.map((planId) => networks.peek(planId, now))
+          if (known.every((network) => network !== undefined)) return Effect.succeed(known as ReadonlyArray<string>)
+          return Effect.forEach(
+            planIds,
+            (planId, i) => known[i] !== undefined ? Effect.succeed(known[i]!) : networkFor(planId),
+            { concurrency: "unbounded" }
+          )
+        })
+
+    return Facilitator.of({ verify, settle, networkFor, networksFor, honoursDeadline: true })
   })
 
 /**

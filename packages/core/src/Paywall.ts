@@ -5,14 +5,16 @@
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import type * as Tracer from "effect/Tracer"
 import * as Credits from "./Credits.js"
-import { Facilitator } from "./Facilitator.js"
+import { Facilitator, type VerifyRequest } from "./Facilitator.js"
+import * as CallSpan from "./internal/callSpan.js"
+import * as Deadline from "./internal/deadline.js"
 import {
   FacilitatorError,
   type InvalidCredits,
@@ -260,12 +262,6 @@ export type Outcome<A> =
 
 const DEFAULT_MESSAGE = "Payment required to access this resource"
 
-// Public operations get a span each, without `Effect.fn`'s per-call stack capture (a `new Error()`
-// on every paid call, measurable on the hot path): the span name says where it comes from.
-const spanOptions = { captureStackTrace: false } as const
-const traced = <F extends (...args: Array<never>) => Effect.Effect<unknown, unknown, unknown>>(name: string, f: F): F =>
-  ((...args: Parameters<F>) => Effect.withSpan(f(...args), name, spanOptions)) as F
-
 const isThenable = (u: unknown): u is PromiseLike<unknown> =>
   typeof u === "object" && u !== null && typeof (u as { then?: unknown }).then === "function"
 
@@ -291,6 +287,57 @@ export const runHook = <A>(
     )
   )
 
+// What a paywall computes once rather than on every call: its plan list as a span attribute, and
+// its PaymentRequired per (resource URL, networks). A PaymentRequired is plain immutable data, so a
+// cached one is shared by every call that would have built an equal one.
+interface Precomputed {
+  readonly planIdsAttribute: string
+  readonly requirements: Map<string, X402.PaymentRequired>
+}
+const precomputed = new WeakMap<object, Precomputed>()
+// What these helpers read of a paywall, whatever its type parameters.
+interface Shape {
+  readonly planIds: ReadonlyArray<string>
+  readonly options: Pick<Options, "agentId" | "endpoint" | "httpVerb" | "scheme" | "description" | "mimeType">
+}
+// A resource URL may come from the request (HTTP): past this many variants nothing more is kept.
+const MAX_CACHED_REQUIREMENTS = 32
+
+const precomputedOf = (paywall: Shape): Precomputed => {
+  let found = precomputed.get(paywall)
+  if (found === undefined) {
+    found = { planIdsAttribute: paywall.planIds.join(","), requirements: new Map() }
+    precomputed.set(paywall, found)
+  }
+  return found
+}
+
+const buildRequirements = (
+  paywall: Shape,
+  resourceUrl: string | undefined,
+  networks: ReadonlyArray<string>
+): X402.PaymentRequired => {
+  const { options } = paywall
+  const endpoint = options.endpoint ?? resourceUrl
+  const cache = precomputedOf(paywall).requirements
+  const key = `${endpoint ?? ""}\u0000${networks.join("\u0000")}`
+  const cached = cache.get(key)
+  if (cached !== undefined) return cached
+  const byPlan = networks.length === 1 ? undefined : new Map(paywall.planIds.map((planId, i) => [planId, networks[i]]))
+  const built = X402.paymentRequired({
+    planIds: paywall.planIds,
+    agentId: options.agentId,
+    endpoint,
+    httpVerb: options.httpVerb,
+    network: byPlan === undefined ? networks[0] : (planId) => byPlan.get(planId) ?? networks[0],
+    scheme: options.scheme,
+    description: options.description,
+    mimeType: options.mimeType
+  })
+  if (cache.size < MAX_CACHED_REQUIREMENTS) cache.set(key, built)
+  return built
+}
+
 /**
  * The PaymentRequired of a paywall: one `accepts` entry per plan, with the network the facilitator
  * names for each plan unless the options fix one.
@@ -303,131 +350,154 @@ export const requirements = <Req, R, Resp>(
   resourceUrl?: string
 ): Effect.Effect<X402.PaymentRequired, never, Facilitator> => {
   const { options } = paywall
-  const build = (network: string | ((planId: string) => string)) =>
-    X402.paymentRequired({
-      planIds: paywall.planIds,
-      agentId: options.agentId,
-      endpoint: options.endpoint ?? resourceUrl,
-      httpVerb: options.httpVerb,
-      network,
-      scheme: options.scheme,
-      description: options.description,
-      mimeType: options.mimeType
-    })
-  if (options.network !== undefined) return Effect.succeed(build(options.network))
+  if (options.network !== undefined) {
+    return Effect.sync(() => buildRequirements(paywall, resourceUrl, [options.network!]))
+  }
   // One plan (the common case) needs no concurrency: forking a fiber for it was a third of a call's cost.
   if (paywall.planIds.length === 1) {
-    return Effect.flatMap(Facilitator, (facilitator) => Effect.map(facilitator.networkFor(paywall.planIds[0]), build))
+    return Effect.flatMap(
+      Facilitator,
+      (facilitator) =>
+        Effect.map(
+          facilitator.networkFor(paywall.planIds[0]),
+          (network) => buildRequirements(paywall, resourceUrl, [network])
+        )
+    )
   }
   // Several plans: every lookup at once (a cold cache must not cost one round trip per plan), as
   // plain forks joined in order, several times cheaper than a concurrent forEach.
   return Effect.flatMap(Facilitator, (facilitator) =>
-    Effect.flatMap(
-      Effect.forEach(paywall.planIds, (planId) => Effect.fork(facilitator.networkFor(planId))),
-      (fibers) =>
-        Effect.map(Effect.forEach(fibers, Fiber.join), (networks) => {
-          const byPlan = new Map(paywall.planIds.map((planId, i) => [planId, networks[i]]))
-          return build((planId) => byPlan.get(planId) ?? networks[0])
-        })
-    ))
+    facilitator.networksFor !== undefined
+      ? Effect.map(facilitator.networksFor(paywall.planIds), (networks) =>
+        buildRequirements(paywall, resourceUrl, networks))
+      : Effect.flatMap(
+        Effect.forEach(paywall.planIds, (planId) =>
+          Effect.fork(facilitator.networkFor(planId))),
+        (fibers) =>
+          Effect.map(
+            Effect.forEach(fibers, Fiber.join),
+            (networks) => buildRequirements(paywall, resourceUrl, networks)
+          )
+      ))
 }
+
+// Span attributes at the span's creation: computed only when a tracer listens.
+const callAttributes = (paywall: Shape, token: Redacted.Redacted<string> | undefined) => () => ({
+  "x402.plan_ids": precomputedOf(paywall).planIdsAttribute,
+  ...(token !== undefined ? { "x402.token": fingerprint(token) } : {})
+})
 
 /**
  * Verifies a call: no token → `PaymentRequired` (the facilitator's verify is not called); a token
  * the facilitator refuses → `VerifyFailed` `Invalid`; a facilitator that cannot answer →
  * `VerifyFailed` `Unavailable`. Runs `onBeforeVerify` and `onAfterVerify`.
  *
+ * With a tracer installed, verify annotates the call's span (see `protect`), or opens
+ * `Paywall.verify` when it runs on its own; with none, it makes no span at all.
+ *
  * @since 0.1.0
  * @category pipeline
  */
-export const verify: <Req, R, Resp>(
+export const verify = <Req, R, Resp>(
   paywall: Paywall<Req, R, Resp>,
   call: Call<Req>
-) => Effect.Effect<Verified, PaymentRequired | VerifyFailed, Facilitator | R> = traced(
-  "Paywall.verify",
-  Effect.fnUntraced(
-    function*<Req, R, Resp>(paywall: Paywall<Req, R, Resp>, call: Call<Req>) {
-      const { options } = paywall
-      yield* Effect.annotateCurrentSpan("x402.plan_ids", paywall.planIds.join(","))
-      const paymentRequired = yield* requirements(paywall, call.resourceUrl)
-      const token = Redacted.isRedacted(call.token) || typeof call.token === "string" ? tokenOf(call.token) : undefined
-      if (token === undefined) {
-        yield* Effect.annotateCurrentSpan("x402.outcome", "payment_required")
-        return yield* new PaymentRequired({
-          reason: "MissingToken",
-          paymentRequired,
-          description: call.paymentRequiredMessage ?? DEFAULT_MESSAGE
-        })
-      }
-      yield* Effect.annotateCurrentSpan("x402.token", fingerprint(token))
-      const credits = yield* Credits.resolve(paywall.credits, call.request).pipe(
-        Effect.mapError((cause) => new VerifyFailed({ reason: "InvalidAmount", paymentRequired, cause }))
-      )
-      yield* Effect.annotateCurrentSpan("x402.credits", credits)
-      if (options.onBeforeVerify) {
-        const hook = options.onBeforeVerify
-        yield* runHook("onBeforeVerify", () => hook(paymentRequired))
-      }
-      const facilitator = yield* Facilitator
-      const verification = yield* withDeadline(
-        facilitator.verify({ paymentRequired, token, maxAmount: credits }),
-        "verify",
-        call.deadline
-      ).pipe(
-        Effect.mapError((cause) => new VerifyFailed({ reason: "Unavailable", paymentRequired, cause }))
-      )
-      if (!verification.isValid) {
-        yield* Effect.annotateCurrentSpan("x402.outcome", "invalid")
-        return yield* new VerifyFailed({ reason: "Invalid", paymentRequired, verification })
-      }
-      yield* Effect.annotateCurrentSpan("x402.outcome", "verified")
-      if (options.onAfterVerify) {
-        const hook = options.onAfterVerify
-        yield* runHook("onAfterVerify", () => hook(verification))
-      }
-      return {
-        paymentRequired,
-        token,
-        verification,
-        credits,
-        agentRequestId: verification.agentRequestId,
-        deadline: call.deadline
-      } satisfies Verified
-    }
+): Effect.Effect<Verified, PaymentRequired | VerifyFailed, Facilitator | R> => {
+  const token = Redacted.isRedacted(call.token) || typeof call.token === "string" ? tokenOf(call.token) : undefined
+  return CallSpan.step("Paywall.verify", callAttributes(paywall, token), (span) => verifyIn(paywall, call, token, span))
+}
+
+const verifyIn = Effect.fnUntraced(function*<Req, R, Resp>(
+  paywall: Paywall<Req, R, Resp>,
+  call: Call<Req>,
+  token: Redacted.Redacted<string> | undefined,
+  span: Tracer.Span | undefined
+) {
+  const { options } = paywall
+  const paymentRequired = yield* requirements(paywall, call.resourceUrl)
+  if (token === undefined) {
+    span?.attribute("x402.outcome", "payment_required")
+    return yield* new PaymentRequired({
+      reason: "MissingToken",
+      paymentRequired,
+      description: call.paymentRequiredMessage ?? DEFAULT_MESSAGE
+    })
+  }
+  const credits = yield* Credits.resolve(paywall.credits, call.request).pipe(
+    Effect.mapError((cause) => new VerifyFailed({ reason: "InvalidAmount", paymentRequired, cause }))
   )
-)
+  span?.attribute("x402.credits", credits)
+  if (options.onBeforeVerify) {
+    const hook = options.onBeforeVerify
+    yield* runHook("onBeforeVerify", () => hook(paymentRequired))
+  }
+  const facilitator = yield* Facilitator
+  const verification = yield* withDeadline(
+    facilitator,
+    facilitator.verify(requestOf(facilitator, { paymentRequired, token, maxAmount: credits }, call.deadline)),
+    "verify",
+    call.deadline
+  ).pipe(
+    Effect.mapError((cause) => new VerifyFailed({ reason: "Unavailable", paymentRequired, cause }))
+  )
+  if (!verification.isValid) {
+    span?.attribute("x402.outcome", "invalid")
+    return yield* new VerifyFailed({ reason: "Invalid", paymentRequired, verification })
+  }
+  span?.attribute("x402.outcome", "verified")
+  if (options.onAfterVerify) {
+    const hook = options.onAfterVerify
+    yield* runHook("onAfterVerify", () => hook(verification))
+  }
+  return {
+    paymentRequired,
+    token,
+    verification,
+    credits,
+    agentRequestId: verification.agentRequestId,
+    deadline: call.deadline
+  } satisfies Verified
+})
+
+// A facilitator that honours a request's deadline gets it with the request, and nothing races it
+// here: one deadline per call, in the facilitator that knows what was sent.
+const requestOf = <A extends VerifyRequest>(
+  facilitator: Facilitator.Service,
+  request: A,
+  deadline: number | undefined
+): A => deadline !== undefined && facilitator.honoursDeadline === true ? { ...request, deadline } : request
 
 // The facilitator's own timeouts bound each operation; a call's deadline caps them further. Past the
 // deadline nothing is sent (provably unsent: `Unavailable`); cut off in flight, the request may have
 // landed (`requestSent`: for settle, `Indeterminate`).
 const withDeadline = <A>(
+  facilitator: Facilitator.Service,
   effect: Effect.Effect<A, FacilitatorError>,
   operation: "verify" | "settle",
   deadline: number | undefined
 ): Effect.Effect<A, FacilitatorError> =>
-  deadline === undefined ? effect : Effect.flatMap(Clock.currentTimeMillis, (now) => {
-    const left = deadline - now
-    if (left <= 0) {
-      return Effect.fail(
-        new FacilitatorError({
-          operation,
-          kind: "Timeout",
-          requestSent: false,
-          detail: "the call's deadline has passed"
-        })
-      )
-    }
-    return Effect.timeoutFail(effect, {
-      duration: Duration.millis(left),
-      onTimeout: () =>
+  deadline === undefined || facilitator.honoursDeadline === true ? effect : Effect.flatMap(
+    Clock.currentTimeMillis,
+    (now) => {
+      const left = deadline - now
+      if (left <= 0) {
+        return Effect.fail(
+          new FacilitatorError({
+            operation,
+            kind: "Timeout",
+            requestSent: false,
+            detail: "the call's deadline has passed"
+          })
+        )
+      }
+      return Deadline.within(effect, left, () =>
         new FacilitatorError({
           operation,
           kind: "Timeout",
           requestSent: true,
           detail: "cut off at the call's deadline"
-        })
-    })
-  })
+        }))
+    }
+  )
 
 const tokenOf = (input: TokenInput): Redacted.Redacted<string> | undefined => Option.getOrUndefined(token(input))
 
@@ -447,58 +517,72 @@ const settleFailureOf = (input: SettleInput, cause: FacilitatorError): SettleFai
  * unknown outcome or an unreachable facilitator is a `SettleFailed` that says which. Runs
  * `onAfterSettle` on success.
  *
+ * With a tracer installed, settle annotates the call's span, or opens `Paywall.settle` when it runs
+ * on its own (the interceptor's RESPONSE phase, an HTTP middleware); with none, no span.
+ *
  * @since 0.1.0
  * @category pipeline
  */
-export const settle: <Req, R, Resp>(
+export const settle = <Req, R, Resp>(
   paywall: Paywall<Req, R, Resp>,
   input: SettleInput
-) => Effect.Effect<X402.SettleResponse, SettleFailed, Facilitator> = traced(
-  "Paywall.settle",
-  Effect.fnUntraced(
-    function*<Req, R, Resp>(paywall: Paywall<Req, R, Resp>, input: SettleInput) {
-      yield* Effect.annotateCurrentSpan({
-        "x402.plan_ids": paywall.planIds.join(","),
-        "x402.credits": input.credits,
-        "x402.token": fingerprint(input.token)
-      })
-      const amount = yield* Credits.validate(input.credits, "settle amount").pipe(
-        Effect.mapError((cause) =>
-          new SettleFailed({
-            reason: "InvalidAmount",
-            paymentRequired: input.paymentRequired,
-            credits: 0,
-            cause
-          })
-        )
-      )
-      const facilitator = yield* Facilitator
-      const settlement = yield* withDeadline(
-        facilitator.settle({
-          paymentRequired: input.paymentRequired,
-          token: input.token,
-          maxAmount: amount,
-          agentRequestId: input.agentRequestId
-        }),
-        "settle",
-        input.deadline
-      ).pipe(Effect.mapError((cause) => settleFailureOf(input, cause)))
-      if (!settlement.success) {
-        yield* Effect.annotateCurrentSpan("x402.outcome", "rejected")
-        return yield* new SettleFailed({
-          reason: "Rejected",
-          paymentRequired: input.paymentRequired,
-          credits: amount,
-          settlement
-        })
-      }
-      yield* Effect.annotateCurrentSpan("x402.outcome", "settled")
-      const hook = paywall.options.onAfterSettle
-      if (hook) yield* runHook("onAfterSettle", () => hook(amount, settlement))
-      return settlement
-    }
+): Effect.Effect<X402.SettleResponse, SettleFailed, Facilitator> =>
+  CallSpan.step(
+    "Paywall.settle",
+    settleAttributes(paywall, input),
+    (span) => settleIn(paywall, input, span),
+    // Inside a call's span, verify has already set the plans and the token's fingerprint.
+    "quiet"
   )
-)
+
+const settleAttributes = (paywall: Shape, input: SettleInput) => () => ({
+  "x402.plan_ids": precomputedOf(paywall).planIdsAttribute,
+  "x402.credits": input.credits,
+  "x402.token": fingerprint(input.token)
+})
+
+const settleIn = Effect.fnUntraced(function*<Req, R, Resp>(
+  paywall: Paywall<Req, R, Resp>,
+  input: SettleInput,
+  span: Tracer.Span | undefined
+) {
+  const amount = yield* Credits.validate(input.credits, "settle amount").pipe(
+    Effect.mapError((cause) =>
+      new SettleFailed({
+        reason: "InvalidAmount",
+        paymentRequired: input.paymentRequired,
+        credits: 0,
+        cause
+      })
+    )
+  )
+  span?.attribute("x402.credits", amount)
+  const facilitator = yield* Facilitator
+  const settlement = yield* withDeadline(
+    facilitator,
+    facilitator.settle(requestOf(facilitator, {
+      paymentRequired: input.paymentRequired,
+      token: input.token,
+      maxAmount: amount,
+      agentRequestId: input.agentRequestId
+    }, input.deadline)),
+    "settle",
+    input.deadline
+  ).pipe(Effect.mapError((cause) => settleFailureOf(input, cause)))
+  if (!settlement.success) {
+    span?.attribute("x402.outcome", "rejected")
+    return yield* new SettleFailed({
+      reason: "Rejected",
+      paymentRequired: input.paymentRequired,
+      credits: amount,
+      settlement
+    })
+  }
+  span?.attribute("x402.outcome", "settled")
+  const hook = paywall.options.onAfterSettle
+  if (hook) yield* runHook("onAfterSettle", () => hook(amount, settlement))
+  return settlement
+})
 
 /**
  * How `protect` reads the paid work's answer.
@@ -520,6 +604,10 @@ export interface ProtectOptions<A> {
  * error result. When settlement fails the output is withheld (`SettleFailed`), unless the paywall's
  * policy is `release`, in which case it comes back as a `Released` outcome.
  *
+ * Spans: none when no tracer is installed (or tracing is disabled). With one, verify and settle set
+ * their attributes on the call's span when the caller opened one (the Lambda adapters do), else
+ * each opens its own (`Paywall.verify`, `Paywall.settle`).
+ *
  * @since 0.1.0
  * @category pipeline
  */
@@ -528,41 +616,38 @@ export const protect: <Req, R, Resp, A, E, R2>(
   call: Call<Req>,
   work: (verified: Verified) => Effect.Effect<A, E, R2>,
   options?: ProtectOptions<A>
-) => Effect.Effect<Outcome<A>, PaymentFailure | E, Facilitator | R | R2> = traced(
-  "Paywall.protect",
-  Effect.fnUntraced(
-    function*<Req, R, Resp, A, E, R2>(
-      paywall: Paywall<Req, R, Resp>,
-      call: Call<Req>,
-      work: (verified: Verified) => Effect.Effect<A, E, R2>,
-      options?: ProtectOptions<A>
-    ) {
-      const verified = yield* verify(paywall, call)
-      const value = yield* Effect.suspend(() => work(verified))
-      if (options?.isError?.(value) === true) {
-        yield* Effect.annotateCurrentSpan("x402.outcome", "not_charged")
-        return { _tag: "NotCharged", value, verified } as Outcome<A>
-      }
-      const amount = options?.chargeOf
-        ? Credits.settleAmount(options.chargeOf(value), verified.credits, chargeRulesOf(paywall))
-        : Either.right(verified.credits)
-      const settled = yield* Either.match(amount, {
-        onLeft: (cause: InvalidCredits) =>
-          Effect.fail(
-            new SettleFailed({ reason: "InvalidAmount", paymentRequired: verified.paymentRequired, credits: 0, cause })
-          ),
-        onRight: (credits) => settle(paywall, { ...verified, credits })
-      }).pipe(Effect.either)
-      if (Either.isRight(settled)) {
-        return { _tag: "Settled", value, verified, settlement: settled.right } as Outcome<A>
-      }
-      if (releases(paywall, settled.left)) {
-        yield* Effect.logWarning(`x402 settlement failed, output released by policy: ${settled.left.message}`)
-        return { _tag: "Released", value, verified, error: settled.left } as Outcome<A>
-      }
-      return yield* settled.left
+) => Effect.Effect<Outcome<A>, PaymentFailure | E, Facilitator | R | R2> = Effect.fnUntraced(
+  function*<Req, R, Resp, A, E, R2>(
+    paywall: Paywall<Req, R, Resp>,
+    call: Call<Req>,
+    work: (verified: Verified) => Effect.Effect<A, E, R2>,
+    options?: ProtectOptions<A>
+  ) {
+    const verified = yield* verify(paywall, call)
+    const value = yield* Effect.suspend(() => work(verified))
+    if (options?.isError?.(value) === true) {
+      yield* CallSpan.annotate({ "x402.outcome": "not_charged" })
+      return { _tag: "NotCharged", value, verified } as Outcome<A>
     }
-  )
+    const amount = options?.chargeOf
+      ? Credits.settleAmount(options.chargeOf(value), verified.credits, chargeRulesOf(paywall))
+      : Either.right(verified.credits)
+    const settled = yield* Either.match(amount, {
+      onLeft: (cause: InvalidCredits) =>
+        Effect.fail(
+          new SettleFailed({ reason: "InvalidAmount", paymentRequired: verified.paymentRequired, credits: 0, cause })
+        ),
+      onRight: (credits) => settle(paywall, { ...verified, credits })
+    }).pipe(Effect.either)
+    if (Either.isRight(settled)) {
+      return { _tag: "Settled", value, verified, settlement: settled.right } as Outcome<A>
+    }
+    if (releases(paywall, settled.left)) {
+      yield* Effect.logWarning(`x402 settlement failed, output released by policy: ${settled.left.message}`)
+      return { _tag: "Released", value, verified, error: settled.left } as Outcome<A>
+    }
+    return yield* settled.left
+  }
 )
 
 const chargeRulesOf = (paywall: { readonly options: Pick<Options, "chargeFromContent"> }): Credits.ChargeRules =>

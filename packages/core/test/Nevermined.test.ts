@@ -1,7 +1,10 @@
 import { Facilitator, Nevermined, type PaymentError, Paywall } from "@effect-x402/core"
 import { FakeNevermined, TestFacilitator } from "@effect-x402/testing"
+import { FetchHttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigError, ConfigProvider, Effect, Either, Fiber, Layer, Option, Redacted } from "effect"
+import * as Http from "node:http"
+import * as Zlib from "node:zlib"
 import {
   advanceUntil,
   AGENT,
@@ -466,6 +469,29 @@ describe("Nevermined live layer: network for a 402", () => {
       assert.strictEqual(fake.calls("plan"), 2)
     }))
 
+  it.scoped("several plans at once: each as networkFor says, one request per plan, none when warm or stale-free", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeNevermined.make()
+      seed(fake)
+      const live = yield* facilitator(fake)
+      const plans = [FIAT_PLAN, PLAN, "no-such-plan"]
+      const cold = yield* live.networksFor!(plans)
+      assert.deepStrictEqual(cold, ["stripe", "eip155:84532", "eip155:84532"])
+      assert.strictEqual(fake.calls("plan"), 3)
+      // Warm: the same answers, from the cache.
+      assert.deepStrictEqual(yield* live.networksFor!(plans), cold)
+      assert.strictEqual(fake.calls("plan"), 3)
+      // Past the window, each plan is asked again.
+      yield* advanceUntil(() => false, { limit: "6 minutes", step: "6 minutes" })
+      assert.deepStrictEqual(yield* live.networksFor!(plans), cold)
+      assert.strictEqual(fake.calls("plan"), 6)
+      // A failed lookup is not a cached answer: the default network, as networkFor says.
+      fake.faults.next("plan", Fault.status(500))
+      yield* advanceUntil(() => false, { limit: "6 minutes", step: "6 minutes" })
+      const degraded = yield* live.networksFor!([FIAT_PLAN])
+      assert.deepStrictEqual(degraded, ["eip155:84532"])
+    }))
+
   it.scoped("a failing plan lookup falls back to the default network, never fails", () =>
     Effect.gen(function*() {
       const fake = yield* FakeNevermined.make()
@@ -556,5 +582,44 @@ describe("Nevermined live layer through Paywall: what a settle failure means", (
       const error = yield* Effect.flip(protect(redacted)).pipe(Effect.provideService(Facilitator.Facilitator, live))
       assert.strictEqual(error._tag, "VerifyFailed")
       assert.strictEqual(error._tag === "VerifyFailed" && error.reason, "Unavailable")
+    }))
+})
+
+describe("Nevermined live layer: a compressed answer", () => {
+  it.scoped("is capped by its decoded size, not by the length it declares (fetch decodes gzip)", () =>
+    Effect.gen(function*() {
+      // 4 MiB of JSON that gzips to a few KiB, sent with that small content-length.
+      const json = Buffer.from(`{"isValid":true,"pad":"${"a".repeat(4 * 1024 * 1024)}"}`)
+      const gzipped = Zlib.gzipSync(json)
+      const server = yield* Effect.acquireRelease(
+        Effect.async<Http.Server>((resume) => {
+          const s = Http.createServer((request, response) => {
+            request.resume()
+            response.writeHead(200, {
+              "content-type": "application/json",
+              "content-encoding": "gzip",
+              "content-length": String(gzipped.length)
+            })
+            response.end(gzipped)
+          })
+          s.listen(0, "127.0.0.1", () => resume(Effect.succeed(s)))
+        }),
+        (s) =>
+          Effect.async<void>((resume) => {
+            s.close(() => resume(Effect.void))
+          })
+      )
+      const port = (server.address() as { readonly port: number }).port
+      const live = yield* Effect.flatMap(
+        Layer.build(FetchHttpClient.layer),
+        (context) =>
+          Nevermined.make({ apiKey: FakeNevermined.makeApiKey("0xprovider"), backendUrl: `http://127.0.0.1:${port}` })
+            .pipe(Effect.provide(context))
+      )
+      const error = yield* Effect.flip(
+        live.verify({ paymentRequired, token: Redacted.make("nvm_tok_compressed"), maxAmount: 1 })
+      )
+      assert.strictEqual(error.kind, "TooLarge")
+      assert.isTrue(error.requestSent)
     }))
 })

@@ -78,7 +78,7 @@ describe("PaidMcpTool over the wire: MCP SDK client → @effect/ai McpServer →
       }
       // the x402 MCP transport adds the human-readable `error` beside it
       const inBand = { ...expected, error: "Payment required for tool: forecast" }
-      assert.deepStrictEqual(required, inBand)
+      assert.deepStrictEqual(required as unknown, inBand)
       const text = (demand as { content?: Array<{ text?: string }> }).content?.[0]?.text ?? ""
       assert.deepStrictEqual(JSON.parse(text), inBand)
 

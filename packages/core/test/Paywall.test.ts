@@ -1,4 +1,5 @@
 import { Facilitator, Paywall, X402 } from "@effect-x402/core"
+import * as CallSpan from "@effect-x402/core/internal/callSpan"
 import { TestFacilitator, TestTelemetry } from "@effect-x402/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, TestClock } from "effect"
@@ -432,7 +433,7 @@ describe("secrets", () => {
 })
 
 describe("spans", () => {
-  it.effect("carry plan, credits and outcome", () => {
+  it.effect("on its own, verify and settle each open a span with plan, credits, token fingerprint and outcome", () => {
     const { layer, token } = setup()
     const telemetry = TestTelemetry.make()
     return Effect.gen(function*() {
@@ -442,10 +443,119 @@ describe("spans", () => {
       assert.strictEqual(verify?.attributes.get("x402.plan_ids"), "plan-1")
       assert.strictEqual(verify?.attributes.get("x402.credits"), 3)
       assert.strictEqual(verify?.attributes.get("x402.outcome"), "verified")
+      assert.strictEqual(verify?.attributes.get("x402.token"), Paywall.fingerprint(Redacted.make(token)))
       assert.strictEqual(settle?.attributes.get("x402.outcome"), "settled")
-      assert.isDefined(telemetry.spans.find((s) => s.name === "Paywall.protect"))
+      assert.strictEqual(settle?.attributes.get("x402.credits"), 3)
+      assert.strictEqual(telemetry.spans.length, 2, telemetry.spans.map((s) => s.name).join(", "))
     }).pipe(Effect.provide(layer), Effect.provide(telemetry.layer))
   })
+
+  it.effect("inside a call's span, a paid call is that one span, with every attribute and no secret", () => {
+    const { layer, token } = setup()
+    const telemetry = TestTelemetry.make()
+    return Effect.gen(function*() {
+      yield* Paywall.protect(paywallOf({ credits: 2 }), { request: {}, token }, () => Effect.succeed(1)).pipe(
+        (effect) => CallSpan.wrap(effect, "Adapter.handle", () => ({ "mcp.tool": "weather" }))
+      )
+      assert.deepStrictEqual(telemetry.spans.map((s) => s.name), ["Adapter.handle"])
+      const span = telemetry.spans[0]
+      assert.strictEqual(span.attributes.get("mcp.tool"), "weather")
+      assert.strictEqual(span.attributes.get("x402.plan_ids"), "plan-1")
+      assert.strictEqual(span.attributes.get("x402.credits"), 2)
+      assert.strictEqual(span.attributes.get("x402.outcome"), "settled")
+      assert.strictEqual(span.attributes.get("x402.token"), Paywall.fingerprint(Redacted.make(token)))
+      assert.notInclude(JSON.stringify([...span.attributes.entries()]), token)
+      assert.notInclude(telemetry.text(), token)
+    }).pipe(Effect.provide(layer), Effect.provide(telemetry.layer))
+  })
+
+  it.effect("inside a call's span, a refused token and an error result say so on that span", () => {
+    const { layer, token } = setup()
+    const telemetry = TestTelemetry.make()
+    return Effect.gen(function*() {
+      yield* Effect.flip(
+        CallSpan.wrap(Paywall.protect(paywallOf(), { request: {}, token: "forged" }, () => Effect.succeed(1)), "A")
+      )
+      yield* CallSpan.wrap(
+        Paywall.protect(paywallOf(), { request: {}, token }, () => Effect.succeed(1), { isError: () => true }),
+        "B"
+      )
+      const [a, b] = telemetry.spans
+      assert.strictEqual(a.name, "A")
+      assert.strictEqual(a.attributes.get("x402.outcome"), "invalid")
+      assert.strictEqual(b.name, "B")
+      assert.strictEqual(b.attributes.get("x402.outcome"), "not_charged")
+      assert.strictEqual(telemetry.spans.length, 2)
+    }).pipe(Effect.provide(layer), Effect.provide(telemetry.layer))
+  })
+
+  it.effect("no tracer installed, or tracing disabled: the pipeline opens no span at all", () => {
+    const { layer, token } = setup()
+    // The paid work sees the span it runs in: none of ours when nobody listens.
+    const work = () => Effect.map(Effect.option(Effect.currentSpan), Option.map((span) => span.name))
+    return Effect.gen(function*() {
+      const bare = yield* Paywall.protect(paywallOf(), { request: {}, token }, work)
+      assert(bare._tag === "Settled")
+      assert.isTrue(Option.isNone(bare.value))
+      const wrapped = yield* CallSpan.wrap(Paywall.protect(paywallOf(), { request: {}, token }, work), "A")
+      assert(wrapped._tag === "Settled")
+      assert.isTrue(Option.isNone(wrapped.value))
+
+      const telemetry = TestTelemetry.make()
+      const disabled = yield* CallSpan.wrap(Paywall.protect(paywallOf(), { request: {}, token }, work), "A").pipe(
+        Effect.provide(Layer.mergeAll(telemetry.layer, Layer.setTracerEnabled(false)))
+      )
+      assert(disabled._tag === "Settled")
+      assert.isTrue(Option.isNone(disabled.value))
+      assert.strictEqual(telemetry.spans.length, 0)
+      // With a tracer listening, the same work runs inside the call's span.
+      const traced = yield* CallSpan.wrap(Paywall.protect(paywallOf(), { request: {}, token }, work), "A").pipe(
+        Effect.provide(telemetry.layer)
+      )
+      assert(traced._tag === "Settled")
+      assert.deepStrictEqual(traced.value, Option.some("A"))
+    }).pipe(Effect.provide(layer))
+  })
+})
+
+describe("requirements", () => {
+  it.effect("several plans: a facilitator's batch answer is used in order, else networkFor per plan", () =>
+    Effect.gen(function*() {
+      const networkOf = (planId: string) => `net-of-${planId}`
+      const asked: Array<string> = []
+      const base = {
+        verify: () => Effect.succeed({ isValid: true }),
+        settle: () => Effect.die("not settled here"),
+        networkFor: (planId: string) => Effect.sync(() => (asked.push(planId), networkOf(planId)))
+      }
+      const paywall = paywallOf({ planIds: ["plan-a", "plan-b", "plan-c"] })
+      const perPlan = yield* Paywall.requirements(paywall).pipe(
+        Effect.provideService(Facilitator.Facilitator, base)
+      )
+      assert.deepStrictEqual(perPlan.accepts.map((a) => [a.planId, a.network]), [
+        ["plan-a", "net-of-plan-a"],
+        ["plan-b", "net-of-plan-b"],
+        ["plan-c", "net-of-plan-c"],
+        ["plan-1", "net-of-plan-1"]
+      ])
+      assert.strictEqual(asked.length, 4)
+      const batched = yield* Paywall.requirements(paywall).pipe(
+        Effect.provideService(Facilitator.Facilitator, {
+          ...base,
+          networksFor: (planIds) => Effect.succeed(planIds.map((id) => `batch-${id}`))
+        })
+      )
+      assert.deepStrictEqual(batched.accepts.map((a) => a.network), [
+        "batch-plan-a",
+        "batch-plan-b",
+        "batch-plan-c",
+        "batch-plan-1"
+      ])
+      assert.strictEqual(asked.length, 4, "networkFor was not asked again")
+      // Equal answers give the same (cached) PaymentRequired; another network, another one.
+      const again = yield* Paywall.requirements(paywall).pipe(Effect.provideService(Facilitator.Facilitator, base))
+      assert.strictEqual(again, perPlan)
+    }))
 })
 
 describe("requirements header", () => {

@@ -71,7 +71,10 @@ describe("SettlementLedger.layerMemory", () => {
             { requestId: "x", payer, amount: -1 },
             { requestId: "x", payer, amount: 1.5 },
             { requestId: "x", payer, amount: 1, idempotencyKey: "" },
-            { requestId: "x", payer, amount: 1, idempotencyKey: "k".repeat(256) }
+            { requestId: "x", payer, amount: 1, idempotencyKey: "k".repeat(256) },
+            // What the library does not recognise is refused, never recorded.
+            { requestId: "x", payer, amount: 1, idempotencyKey: 7 as unknown as string },
+            { requestId: "x", payer, amount: Number.NaN }
           ]
         ) {
           assert.strictEqual((yield* failure(ledger.record(bad))).reason, "InvalidInput")

@@ -40,6 +40,26 @@ export const AGENT_REQUEST_ID_HEADER = "x-nvm-agent-request-id"
 export const DEFAULT_BILLABLE_METHODS: ReadonlyArray<string> = ["tools/call"]
 
 /**
+ * The methods the interceptor forwards to its target unpaid by default: the MCP handshake, `ping`,
+ * the listings and the notifications (`notifications/*` names the family). Methods that return
+ * content (`resources/read`, `prompts/get`, `completion/complete`) are not among them: list them in
+ * `freeMethods` or `billableMethods`. Anything else is answered `-32601` and never forwarded.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const DEFAULT_FREE_METHODS: ReadonlyArray<string> = [
+  "initialize",
+  "ping",
+  "tools/list",
+  "resources/list",
+  "resources/templates/list",
+  "prompts/list",
+  "logging/setLevel",
+  "notifications/*"
+]
+
+/**
  * The options both gateway adapters (`requiresPayment`, `interceptor`) share: how a call is
  * advertised, where its token is, what is charged, and what happens when settlement fails.
  *
@@ -53,8 +73,18 @@ export interface GatewayOptions {
   readonly description?: string | undefined
   /** The header(s) carrying the token, tried in order, any case. Default `payment-signature`. */
   readonly tokenHeader?: string | ReadonlyArray<string> | undefined
-  /** Methods that are charged; others pass without payment. Default `["tools/call"]`. */
+  /** Methods that are charged, matched exactly (case-sensitive). Default `["tools/call"]`. */
   readonly billableMethods?: ReadonlyArray<string> | undefined
+  /**
+   * Methods that reach the handler (or the interceptor's target) without payment, matched exactly;
+   * an entry ending in `/*` names a family by its prefix (`notifications/*`). A method that is
+   * neither billable nor free is answered JSON-RPC `-32601` and runs nothing. A method in both
+   * lists is billable. Default: `[]` for `requiresPayment` (it answers `initialize`, `ping`,
+   * `tools/list` and notifications itself), `DEFAULT_FREE_METHODS` for the interceptor.
+   *
+   * @since 0.2.0
+   */
+  readonly freeMethods?: ReadonlyArray<string> | undefined
   /** When settlement fails: `withhold` the output (default) or `release` it. */
   readonly onSettleFailure?: Paywall.SettleFailurePolicy | undefined
 }
@@ -605,12 +635,26 @@ export const resultAnswer = (id: JsonRpcId, result: unknown, headers: OutputHead
  */
 export const errorAnswer = (
   id: JsonRpcId,
-  error: { readonly error: string; readonly code: number; readonly message?: string | undefined },
+  error: {
+    readonly error: string
+    readonly code: number
+    readonly message?: string | undefined
+    /** The correlation id the caller quotes to the operator; the log line with the detail has it. */
+    readonly requestId?: string | undefined
+  },
   options: { readonly headers?: OutputHeaders; readonly meta?: { readonly [key: string]: unknown } } = {}
 ): Answer =>
   resultAnswer(id, {
     isError: true,
-    content: [{ type: "text", text: JSON.stringify(error) }],
+    content: [{
+      type: "text",
+      text: JSON.stringify({
+        error: error.error,
+        code: error.code,
+        ...(error.message !== undefined ? { message: error.message } : {}),
+        ...(error.requestId !== undefined ? { requestId: error.requestId } : {})
+      })
+    }],
     ...(options.meta !== undefined ? { _meta: options.meta } : {})
   }, options.headers ?? JSON_HEADERS)
 
@@ -648,8 +692,10 @@ export const invalidEventAnswer = (error: InvalidEvent): Answer => ({
 })
 
 /**
- * The answer when the interceptor itself failed.
+ * The answer when the interceptor itself failed, without a correlation id.
  *
+ * @deprecated since 0.2.0: the adapters answer `internalErrorAnswerFor(requestId)`, which gives the
+ * caller the id to quote.
  * @since 0.1.0
  * @category answers
  */
@@ -659,7 +705,117 @@ export const internalErrorAnswer: Answer = {
   body: { error: "Internal interceptor error" }
 }
 
+/**
+ * The answer when the adapter itself failed: status 500, a generic message and the correlation id
+ * (the Lambda request id) that the log line with the detail carries. Nothing internal is in it.
+ *
+ * @since 0.2.0
+ * @category answers
+ */
+export const internalErrorAnswerFor = (requestId: string): Answer => ({
+  statusCode: 500,
+  headers: JSON_HEADERS,
+  body: { error: "Internal interceptor error", requestId }
+})
+
+/**
+ * JSON-RPC error codes the adapters answer with.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const JsonRpcErrorCode = {
+  InvalidRequest: -32600,
+  MethodNotFound: -32601,
+  InvalidParams: -32602
+} as const
+
+/**
+ * A JSON-RPC error answer (status 200, as an MCP server answers a request it refuses).
+ *
+ * @since 0.2.0
+ * @category answers
+ */
+export const rpcErrorAnswer = (id: JsonRpcId, code: number, message: string): Answer => ({
+  statusCode: 200,
+  headers: JSON_HEADERS,
+  body: { jsonrpc: "2.0", id, error: { code, message } }
+})
+
+/**
+ * The answer to a method that is neither billable nor declared free: JSON-RPC `-32601`. The method
+ * is not echoed (it is the caller's text).
+ *
+ * @since 0.2.0
+ * @category answers
+ */
+export const methodNotFoundAnswer = (id: JsonRpcId): Answer =>
+  rpcErrorAnswer(id, JsonRpcErrorCode.MethodNotFound, "Method not found")
+
+/**
+ * The answer to a `tools/call` of a tool that is not declared: JSON-RPC `-32602`, nothing charged.
+ *
+ * @since 0.2.0
+ * @category answers
+ */
+export const unknownToolAnswer = (id: JsonRpcId, name: string | undefined): Answer =>
+  rpcErrorAnswer(
+    id,
+    JsonRpcErrorCode.InvalidParams,
+    name === undefined
+      ? "Invalid params: tools/call needs a tool name"
+      : `Unknown tool: ${JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name)}`
+  )
+
+/**
+ * The answer to a notification: accepted (202), no body, nothing run.
+ *
+ * @since 0.2.0
+ * @category answers
+ */
+export const acceptedAnswer: Answer = { statusCode: 202, headers: {}, body: null }
+
 const SERVER_ERROR_MESSAGE = "The server could not price this call; nothing was charged"
+
+// A facilitator's `errorReason` is an x402 code (`insufficient_funds`): shown to the caller when it
+// looks like one, never free text.
+const REASON_CODE = /^[a-z][a-z0-9_]{0,63}$/
+
+/**
+ * A settlement as the caller may see it: an `errorReason` that is not an x402 reason code (free
+ * text, which may carry the facilitator's internal detail) reads `unexpected_settle_error`.
+ *
+ * @since 0.2.0
+ * @category answers
+ */
+export const safeSettlement = (settlement: X402.SettleResponse): X402.SettleResponse =>
+  settlement.errorReason === undefined || REASON_CODE.test(settlement.errorReason)
+    ? settlement
+    : { ...settlement, errorReason: "unexpected_settle_error" }
+
+/**
+ * What the caller reads about a failed settlement: the reason in fixed words, with the
+ * facilitator's reason code when it is one; never the facilitator's or the transport's free text.
+ *
+ * @since 0.2.0
+ * @category answers
+ */
+export const settleFailureMessage = (failure: PaymentError.SettleFailed): string => {
+  switch (failure.reason) {
+    case "Rejected": {
+      const reason = failure.settlement?.errorReason
+      return reason !== undefined && REASON_CODE.test(reason)
+        ? `Settlement rejected: ${reason}; the output was withheld`
+        : "Settlement rejected by the payment facilitator; the output was withheld"
+    }
+    case "Indeterminate":
+      return "Settlement outcome unknown; the output was withheld"
+    case "Unavailable":
+      return "Settlement not attempted: the payment facilitator could not be reached; nothing was charged"
+    case "InvalidAmount":
+      return SERVER_ERROR_MESSAGE
+  }
+}
 
 /**
  * The receipt of a settlement that did not happen, when the facilitator gave none.
@@ -668,7 +824,7 @@ const SERVER_ERROR_MESSAGE = "The server could not price this call; nothing was 
  * @category answers
  */
 export const failedSettlement = (error: PaymentError.SettleFailed): X402.SettleResponse =>
-  error.settlement ?? {
+  error.settlement !== undefined ? safeSettlement(error.settlement) : {
     success: false,
     errorReason: "unexpected_settle_error",
     transaction: "",
@@ -676,7 +832,7 @@ export const failedSettlement = (error: PaymentError.SettleFailed): X402.SettleR
   }
 
 /**
- * The answer to a payment failure, per wire.md §3 and §6:
+ * The answer to a payment failure, per docs/protocol.md §3 and §6:
  * - no token, or a token the facilitator refused: the payment-required answer;
  * - facilitator unavailable: an error result with code 502, nothing charged;
  * - an invalid credits amount: an error result with code 500;
@@ -689,8 +845,13 @@ export const failedSettlement = (error: PaymentError.SettleFailed): X402.SettleR
 export const paymentFailureAnswer = (
   id: JsonRpcId,
   failure: PaymentError.PaymentFailure,
-  messages: { readonly invalid?: (reason: string) => string } = {}
+  messages: {
+    readonly invalid?: (reason: string) => string
+    /** The correlation id put in server-side failures (codes 500 and 502). */
+    readonly requestId?: string | undefined
+  } = {}
 ): Answer => {
+  const requestId = messages.requestId
   switch (failure._tag) {
     case "PaymentRequired":
       return paymentRequiredAnswer(id, failure.paymentRequired, failure.message)
@@ -704,17 +865,29 @@ export const paymentFailureAnswer = (
           return errorAnswer(id, {
             error: "Payment verification unavailable",
             code: 502,
-            message: "The payment facilitator could not be reached; nothing was charged"
+            message: "The payment facilitator could not be reached; nothing was charged",
+            requestId
           })
         case "InvalidAmount":
           // A bug in the server's credits policy: its detail is for the log, not the caller.
-          return errorAnswer(id, { error: "Internal server error", code: 500, message: SERVER_ERROR_MESSAGE })
+          return errorAnswer(id, {
+            error: "Internal server error",
+            code: 500,
+            message: SERVER_ERROR_MESSAGE,
+            requestId
+          })
       }
     case "SettleFailed": {
       const settlement = failedSettlement(failure)
       const code = failure.reason === "Rejected" ? 402 : failure.reason === "InvalidAmount" ? 500 : 502
-      const message = failure.reason === "InvalidAmount" ? SERVER_ERROR_MESSAGE : failure.message
-      return errorAnswer(id, { error: "Payment settlement failed", code, message }, {
+      // Generic per reason: the failure's own message may carry the facilitator's detail text.
+      const message = settleFailureMessage(failure)
+      return errorAnswer(id, {
+        error: "Payment settlement failed",
+        code,
+        message,
+        ...(code !== 402 ? { requestId } : {})
+      }, {
         headers: setHeader(
           JSON_HEADERS,
           X402.PAYMENT_RESPONSE_HEADER,
@@ -731,7 +904,7 @@ export const paymentFailureAnswer = (
 // ---------------------------------------------------------------------------
 
 /**
- * Turns what a handler returned into an answer. Detected in this order (wire.md §4):
+ * Turns what a handler returned into an answer. Detected in this order (docs/protocol.md §4):
  * 1. a complete `InterceptorOutput` (`interceptorOutputVersion`): its `transformedGatewayResponse`
  *    (`statusCode` 200 when absent, else an integer from 100 to 599);
  * 2. a full JSON-RPC response (`jsonrpc`): wrapped, status 200;
@@ -907,7 +1080,8 @@ export const chargeSource = (
  * @since 0.1.0
  * @category handler results
  */
-export const enrich = (answer: Answer, settlement: X402.SettleResponse): Answer => {
+export const enrich = (answer: Answer, received: X402.SettleResponse): Answer => {
+  const settlement = safeSettlement(received)
   const headers = setHeader(
     answer.headers,
     X402.PAYMENT_RESPONSE_HEADER,

@@ -1,7 +1,7 @@
 /**
  * x402 over plain HTTP for Lambdas behind API Gateway HTTP APIs (payload v2) and Lambda Function
  * URLs: a real 402 with `payment-required`, 502 when the facilitator fails, and the
- * `payment-response` receipt on a paid answer (wire.md §8).
+ * `payment-response` receipt on a paid answer (docs/protocol.md §8).
  *
  * @since 0.1.0
  */
@@ -9,6 +9,7 @@ import * as Bounds from "@effect-x402/core/Bounds"
 import * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
 import * as HttpPaywall from "@effect-x402/core/HttpPaywall"
+import * as CallSpan from "@effect-x402/core/internal/callSpan"
 import * as PaymentContext from "@effect-x402/core/PaymentContext"
 import { isPaymentFailure, type PaymentFailure } from "@effect-x402/core/PaymentError"
 import * as Paywall from "@effect-x402/core/Paywall"
@@ -21,7 +22,8 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as AgentCore from "./AgentCore.js"
-import { HandlerFailed, invoke } from "./internal/handler.js"
+import { type HandlerFailed, handlerFailed, invoke } from "./internal/handler.js"
+import { redact, redactCause, redactedPolicy, requestIdOf } from "./internal/redact.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
 
 /**
@@ -91,26 +93,12 @@ const json = (statusCode: number, body: unknown, headers: Record<string, string>
 
 const fromAnswer = (answer: HttpPaywall.Answer): HttpResult => json(answer.status, answer.body, { ...answer.headers })
 
-// The id the caller quotes to the operator; the detail behind it is in the log line with the same id.
-const requestIdOf = (context: LambdaRuntime.LambdaContext | undefined): string => {
-  const id = context?.awsRequestId
-  return typeof id === "string" && id.length > 0 ? id : crypto.randomUUID()
-}
-
 /**
  * The generic answer to a failure inside the server (a handler that threw, a credits policy that
  * failed): what went wrong stays in the log, the caller gets the request id to quote.
  */
 const internalError = (requestId: string, message = "Internal error"): HttpResult =>
   json(500, { error: "Internal Server Error", message, requestId })
-
-// A handler's error text may carry secrets (a URL with an API key in its query, a bearer token): the
-// log keeps the shape of the message, never those values.
-const redact = (text: string): string =>
-  text
-    .replace(/(https?:\/\/[^\s?#"']*)\?[^\s#"']*/gi, "$1?<redacted>")
-    .replace(/\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+/gi, "$1 <redacted>")
-    .replace(/\b(api[-_]?key|token|secret|password|signature)(["']?\s*[:=]\s*["']?)[^\s&"',;]+/gi, "$1$2<redacted>")
 
 // A body nested beyond the bound is refused before verify: it cannot be served in bounded work.
 const tooDeep = (body: string | null | undefined, isBase64Encoded: boolean | undefined): boolean => {
@@ -188,6 +176,18 @@ const withReceipt = (result: HttpResult, settlement: Parameters<typeof HttpPaywa
   return { ...result, headers: { ...headers, ...HttpPaywall.receiptHeaders(settlement) } }
 }
 
+// A failed settlement's receipt, with an `errorReason` the caller may read (see `AgentCore.safeSettlement`).
+const safeHeaders = (
+  error: PaymentFailure,
+  headers: { readonly [name: string]: string }
+): Record<string, string> =>
+  error._tag === "SettleFailed"
+    ? {
+      ...AgentCore.copyHeaders(headers, Object.keys(HttpPaywall.receiptHeaders(HttpPaywall.failedSettlement(error)))),
+      ...HttpPaywall.receiptHeaders(AgentCore.safeSettlement(HttpPaywall.failedSettlement(error)))
+    }
+    : AgentCore.copyHeaders(headers)
+
 const withoutChargeHeader = (result: HttpResult): HttpResult =>
   result.headers === undefined
     ? result
@@ -213,7 +213,20 @@ const decodeEvent = Schema.decodeUnknownEither(HttpEventSchema, { errors: "first
  * @category constructors
  */
 export const effectHandler = <R = never, LE = never, SE = never>(options: Options<R, LE, SE>) => {
-  const paywall = Paywall.make(options)
+  // The credits policy's failures reach spans and errors as `InvalidCredits` details: redacted first.
+  const paywall = Paywall.make({ ...options, credits: redactedPolicy(options.credits) })
+  // One paywall per HTTP method, made once: what Paywall computes once per paywall stays computed.
+  const byMethod = new Map<string, Paywall.Paywall<HttpEvent, R, HttpResult>>()
+  const paywallFor = (method: string): Paywall.Paywall<HttpEvent, R, HttpResult> => {
+    if (options.httpVerb !== undefined) return paywall
+    let found = byMethod.get(method)
+    if (found === undefined) {
+      found = { ...paywall, options: { ...paywall.options, httpVerb: method } }
+      // Methods come from the request: keep the usual few, build any other per call.
+      if (byMethod.size < 16) byMethod.set(method, found)
+    }
+    return found
+  }
   const tokenHeaders = AgentCore.tokenHeaders(options.tokenHeader)
   const failure = (configured: typeof paywall, error: PaymentFailure, requestId: string): Effect.Effect<HttpResult> =>
     Effect.gen(function*() {
@@ -228,7 +241,23 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       const answer = HttpPaywall.failureAnswer(error)
       // A credits policy that failed is the server's bug: its detail is for the log, not the caller.
       if (answer.status === 500) {
-        return { ...internalError(requestId), headers: { ...answer.headers, ...JSON_HEADERS } }
+        return { ...internalError(requestId), headers: { ...safeHeaders(error, answer.headers), ...JSON_HEADERS } }
+      }
+      // The facilitator's trouble (a transport error, a 5xx body, a free-text refusal) is named in
+      // fixed words; its detail stays in the log under the request id.
+      if (error._tag === "SettleFailed") {
+        return json(answer.status, {
+          error: answer.status === 402 ? "Payment Required" : "Bad Gateway",
+          message: AgentCore.settleFailureMessage(error),
+          ...(answer.status !== 402 ? { requestId } : {})
+        }, safeHeaders(error, answer.headers))
+      }
+      if (answer.status === 502) {
+        return json(502, {
+          error: "Bad Gateway",
+          message: "The payment facilitator could not be reached; nothing was charged",
+          requestId
+        })
       }
       return fromAnswer(answer)
     })
@@ -236,8 +265,8 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     Effect.as(
       Effect.annotateLogs(
         Effect.logError(
-          `x402: handler failed (request ${requestId}): ${redact(error.message)}`,
-          redact(Cause.pretty(error.cause))
+          `x402: handler failed (request ${requestId}): ${error.message}`,
+          error.detail
         ),
         "requestId",
         requestId
@@ -278,9 +307,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       const domain = request.requestContext.domainName
       const path = request.rawPath ?? request.requestContext.http.path ?? "/"
       // Single-use tokens bind the resource URL and the verb: both follow the request unless fixed.
-      const configured = options.httpVerb === undefined
-        ? { ...paywall, options: { ...paywall.options, httpVerb: method } }
-        : paywall
+      const configured = paywallFor(method)
       let requested = (): Option.Option<number> => Option.none()
       return yield* Paywall.protect(
         configured,
@@ -300,8 +327,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
             Effect.provideService(PaymentContext.PaymentContext, payment.service),
             Effect.flatMap((value) =>
               Either.match(normalize(value), {
-                onLeft: (reason) =>
-                  Effect.fail(new HandlerFailed({ message: reason, cause: Cause.die(new Error(reason)) })),
+                onLeft: (reason) => Effect.fail(handlerFailed(reason, Cause.die(new Error(reason)))),
                 onRight: Effect.succeed
               })
             )
@@ -321,7 +347,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
             case "Settled":
               return withReceipt(outcome.value, outcome.settlement)
             case "Released":
-              return withReceipt(outcome.value, HttpPaywall.failedSettlement(outcome.error))
+              return withReceipt(outcome.value, AgentCore.safeSettlement(HttpPaywall.failedSettlement(outcome.error)))
             case "NotCharged":
               return withoutChargeHeader(outcome.value)
           }
@@ -334,11 +360,12 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       Effect.catchAllCause((cause) => {
         const requestId = requestIdOf(context)
         return Effect.as(
-          Effect.logError(`x402: internal failure (request ${requestId})`, redact(Cause.pretty(cause))),
+          Effect.logError(`x402: internal failure (request ${requestId})`, redactCause(cause)),
           internalError(requestId)
         )
       }),
-      Effect.withSpan("HttpHandler.handle", { captureStackTrace: false })
+      // One span per call when a tracer listens (Paywall sets its attributes on it), none otherwise.
+      (effect) => CallSpan.wrap(effect, "HttpHandler.handle")
     )
 }
 
@@ -376,15 +403,15 @@ export const httpHandler = <R = never, LE = never, SE = never>(options: Options<
     handler: LambdaRuntime.Checked<H, R | PaymentContext.PaymentContext>
   ): LambdaRuntime.Handler<unknown, HttpResult> & {
     readonly runtime: LambdaRuntime.LambdaRuntime<Facilitator | R>
-  } =>
-    LambdaRuntime.toHandler({
-      layer,
-      // `Checked` proved that the handler needs nothing beyond `R` and `PaymentContext`.
-      handler: make(handler) as (
-        event: unknown,
-        context: LambdaRuntime.LambdaContext
-      ) => Effect.Effect<HttpResult, never, Facilitator | R>,
-      fallback: () => json(500, { error: "Internal Server Error", message: "Internal error" }),
-      memoMap: options.memoMap
-    })
+  } => {
+    // `Checked` proved that the handler needs nothing beyond `R` and `PaymentContext`.
+    const effect = make(handler) as (
+      event: unknown,
+      context: LambdaRuntime.LambdaContext
+    ) => Effect.Effect<HttpResult, never, Facilitator | R>
+    const runtime = LambdaRuntime.make(layer, { memoMap: options.memoMap })
+    const lambda = (event: unknown, context: LambdaRuntime.LambdaContext): Promise<HttpResult> =>
+      runtime.run(Effect.suspend(() => effect(event, context)), () => internalError(requestIdOf(context)))
+    return Object.assign(lambda, { runtime })
+  }
 }

@@ -7,6 +7,7 @@
  */
 import * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
+import * as CallSpan from "@effect-x402/core/internal/callSpan"
 import { PaymentRequired, SettleFailed } from "@effect-x402/core/PaymentError"
 import * as Paywall from "@effect-x402/core/Paywall"
 import * as SettlementLedger from "@effect-x402/core/SettlementLedger"
@@ -17,7 +18,8 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as AgentCore from "./AgentCore.js"
-import { paymentFailureOutput, settingsOf } from "./internal/answers.js"
+import { internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
+import { redact, redactedPolicy, requestIdOf } from "./internal/redact.js"
 import * as RequestSeal from "./internal/requestSeal.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
 
@@ -77,7 +79,8 @@ const paywallOf = <R>(options: Options<R, unknown, unknown>, tool: ToolConfig<R>
     planId: ownPlans ? tool.planId : options.planId,
     planIds: ownPlans ? tool.planIds : options.planIds,
     agentId: tool.agentId ?? options.agentId,
-    credits: tool.credits ?? options.credits,
+    // Its failures reach spans and errors as `InvalidCredits` details: redacted first.
+    credits: redactedPolicy(tool.credits ?? options.credits),
     chargeFromContent: tool.chargeFromContent ?? options.chargeFromContent,
     endpoint: options.endpoint,
     network: options.network,
@@ -107,7 +110,7 @@ const passThrough = (response: AgentCore.GatewayResponse): AgentCore.Interceptor
  * @category constructors
  */
 export const effectHandler = <R = never, LE = never, SE = never>(options: Options<R, LE, SE>) => {
-  const { billable, tokenHeaders } = settingsOf(options)
+  const { billable, free, tokenHeaders } = settingsOf(options, AgentCore.DEFAULT_FREE_METHODS)
   // Validated now: a tool priced wrongly should stop the cold start, not its first call.
   const tools = new Map(Object.entries(options.tools ?? {}).map(([name, tool]) => [name, paywallOf(options, tool)]))
   const fallback = options.planId !== undefined || options.planIds !== undefined
@@ -181,18 +184,25 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
               Effect.catchAll((error) =>
                 error.reason === "Conflict"
                   ? Effect.succeed(forward)
-                  : Effect.as(
-                    Effect.logError(`x402: verified call not forwarded: ${error.message}`),
-                    AgentCore.respond(AgentCore.internalErrorAnswer)
+                  : Effect.sync(() =>
+                    requestIdOf(context)
+                  ).pipe(
+                    Effect.tap((requestId) =>
+                      Effect.logError(
+                        `x402: verified call not forwarded, the settlement ledger failed (request ${requestId}): ${
+                          redact(error.message)
+                        }`
+                      )
+                    ),
+                    Effect.map((requestId) => AgentCore.respond(AgentCore.internalErrorAnswerFor(requestId)))
                   )
               )
             ))
         }),
         // The reference answers a refused token with the bare `invalidReason`.
         Effect.catchAll((failure) =>
-          paymentFailureOutput(paywall, call.id, failure, {
-            invalid: (reason) =>
-              reason
+          paymentFailureOutput(paywall, call.id, failure, requestIdOf(context), {
+            invalid: (reason) => reason
           })
         )
       ))
@@ -233,7 +243,8 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
             description: call.toolName !== undefined
               ? `Payment required for tool: ${call.toolName}`
               : `Payment required for method: ${call.method}`
-          })
+          }),
+          requestIdOf(context)
         )
       }
       const payer = Paywall.fingerprint(Redacted.make(token))
@@ -270,12 +281,15 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         Effect.mapError((cause) => new SettleFailed({ reason: "InvalidAmount", paymentRequired, credits: 0, cause })),
         Effect.either
       )
-      if (Either.isLeft(credits)) return yield* paymentFailureOutput(paywall, call.id, credits.left)
+      if (Either.isLeft(credits)) {
+        return yield* paymentFailureOutput(paywall, call.id, credits.left, requestIdOf(context))
+      }
       const withheld = (reason: "Rejected" | "Indeterminate", settlement?: X402.SettleResponse) =>
         paymentFailureOutput(
           paywall,
           call.id,
-          new SettleFailed({ reason, paymentRequired, credits: credits.right, settlement })
+          new SettleFailed({ reason, paymentRequired, credits: credits.right, settlement }),
+          requestIdOf(context)
         )
 
       const ledger = yield* ledgerOf
@@ -286,7 +300,11 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       )
       if (Either.isLeft(claim)) {
         // No record, no settle, no output: the store's trouble is logged, never shown.
-        yield* Effect.logError(`x402: output withheld, the settlement ledger failed: ${claim.left.message}`)
+        yield* Effect.logError(
+          `x402: output withheld, the settlement ledger failed (request ${requestIdOf(context)}): ${
+            redact(claim.left.message)
+          }`
+        )
         return yield* withheld("Indeterminate")
       }
       if (claim.right._tag !== "Claimed") {
@@ -317,17 +335,17 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         : { _tag: "Rejected" }
       yield* ledger.finish(ledgerKey, outcome).pipe(
         Effect.catchAll((error) =>
-          Effect.logError(`x402: the settlement ledger did not record the outcome: ${error.message}`)
+          Effect.logError(`x402: the settlement ledger did not record the outcome: ${redact(error.message)}`)
         )
       )
       if (Either.isRight(settled)) return AgentCore.respond(AgentCore.enrich(answer, settled.right))
       if (Paywall.releases(paywall, settled.left)) {
-        yield* Effect.logWarning(`x402: settlement failed, output released by policy: ${settled.left.message}`)
+        yield* Effect.logWarning(`x402: settlement failed, output released by policy: ${redact(settled.left.message)}`)
         return AgentCore.respond(
           settled.left.settlement !== undefined ? AgentCore.enrich(answer, settled.left.settlement) : answer
         )
       }
-      return yield* paymentFailureOutput(paywall, call.id, settled.left)
+      return yield* paymentFailureOutput(paywall, call.id, settled.left, requestIdOf(context))
     })
 
   return (
@@ -342,12 +360,18 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       }
       const call = decoded.right
       const paywall = paywallFor(call)
-      yield* Effect.annotateCurrentSpan({
+      yield* CallSpan.annotate({
         "mcp.method": call.method,
         "mcp.tool": call.toolName ?? "",
         "x402.phase": call.phase,
         "x402.billable": paywall !== undefined
       })
+      // Fail closed, in both phases: a method neither billable nor free (`Tools/Call`, `x/anything`)
+      // is never forwarded, and its answer (a target reached without the REQUEST phase) never
+      // released.
+      if (!billable.has(call.method) && !free.has(call.method)) {
+        return AgentCore.respond(AgentCore.methodNotFoundAnswer(call.id))
+      }
       if (call.phase === "RESPONSE") return yield* response(call, paywall, call.response ?? {}, context)
       if (paywall === undefined) {
         return AgentCore.forward({
@@ -359,10 +383,9 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       }
       return yield* request(call, paywall, context)
     }).pipe(
-      Effect.catchAllCause((cause) =>
-        Effect.as(Effect.logError("x402: internal failure", cause), AgentCore.respond(AgentCore.internalErrorAnswer))
-      ),
-      Effect.withSpan("Interceptor.handle", { captureStackTrace: false })
+      Effect.catchAllCause((cause) => internalFailureOutput(cause, requestIdOf(context))),
+      // One span per call when a tracer listens (Paywall sets its attributes on it), none otherwise.
+      (effect) => CallSpan.wrap(effect, "Interceptor.handle")
     )
 }
 
@@ -408,12 +431,20 @@ const resourceUrlOf = (context: LambdaRuntime.LambdaContext | undefined): string
  * The two-phase gateway interceptor as a Lambda handler (configure it for both REQUEST and
  * RESPONSE, with `passRequestHeaders: true`):
  *
- * - REQUEST: a non-billable method or an unpriced tool is forwarded untouched; otherwise no token
- *   or a refused token is answered with the 402-style result, and a verified call is forwarded
- *   without the token, with `x-nvm-agent-request-id`;
- * - RESPONSE: a status-200, non-`isError` answer to a priced call is settled (with the verified
- *   request id, and `_meta.creditsToCharge` / `X-Credits-To-Charge` overriding the amount) and gets
- *   the `payment-response` receipt and `_meta.x402`; anything else passes through unchanged.
+ * - methods match exactly (MCP names are case-sensitive). One that is neither billable nor in
+ *   `freeMethods` (default `AgentCore.DEFAULT_FREE_METHODS`: the handshake, `ping`, the listings,
+ *   notifications) is answered JSON-RPC `-32601` in either phase and never forwarded: `Tools/Call`
+ *   never reaches the target unpaid. Since 0.2.0; before, every non-billable method was forwarded;
+ * - REQUEST: a free method, or a billable call of a tool without a price when the options have no
+ *   default plan, is forwarded untouched; otherwise no token or a refused token is answered with
+ *   the 402-style result, and a verified call is forwarded without the token, with
+ *   `x-nvm-agent-request-id` and its seal;
+ * - RESPONSE: a 2xx answer to a priced call that is not an explicit error is settled (with the
+ *   verified request id, and `_meta.creditsToCharge` / `X-Credits-To-Charge` overriding the amount)
+ *   and gets the `payment-response` receipt and `_meta.x402`; explicit errors and free methods pass
+ *   through unchanged;
+ * - a failure inside (the ledger, a credits policy, a defect) answers a generic message with the
+ *   Lambda request id; the detail is logged under that id, redacted.
  *
  * @example
  * ```ts
@@ -433,10 +464,12 @@ export const interceptor = <R = never, LE = never, SE = never>(
 ): LambdaRuntime.Handler<unknown, AgentCore.InterceptorOutput> & {
   readonly runtime: LambdaRuntime.LambdaRuntime<Facilitator | R>
 } => {
-  return LambdaRuntime.toHandler({
-    layer: LambdaRuntime.layerOf(options),
-    handler: effectHandler(options),
-    fallback: () => AgentCore.respond(AgentCore.internalErrorAnswer),
-    memoMap: options.memoMap
-  })
+  const handler = effectHandler(options)
+  const runtime = LambdaRuntime.make(LambdaRuntime.layerOf(options), { memoMap: options.memoMap })
+  const lambda = (event: unknown, context: LambdaRuntime.LambdaContext): Promise<AgentCore.InterceptorOutput> =>
+    runtime.run(
+      Effect.suspend(() => handler(event, context)),
+      () => AgentCore.respond(AgentCore.internalErrorAnswerFor(requestIdOf(context)))
+    )
+  return Object.assign(lambda, { runtime })
 }

@@ -126,8 +126,8 @@ export const make = <R, E>(
   options: { readonly memoMap?: Layer.MemoMap | undefined } = {}
 ): LambdaRuntime<R> => {
   let managed = ManagedRuntime.make(layer, options.memoMap)
-  // Warm invocations go straight to the built runtime.
-  let built: Runtime.Runtime<R> | undefined
+  // Warm invocations go straight to the built runtime's runner, made once.
+  let built: (<A>(effect: Effect.Effect<A, never, R>) => Promise<Exit.Exit<A, never>>) | undefined
   const logged = <A>(message: string, cause: Cause.Cause<unknown>, fallback: (cause: Cause.Cause<unknown>) => A) => {
     try {
       Effect.runSync(Effect.logError(message, cause))
@@ -141,8 +141,8 @@ export const make = <R, E>(
     fallback: (cause: Cause.Cause<unknown>) => A
   ): Promise<A> => {
     try {
-      let runtime = built
-      if (runtime === undefined) {
+      let runner = built
+      if (runner === undefined) {
         const current = managed
         const build = await Effect.runPromiseExit(current.runtimeEffect)
         if (Exit.isFailure(build)) {
@@ -152,9 +152,9 @@ export const make = <R, E>(
           }
           return logged("x402: the Lambda runtime could not be built", build.cause, fallback)
         }
-        runtime = built = build.value
+        runner = built = Runtime.runPromiseExit(build.value)
       }
-      const exit = await Runtime.runPromiseExit(runtime)(effect)
+      const exit = await runner(effect)
       return Exit.isSuccess(exit) ? exit.value : logged("x402: the handler program failed", exit.cause, fallback)
     } catch (defect) {
       return logged("x402: the handler program failed", Cause.die(defect), fallback)

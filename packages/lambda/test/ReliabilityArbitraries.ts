@@ -165,7 +165,7 @@ export const junkHeaders: fc.Arbitrary<ReadonlyArray<readonly [string, unknown]>
   { maxLength: 6 }
 )
 
-/** Credits a handler may ask to be charged, with what the spec says of each (wire.md §5). */
+/** Credits a handler may ask to be charged, with what the spec says of each (docs/protocol.md §5). */
 export const chargeRequest: fc.Arbitrary<unknown> = fc.oneof(
   fc.integer({ min: 0, max: 50 }),
   fc.integer({ min: 0, max: 50 }).map(String),
@@ -196,7 +196,7 @@ export const chargeRequest: fc.Arbitrary<unknown> = fc.oneof(
 
 /**
  * The amount the spec says a request for `value` settles (a non-negative safe integer or a decimal
- * string of one; absent means the default), or `invalid`: an independent statement of wire.md §5.
+ * string of one; absent means the default), or `invalid`: an independent statement of docs/protocol.md §5.
  */
 export const expectedCharge = (value: unknown, fallback: number): number | "invalid" => {
   if (value === undefined || value === null) return fallback

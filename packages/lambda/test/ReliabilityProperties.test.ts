@@ -304,8 +304,9 @@ describe("requiresPayment under random input", () => {
         assert.isAtMost(verifies.length, 1)
         assert.isAtMost(settles.length, 1, "settled more than once")
         assert.strictEqual(valid.length, input.pays ? 1 : 0, "verified exactly the paying calls")
-        // The handler runs for a paid call, or a well-formed call of a free method; never for bad input.
-        assert.strictEqual(invoked, (input.wellFormed && !input.billable) || input.pays ? 1 : 0)
+        // The handler runs for a paid call only: no method is declared free, and the library answers
+        // the handshake itself; never for bad input.
+        assert.strictEqual(invoked, input.pays ? 1 : 0)
 
         const mustSettle = input.pays && answer.chargeable && answer.charge !== "invalid"
         assert.strictEqual(burned.length, mustSettle ? 1 : 0, `settlement count for ${answer.label}`)
@@ -356,7 +357,7 @@ const targetAnswer: fc.Arbitrary<TargetCase> = fc.tuple(
     ...junk.filter(([name]) => name.toLowerCase() !== "x-credits-to-charge"),
     ...(header !== undefined ? [["X-Credits-To-Charge", header] as const] : [])
   ])
-  // wire.md §5: `_meta.creditsToCharge` first, then the header, whatever JSON type it came as (the
+  // docs/protocol.md §5: `_meta.creditsToCharge` first, then the header, whatever JSON type it came as (the
   // event is JSON: Infinity and NaN arrive as null, that is absent).
   const asJson = (u: unknown): unknown => u === undefined ? undefined : JSON.parse(JSON.stringify(u))
   const wanted = asJson(request) ?? asJson(header)

@@ -373,11 +373,22 @@ describe("requiresPayment: nothing settled on failure", () => {
         const handler = requiresPayment({ planId: "plan-1", layer, services: logs.layer })(body)
         const output = yield* Effect.promise(() => handler(AgentCoreEvents.request({ token }), ctx))
         assert.strictEqual(responseOf(output).statusCode, 200)
-        assert.deepStrictEqual(errorOf(output), { error: message, code: 500 })
+        // The caller gets a generic message and the request id; the handler's message is logged.
+        assert.deepStrictEqual(errorOf(output), {
+          error: "Handler failed",
+          code: 500,
+          message: "The handler failed; nothing was charged",
+          requestId: ctx.awsRequestId
+        })
+        assert.notInclude(JSON.stringify(output), message)
         assert.deepStrictEqual(operations(ledger), ["verify:valid"])
         assert.strictEqual(ledger.balance(subscriber, "plan-1"), 10)
         assert.isUndefined(headerOf(output, "payment-response"))
-        assert.isTrue(logs.lines.some((line) => line.startsWith("ERROR") && line.includes(message)))
+        assert.isTrue(
+          logs.lines.some((line) =>
+            line.startsWith("ERROR") && line.includes(message) && line.includes(ctx.awsRequestId)
+          )
+        )
       }))
   }
 
@@ -580,28 +591,56 @@ describe("requiresPayment: tokens and methods", () => {
       assert.isTrue(receiptOf(output).success)
     }))
 
-  it.effect("runs non-billable methods without payment, never calling the facilitator", () =>
+  it.effect("runs non-billable methods only when declared free, never calling the facilitator", () =>
     Effect.gen(function*() {
       const { ctx, layer, ledger } = setup()
       const tools = { tools: [{ name: "getPatient" }] }
-      const handler = requiresPayment({ planId: "plan-1", layer })(() => tools)
+      let ran = 0
+      const answer = () => {
+        ran++
+        return tools
+      }
+      const handler = requiresPayment({ planId: "plan-1", freeMethods: ["tools/list", "initialize", "ping"], layer })(
+        answer
+      )
       for (const method of ["tools/list", "initialize", "ping"]) {
         const output = yield* Effect.promise(() => handler(AgentCoreEvents.request({ method, id: 1 }), ctx))
         assert.deepStrictEqual(bodyOf(output), { jsonrpc: "2.0", id: 1, result: tools })
         assert.isUndefined(headerOf(output, "payment-response"))
         assert.isUndefined(headerOf(output, "payment-required"))
       }
+      assert.strictEqual(ran, 3)
+      // Not declared free: the library answers the handshake itself, and nothing else.
+      const strict = requiresPayment({ planId: "plan-1", layer })(answer)
+      const ping = yield* Effect.promise(() => strict(AgentCoreEvents.request({ method: "ping", id: 2 }), ctx))
+      assert.deepStrictEqual(bodyOf(ping), { jsonrpc: "2.0", id: 2, result: {} })
+      for (const method of ["tools/list", "resources/read", "x/anything"]) {
+        const output = yield* Effect.promise(() => strict(AgentCoreEvents.request({ method, id: 3 }), ctx))
+        assert.deepStrictEqual(bodyOf(output), {
+          jsonrpc: "2.0",
+          id: 3,
+          error: { code: -32601, message: "Method not found" }
+        })
+      }
+      assert.strictEqual(ran, 3)
       assert.deepStrictEqual(ledger.calls, [])
     }))
 
-  it.effect("charges the configured billable methods only", () =>
+  it.effect("charges the configured billable methods only; tools/call then needs declaring free", () =>
     Effect.gen(function*() {
       const { ctx, layer, ledger } = setup()
       const handler = requiresPayment({ planId: "plan-1", billableMethods: ["resources/read"], layer })(() => hello)
-      const free = yield* Effect.promise(() => handler(AgentCoreEvents.request(), ctx))
-      assert.deepStrictEqual(resultOf(free), hello)
+      const refused = yield* Effect.promise(() => handler(AgentCoreEvents.request(), ctx))
+      assert.strictEqual((bodyOf(refused) as Json).error.code, -32601)
       const paid = yield* Effect.promise(() => handler(AgentCoreEvents.request({ method: "resources/read" }), ctx))
       assert.strictEqual(errorOf(paid).code, 402)
+      const free = requiresPayment({
+        planId: "plan-1",
+        billableMethods: ["resources/read"],
+        freeMethods: ["tools/call"],
+        layer
+      })(() => hello)
+      assert.deepStrictEqual(resultOf(yield* Effect.promise(() => free(AgentCoreEvents.request(), ctx))), hello)
       assert.deepStrictEqual(ledger.calls, [])
     }))
 })
@@ -741,7 +780,7 @@ describe("requiresPayment: runtime", () => {
       assert.deepStrictEqual(responseOf(failed), {
         statusCode: 500,
         headers: { "Content-Type": "application/json" },
-        body: { error: "Internal interceptor error" }
+        body: { error: "Internal interceptor error", requestId: ctx.awsRequestId }
       })
       const paid = yield* Effect.promise(() => handler(AgentCoreEvents.request({ token }), ctx))
       assert.isTrue(receiptOf(paid).success)

@@ -259,7 +259,7 @@ describe("Lambda events with hostile headers", () => {
 })
 
 describe("creditsToCharge abuse", () => {
-  // Each is refused (wire.md §5): the output is withheld, nothing is settled. JSON text keeps 1e309 as
+  // Each is refused (docs/protocol.md §5): the output is withheld, nothing is settled. JSON text keeps 1e309 as
   // Infinity; the rest are JS values a handler might return.
   const invalid: ReadonlyArray<unknown> = [
     -1,

@@ -352,7 +352,9 @@ export const make = (
         Effect.mapError((error) =>
           error === "timeout"
             ? failed(rpcError(504, id, INTERNAL_ERROR, `The ${phase} Lambda did not answer in time`))
-            : failed(rpcError(502, id, INTERNAL_ERROR, `The ${phase} Lambda failed: ${messageOf(error)}`))
+            // As on AWS, the caller learns that the Lambda failed, never its exception's text (which may
+            // carry a URL with a key in it); the invocation log keeps the call for tests.
+            : failed(rpcError(502, id, INTERNAL_ERROR, `The ${phase} Lambda failed`))
         ),
         Effect.flatMap((output) =>
           Either.match(decodeOutput(output), {
@@ -401,7 +403,11 @@ export const make = (
                   id,
                   error: {
                     code: INTERNAL_ERROR,
-                    message: `The target failed: ${typeof error === "string" ? error : messageOf(error)}`
+                    // Generic, as the gateway answers: a target's exception text stays with the target.
+                    // (nor the value of an invalid answer, which may be the very output).
+                    message: typeof error === "string" && error.startsWith("an invalid answer")
+                      ? "The target answered an invalid response"
+                      : "The target failed"
                   }
                 }
               }
@@ -595,9 +601,6 @@ export const make = (
       invocations
     })
   })
-
-const messageOf = (error: unknown): string =>
-  error instanceof Error ? error.message : typeof error === "string" ? error : "unknown error"
 
 /**
  * The gateway as a scoped layer.

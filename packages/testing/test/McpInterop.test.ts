@@ -22,10 +22,8 @@ const TOOLS = [{
 
 const forecastOf = (args: { readonly [name: string]: unknown }) => `Sunny in ${String(args.city)}`
 
-/** The agent as one Lambda (the decorator flavour): lists its tools for free, runs paid calls. */
+/** The agent as one Lambda (the decorator flavour): `requiresPayment` lists its declared tools. */
 const agentLambda = (event: AgentCore.InterceptorInput) => {
-  const body = event.mcp.gatewayRequest.body
-  if (AgentCore.own(body, "method") === "tools/list") return { tools: TOOLS }
   const call = AgentCore.toolCallOf(event)
   return { content: [{ type: "text", text: forecastOf(call?.arguments ?? {}) }] }
 }
@@ -76,7 +74,14 @@ const setup = (flavour: "decorator" | "interceptor") =>
       Layer.provide(FetchHttpClient.layer)
     )
     const paid = { planId: PLAN, agentId: AGENT, credits: 2, endpoint: "http://127.0.0.1/mcp", layer: facilitator }
-    const handler = flavour === "decorator" ? requiresPayment(paid)(agentLambda) : interceptor(paid)
+    const declared = Object.fromEntries(
+      TOOLS.map((
+        { name, ...tool }
+      ) => [name, { ...tool, inputSchema: { ...tool.inputSchema, type: "object" as const } }])
+    )
+    const handler = flavour === "decorator"
+      ? requiresPayment({ ...paid, tools: declared })(agentLambda)
+      : interceptor(paid)
     yield* Effect.addFinalizer(() => Effect.promise(() => handler.runtime.dispose()))
     const gateway = yield* LocalGateway.make(flavour === "decorator" ? { handler } : { interceptor: handler, target })
     const subscriber = yield* Subscriber.make({ apiKey: fake.subscriberApiKey, backendUrl: fake.url }).pipe(
@@ -93,6 +98,10 @@ describe.each(["decorator", "interceptor"] as const)("MCP SDK client through the
       const unpaid = yield* connect(gateway.url)
       const listed = yield* Effect.promise(() => unpaid.client.listTools())
       assert.deepStrictEqual(listed.tools.map((tool) => tool.name), ["forecast"])
+      if (flavour === "decorator") {
+        // requiresPayment answers tools/list itself, each tool with its price.
+        assert.deepStrictEqual(listed.tools[0]._meta?.["x402/price"], { planIds: [PLAN], agentId: AGENT, credits: 2 })
+      }
       assert.strictEqual(fake.calls("verify"), 0)
 
       const refused = (yield* Effect.promise(() =>

@@ -20,6 +20,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { FacilitatorError, type FacilitatorOperation, TOKEN_ALREADY_USED_CODE } from "../PaymentError.js"
+import * as Deadline from "./deadline.js"
 
 /** The API version every call announces (wire.md §1). */
 export const NEVERMINED_VERSION = "1.1"
@@ -55,7 +56,8 @@ export interface Call<A, I> {
   /** The JSON body, already serialised. */
   readonly body?: string | undefined
   readonly schema: Schema.Schema<A, I>
-  readonly timeout: Duration.Duration
+  /** This attempt's own timeout; none when a deadline around the whole operation bounds it. */
+  readonly timeout?: Duration.Duration | undefined
   /** Secrets of this call (an access token) to scrub from any detail. */
   readonly secrets?: ReadonlyArray<string> | undefined
 }
@@ -188,6 +190,13 @@ const readCapped = (
       Effect.ignore,
       Effect.zipRight(Effect.fail("TooLarge" as const))
     )
+  }
+  const encoding = response.headers["content-encoding"]
+  if (Number.isFinite(declared) && declared >= 0 && (encoding === undefined || encoding === "identity")) {
+    // A declared length within the cap frames the body (the HTTP parser reads that many bytes and
+    // no more), so it is read whole, without a stream per answer. Not when the body is encoded:
+    // a compressed length says nothing of the decoded size.
+    return Effect.mapError(response.text, (): ReadFailure => "Dropped")
   }
   return Effect.suspend(() => {
     const chunks: Array<Uint8Array> = []
@@ -366,16 +375,18 @@ export const make = (options: {
       )
     )
 
+    const timeout = spec.timeout
+    if (timeout === undefined) return exchange
     return exchange.pipe(
       Effect.timeoutFail({
-        duration: spec.timeout,
+        duration: timeout,
         onTimeout: () =>
           new AttemptFailed({
             error: new FacilitatorError({
               operation,
               kind: "Timeout",
               requestSent: true,
-              detail: `no answer within ${Duration.format(spec.timeout)}`
+              detail: `no answer within ${Duration.format(timeout)}`
             }),
             retryAfter: Option.none()
           })
@@ -439,39 +450,93 @@ export const withRetries = <A>(options: {
   readonly baseDelay: Duration.Duration
   readonly maxDelay: Duration.Duration
 }): Effect.Effect<A, FacilitatorError> =>
-  Effect.flatMap(Clock.currentTimeMillis, (start) => {
-    const deadline = start + Duration.toMillis(options.budget)
-    const loop = (attempt: number): Effect.Effect<A, FacilitatorError> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        options.attempt(Duration.millis(Math.max(0, deadline - now))).pipe(
-          Effect.catchAll((failure) => {
-            if (attempt >= options.maxAttempts || !options.retryable(failure)) return Effect.fail(failure.error)
-            return Effect.gen(function*() {
-              const backoff = Math.min(
-                Duration.toMillis(options.maxDelay),
-                Duration.toMillis(options.baseDelay) * 2 ** (attempt - 1)
-              )
-              // Full jitter on the backoff; a server's Retry-After is honoured as given.
-              const wait = Option.match(failure.retryAfter, {
-                onNone: () => Effect.map(Random.nextRange(backoff / 2, backoff), Math.round),
-                onSome: (d) => Effect.succeed(Duration.toMillis(d))
-              })
-              const delay = yield* wait
-              const at = yield* Clock.currentTimeMillis
-              if (at + delay >= deadline) return yield* Effect.fail(failure.error)
-              yield* Effect.logDebug("Nevermined: retrying").pipe(
-                Effect.annotateLogs({
-                  operation: failure.error.operation,
-                  attempt,
-                  kind: failure.error.kind,
-                  status: failure.error.status ?? "-",
-                  delayMs: delay
-                })
-              )
-              yield* Effect.sleep(Duration.millis(delay))
-              return yield* loop(attempt + 1)
+  Effect.flatMap(Clock.currentTimeMillis, (start) => retryLoop(options, start + Duration.toMillis(options.budget)))
+
+const retryLoop = <A>(options: {
+  readonly attempt: (timeout: Duration.Duration) => Effect.Effect<A, AttemptFailed>
+  readonly retryable: (failure: AttemptFailed) => boolean
+  readonly maxAttempts: number
+  readonly baseDelay: Duration.Duration
+  readonly maxDelay: Duration.Duration
+}, deadline: number): Effect.Effect<A, FacilitatorError> => {
+  const loop = (attempt: number): Effect.Effect<A, FacilitatorError> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      options.attempt(Duration.millis(Math.max(0, deadline - now))).pipe(
+        Effect.catchAll((failure) => {
+          if (attempt >= options.maxAttempts || !options.retryable(failure)) return Effect.fail(failure.error)
+          return Effect.gen(function*() {
+            const backoff = Math.min(
+              Duration.toMillis(options.maxDelay),
+              Duration.toMillis(options.baseDelay) * 2 ** (attempt - 1)
+            )
+            // Full jitter on the backoff; a server's Retry-After is honoured as given.
+            const wait = Option.match(failure.retryAfter, {
+              onNone: () => Effect.map(Random.nextRange(backoff / 2, backoff), Math.round),
+              onSome: (d) => Effect.succeed(Duration.toMillis(d))
             })
+            const delay = yield* wait
+            const at = yield* Clock.currentTimeMillis
+            if (at + delay >= deadline) return yield* Effect.fail(failure.error)
+            yield* Effect.logDebug("Nevermined: retrying").pipe(
+              Effect.annotateLogs({
+                operation: failure.error.operation,
+                attempt,
+                kind: failure.error.kind,
+                status: failure.error.status ?? "-",
+                delayMs: delay
+              })
+            )
+            yield* Effect.sleep(Duration.millis(delay))
+            return yield* loop(attempt + 1)
           })
-        ))
-    return loop(1)
+        })
+      ))
+  return loop(1)
+}
+
+/**
+ * `withRetries` under one deadline for the whole operation: the budget, capped by the call's
+ * `deadline` (epoch milliseconds) when there is one. One timer per operation, not a timeout race per
+ * attempt; the retry rules are the same (a wait that would not fit before the deadline fails at once
+ * with the last real failure). Past the call's deadline nothing is sent (`requestSent: false`); cut
+ * off in flight, the request may have landed (`requestSent: true`).
+ *
+ * @internal
+ */
+export const withRetriesWithin = <A>(options: {
+  readonly operation: FacilitatorOperation
+  readonly attempt: () => Effect.Effect<A, AttemptFailed>
+  readonly retryable: (failure: AttemptFailed) => boolean
+  readonly budget: Duration.Duration
+  readonly deadline?: number | undefined
+  readonly maxAttempts: number
+  readonly baseDelay: Duration.Duration
+  readonly maxDelay: Duration.Duration
+}): Effect.Effect<A, FacilitatorError> =>
+  Effect.flatMap(Clock.currentTimeMillis, (start) => {
+    const { deadline, operation } = options
+    if (deadline !== undefined && deadline <= start) {
+      return Effect.fail(
+        new FacilitatorError({
+          operation,
+          kind: "Timeout",
+          requestSent: false,
+          detail: "the call's deadline has passed"
+        })
+      )
+    }
+    const budgetEnd = start + Duration.toMillis(options.budget)
+    const byCall = deadline !== undefined && deadline < budgetEnd
+    const end = byCall ? deadline : budgetEnd
+    return Deadline.within(
+      retryLoop({ ...options, attempt: () => options.attempt() }, end),
+      end - start,
+      () =>
+        new FacilitatorError({
+          operation,
+          kind: "Timeout",
+          requestSent: true,
+          detail: byCall ? "cut off at the call's deadline" : `no answer within ${Duration.format(options.budget)}`
+        })
+    )
   })

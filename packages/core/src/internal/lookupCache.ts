@@ -14,6 +14,19 @@ import type * as Exit from "effect/Exit"
 interface Entry<A, E> {
   readonly deferred: Deferred.Deferred<A, E>
   expiresAt: number
+  /** The lookup's outcome, once settled. */
+  exit?: Exit.Exit<A, E> | undefined
+}
+
+/**
+ * A cache: `get` a key (looked up when absent or stale), or `peek` at a fresh settled answer.
+ *
+ * @internal
+ */
+export interface LookupCache<A, E> {
+  (key: string): Effect.Effect<A, E>
+  /** The answer kept for `key`, if it is settled, fresh at `now` and a success; no lookup. */
+  readonly peek: (key: string, now: number) => A | undefined
 }
 
 /** @internal */
@@ -21,7 +34,7 @@ export const make = <A, E>(options: {
   readonly capacity: number
   readonly lookup: (key: string) => Effect.Effect<A, E>
   readonly timeToLive: (exit: Exit.Exit<A, E>) => Duration.Duration
-}): Effect.Effect<(key: string) => Effect.Effect<A, E>> =>
+}): Effect.Effect<LookupCache<A, E>> =>
   Effect.sync(() => {
     const entries = new Map<string, Entry<A, E>>()
     const lookup = (key: string, entry: Entry<A, E>): Effect.Effect<A, E> =>
@@ -30,6 +43,7 @@ export const make = <A, E>(options: {
         Effect.flatMap((exit) =>
           Effect.flatMap(Clock.currentTimeMillis, (now) => {
             entry.expiresAt = now + Duration.toMillis(options.timeToLive(exit))
+            entry.exit = exit
             return Effect.zipRight(Deferred.done(entry.deferred, exit), exit)
           })
         ),
@@ -39,7 +53,13 @@ export const make = <A, E>(options: {
           return Deferred.interrupt(entry.deferred)
         })
       )
-    return (key) =>
+    const peek = (key: string, now: number): A | undefined => {
+      const found = entries.get(key)
+      if (found === undefined || now >= found.expiresAt) return undefined
+      const exit = found.exit
+      return exit !== undefined && exit._tag === "Success" ? exit.value : undefined
+    }
+    const get = (key: string): Effect.Effect<A, E> =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.withFiberRuntime<A, E>((fiber) => {
           const found = entries.get(key)
@@ -54,4 +74,5 @@ export const make = <A, E>(options: {
           entries.set(key, entry)
           return lookup(key, entry)
         }))
+    return Object.assign(get, { peek })
   })

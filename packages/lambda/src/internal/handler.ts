@@ -2,15 +2,22 @@ import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import { redact, redactCause } from "./redact.js"
 
 /**
  * The user's handler failed, threw, rejected, died, or answered something that is not an answer.
- * Never settled.
+ * Never settled. It holds the failure already redacted (`message`, and `detail`: the rendered
+ * cause): it flows through the pipeline's spans and errors, where an exception's raw text (a URL
+ * with an API key in it) must never be.
  */
 export class HandlerFailed extends Data.TaggedError("HandlerFailed")<{
   readonly message: string
-  readonly cause: Cause.Cause<unknown>
+  readonly detail: string
 }> {}
+
+/** A `HandlerFailed` for a failure cause, redacted. */
+export const handlerFailed = (message: string, cause: Cause.Cause<unknown>): HandlerFailed =>
+  new HandlerFailed({ message: redact(message), detail: redactCause(cause) })
 
 const isThenable = (u: unknown): u is PromiseLike<unknown> =>
   typeof u === "object" && u !== null && typeof (u as { then?: unknown }).then === "function"
@@ -48,9 +55,5 @@ export const invoke = <R>(thunk: () => unknown): Effect.Effect<unknown, HandlerF
     if (isThenable(out)) return Effect.tryPromise({ try: () => Promise.resolve(out), catch: (error) => error })
     return Effect.succeed(out)
   }).pipe(
-    Effect.catchAllCause((cause) => Effect.fail(new HandlerFailed({ message: messageOfCause(cause), cause })))
+    Effect.catchAllCause((cause) => Effect.fail(handlerFailed(messageOfCause(cause), cause)))
   )
-
-/** Logs a handler failure with its cause, for the operator. */
-export const logHandlerFailure = (error: HandlerFailed): Effect.Effect<void> =>
-  Effect.logError(`x402: handler failed: ${error.message}`, error.cause)
