@@ -196,8 +196,9 @@ export const Receipt = Schema.Struct({
   success: Schema.Boolean,
   transactionHash: Schema.String,
   network: Schema.String,
-  creditsRedeemed: Schema.optionalWith(Amount, { exact: true }),
-  remainingBalance: Schema.optionalWith(Amount, { exact: true }),
+  // Python writes `null` for an amount the facilitator did not give: read as absent.
+  creditsRedeemed: Schema.optionalWith(Amount, { nullable: true, exact: true }),
+  remainingBalance: Schema.optionalWith(Amount, { nullable: true, exact: true }),
   errorReason: optionalString
 })
 
@@ -217,8 +218,9 @@ export const MetaX402 = Schema.Struct({
   success: Schema.Boolean,
   transaction: Schema.String,
   network: Schema.String,
-  creditsRedeemed: Schema.optionalWith(Amount, { exact: true }),
-  remainingBalance: Schema.optionalWith(Amount, { exact: true }),
+  // Python writes `null` for an amount the facilitator did not give: read as absent.
+  creditsRedeemed: Schema.optionalWith(Amount, { nullable: true, exact: true }),
+  remainingBalance: Schema.optionalWith(Amount, { nullable: true, exact: true }),
   errorReason: optionalString
 })
 

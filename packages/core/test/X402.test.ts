@@ -81,6 +81,22 @@ describe("header codec", () => {
     }
   })
 
+  it("decodes the receipts the Python reference writes, nulls for the amounts it did not get", () => {
+    const python = "{\"success\": false, \"transactionHash\": \"\", \"network\": \"eip155:84532\", " +
+      "\"creditsRedeemed\": null, \"remainingBalance\": null}"
+    const decoded = X402.ReceiptHeader.decodeEither(Buffer.from(python).toString("base64"))
+    assert.deepStrictEqual(decoded, Either.right({ success: false, transactionHash: "", network: "eip155:84532" }))
+    const settle = "{\"success\": true, \"errorReason\": null, \"payer\": \"0xp\", \"transaction\": \"0xt\", " +
+      "\"network\": \"eip155:84532\", \"creditsRedeemed\": \"2\", \"remainingBalance\": null, \"orderTx\": null}"
+    assert.deepStrictEqual(
+      X402.SettleResponseHeader.decodeEither(Buffer.from(settle).toString("base64")),
+      Either.right({ success: true, payer: "0xp", transaction: "0xt", network: "eip155:84532", creditsRedeemed: "2" })
+    )
+    // and we write no nulls
+    const header = X402.ReceiptHeader.encode({ success: true, transactionHash: "0xt", network: "n" })
+    assert.strictEqual(decodeText(header), "{\"success\":true,\"transactionHash\":\"0xt\",\"network\":\"n\"}")
+  })
+
   it("tells apart non-base64, non-JSON and wrong-shape input", () => {
     const reasonOf = (header: string) =>
       Either.match(X402.PaymentRequiredHeader.decodeEither(header), {
