@@ -10,6 +10,7 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -34,7 +35,63 @@ export interface TokenRequest {
   readonly network?: string | undefined
   /** The delegation that pays; default the service's configured one, if any. */
   readonly delegationId?: string | undefined
+  /**
+   * Ask for a single-use (v3) token, bound to `agentId`, `resource` and `httpVerb` and spent by its
+   * first settle. Default: not asked (the backend's default, reusable v2). The backend may mint v3
+   * unasked, or drop the request: read the minted token's version with `accessTokenVersion`.
+   *
+   * @since 0.2.0
+   */
+  readonly tokenVersion?: 2 | 3 | undefined
+  /**
+   * The resource URL a v3 token is bound to: exactly the `resource.url` the seller advertises. Only
+   * with `tokenVersion: 3` (on a v2 token the backend refuses it).
+   *
+   * @since 0.2.0
+   */
+  readonly resource?: string | undefined
+  /**
+   * The HTTP verb a v3 token is bound to (the seller's `extra.httpVerb`). Only with `tokenVersion: 3`.
+   *
+   * @since 0.2.0
+   */
+  readonly httpVerb?: string | undefined
 }
+
+/**
+ * The version of an access token, read from the token itself as the backend does: 3 (single-use,
+ * bound to an agent, a resource URL and a verb) when its decoded payload carries a non-empty string
+ * `payload.authorization.nonce`, else 2 (reusable). Never what was asked for: a backend that predates
+ * v3 drops the request, and a newer one may mint v3 unasked. Nothing is verified here.
+ *
+ * @since 0.2.0
+ * @category tokens
+ */
+export const accessTokenVersion = (token: Redacted.Redacted<string> | string): 2 | 3 => {
+  const text = typeof token === "string" ? token : Redacted.value(token)
+  // Tokens are base64url (or base64) JSON; an opaque token is read as v2.
+  if (text.length > X402.MAX_HEADER_LENGTH || !/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) return 2
+  const standard = text.replace(/-/g, "+").replace(/_/g, "/").replace(/=+$/, "")
+  const decoded = X402.decodeBase64(standard + "=".repeat((4 - (standard.length % 4)) % 4))
+  if (Either.isLeft(decoded)) return 2
+  let json: unknown
+  try {
+    json = JSON.parse(decoded.right)
+  } catch {
+    return 2
+  }
+  const nonce = (json as { payload?: { authorization?: { nonce?: unknown } } } | null)?.payload?.authorization?.nonce
+  return typeof nonce === "string" && nonce.trim() !== "" ? 3 : 2
+}
+
+/**
+ * Whether an access token is single-use (v3): spent by its first settle, so never to be reused.
+ *
+ * @since 0.2.0
+ * @category tokens
+ */
+export const isSingleUseAccessToken = (token: Redacted.Redacted<string> | string): boolean =>
+  accessTokenVersion(token) === 3
 
 /**
  * The wire body of a delegation to create (wire.md §1). `provider` is `erc4337` for crypto plans, or a
@@ -95,6 +152,8 @@ export const Delegation = Schema.Struct({
   amountSpentCents: optional(X402.Amount),
   remainingBudgetCents: optional(X402.Amount),
   transactionCount: optional(Schema.Number),
+  /** The most settlements it pays for, when limited. */
+  maxTransactions: optional(Schema.Number),
   expiresAt: optional(Schema.String),
   createdAt: optional(Schema.String),
   apiKeyId: optional(Schema.String)
@@ -246,6 +305,12 @@ export const make = (
       const network = request.network ?? (scheme === "nvm:card-delegation" ? "stripe" : resolved.network)
       const delegationId = request.delegationId ?? options.delegationId
       yield* Effect.annotateCurrentSpan({ planId: request.planId, scheme, network })
+      if (request.tokenVersion !== 3 && (request.resource !== undefined || request.httpVerb !== undefined)) {
+        // On a v2 token the binding is not inert: the backend compares it and refuses the pair.
+        return yield* Effect.dieMessage("Subscriber.accessToken: resource and httpVerb bind only a v3 token")
+      }
+      // As the Python SDK: the v3 fields are left out entirely unless asked for, so a v2 mint is
+      // byte-identical to one from before v3 existed (docs/protocol.md §1).
       const body = JSON.stringify({
         accepted: {
           scheme,
@@ -253,6 +318,9 @@ export const make = (
           planId: request.planId,
           extra: request.agentId !== undefined ? { agentId: request.agentId } : {}
         },
+        ...(request.resource !== undefined ? { resource: { url: request.resource } } : {}),
+        ...(request.httpVerb !== undefined ? { httpVerb: request.httpVerb } : {}),
+        ...(request.tokenVersion !== undefined ? { tokenVersion: request.tokenVersion } : {}),
         ...(delegationId !== undefined ? { delegationConfig: { delegationId } } : {})
       })
       // Minting twice is harmless (an unused token costs nothing), so transient failures are retried.

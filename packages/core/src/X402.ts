@@ -196,8 +196,9 @@ export const Receipt = Schema.Struct({
   success: Schema.Boolean,
   transactionHash: Schema.String,
   network: Schema.String,
-  creditsRedeemed: Schema.optionalWith(Amount, { exact: true }),
-  remainingBalance: Schema.optionalWith(Amount, { exact: true }),
+  // Python writes `null` for an amount the facilitator did not give: read as absent.
+  creditsRedeemed: Schema.optionalWith(Amount, { nullable: true, exact: true }),
+  remainingBalance: Schema.optionalWith(Amount, { nullable: true, exact: true }),
   errorReason: optionalString
 })
 
@@ -217,8 +218,9 @@ export const MetaX402 = Schema.Struct({
   success: Schema.Boolean,
   transaction: Schema.String,
   network: Schema.String,
-  creditsRedeemed: Schema.optionalWith(Amount, { exact: true }),
-  remainingBalance: Schema.optionalWith(Amount, { exact: true }),
+  // Python writes `null` for an amount the facilitator did not give: read as absent.
+  creditsRedeemed: Schema.optionalWith(Amount, { nullable: true, exact: true }),
+  remainingBalance: Schema.optionalWith(Amount, { nullable: true, exact: true }),
   errorReason: optionalString
 })
 
@@ -304,8 +306,10 @@ export const paymentRequired = (options: PaymentRequiredOptions): PaymentRequire
     x402Version: X402_VERSION,
     resource: {
       url: options.endpoint ?? "",
+      // Like the Python SDK: `description` and `mimeType` go on the wire only when configured
+      // (docs/protocol.md §2); a default here would change every verify and settle body.
       ...(options.description !== undefined ? { description: options.description } : {}),
-      mimeType: options.mimeType ?? "application/json"
+      ...(options.mimeType !== undefined ? { mimeType: options.mimeType } : {})
     },
     accepts: accepts as unknown as PaymentRequired["accepts"],
     extensions: {}

@@ -28,11 +28,12 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
+import * as MutableHashSet from "effect/MutableHashSet"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { FacilitatorError } from "./PaymentError.js"
-import { Subscriber } from "./Subscriber.js"
+import { FacilitatorError, TOKEN_ALREADY_USED_CODE } from "./PaymentError.js"
+import { isSingleUseAccessToken, Subscriber } from "./Subscriber.js"
 import * as X402 from "./X402.js"
 
 /**
@@ -42,6 +43,9 @@ import * as X402 from "./X402.js"
  * - `TokenUnavailable`: the subscriber could not mint an access token (cause: the backend failure);
  * - `PaymentRefused`: the server still asked for payment after the paid retry;
  * - `SettlementFailed`: the server answered with a receipt that says `success: false`;
+ * - `TokenAlreadyUsed` (since 0.2.0): the receipt says the backend refused a single-use token that
+ *   an earlier settle spent (`BCK.X402.0059`). The token is dropped; the call is not retried, since
+ *   the server already ran it: the caller decides whether to send it again (with a fresh token);
  * - `InvalidReceipt`: the `payment-response` header of the paid answer does not decode.
  *
  * @since 0.1.0
@@ -56,6 +60,7 @@ export class X402ClientError extends Schema.TaggedError<X402ClientError>("@effec
       "TokenUnavailable",
       "PaymentRefused",
       "SettlementFailed",
+      "TokenAlreadyUsed",
       "InvalidReceipt"
     ),
     detail: Schema.String,
@@ -85,9 +90,19 @@ export interface Options {
   readonly delegationId?: string | undefined
   /**
    * Keep a minted token per plan, origin and resource, and reuse it for the same plan at the same
-   * origin and path until a server refuses it. Default true; turn it off for single-use tokens.
+   * origin and path until a server refuses it. Default true. Single-use (v3) tokens are never kept,
+   * whatever this says.
    */
   readonly cacheTokens?: boolean | undefined
+  /**
+   * 3: mint a fresh single-use (v3) token for every paid call, bound to the plan's agent, the
+   * resource URL the server advertises and the request's verb, so a token taken from one seller or
+   * endpoint is worthless at another. Default: the backend's default (reusable v2, kept per
+   * `cacheTokens`). Either way the minted token's own version decides whether it is reused.
+   *
+   * @since 0.2.0
+   */
+  readonly tokenVersion?: 2 | 3 | undefined
 }
 
 /**
@@ -279,11 +294,61 @@ export const make = (
         agentId: key.agentId,
         delegationId: options.delegationId
       })
+    // A v3 token is minted per call, bound to what the server advertises for this very request.
+    const mintBound = (key: TokenKey, binding: { readonly resource: string; readonly httpVerb: string }) =>
+      subscriber.accessToken({
+        planId: key.planId,
+        scheme: key.scheme,
+        network: key.network,
+        agentId: key.agentId,
+        delegationId: options.delegationId,
+        tokenVersion: 3,
+        resource: binding.resource,
+        httpVerb: binding.httpVerb
+      })
     // The cache also dedupes concurrent mints for one plan; a failure is dropped right away.
     const tokens = yield* Cache.make({ capacity: 256, lookup: mint, timeToLive: Duration.infinity })
+    // Keys whose backend mints single-use tokens (it may without being asked): minted per call.
+    const singleUseKeys = MutableHashSet.empty<TokenKey>()
+    // Single-use tokens already handed to a call: concurrent callers may get the same one from the
+    // cache's deduped lookup, and only the first may spend it.
+    const claimed = new WeakSet<Redacted.Redacted<string>>()
+    const claim = (key: TokenKey, token: Redacted.Redacted<string>) =>
+      Effect.suspend(() => {
+        if (!isSingleUseAccessToken(token)) return Effect.succeed(token)
+        MutableHashSet.add(singleUseKeys, key)
+        const firstClaim = !claimed.has(token)
+        claimed.add(token)
+        return Effect.zipRight(tokens.invalidate(key), firstClaim ? Effect.succeed(token) : mint(key))
+      })
     const tokenFor = (key: TokenKey) =>
-      cacheTokens ? Effect.tapError(tokens.get(key), () => tokens.invalidate(key)) : mint(key)
+      !cacheTokens || MutableHashSet.has(singleUseKeys, key)
+        ? mint(key)
+        : Effect.flatMap(Effect.tapError(tokens.get(key), () => tokens.invalidate(key)), (token) => claim(key, token))
     const forget = (key: TokenKey) => cacheTokens ? tokens.invalidate(key) : Effect.void
+
+    // What a v3 token is bound to: the resource URL exactly as the server advertises it (the backend
+    // compares it with that), but never one on another origin than the request's own: a server that
+    // names another seller's endpoint would get a token good there.
+    const bindingOf = (
+      paymentRequired: X402.PaymentRequired,
+      accepted: X402.Accepted,
+      request: HttpClientRequest.HttpClientRequest,
+      target: { readonly origin: string }
+    ): { readonly resource: string; readonly httpVerb: string } | undefined => {
+      const resource = paymentRequired.resource.url
+      let absolute: URL | undefined
+      try {
+        absolute = new URL(resource)
+      } catch {
+        absolute = undefined
+      }
+      if (absolute !== undefined) {
+        const port = absolute.port !== "" ? absolute.port : DEFAULT_PORTS[absolute.protocol]
+        if (`${absolute.protocol}//${absolute.hostname}:${port}` !== target.origin) return undefined
+      }
+      return { resource, httpVerb: accepted.extra?.httpVerb ?? request.method }
+    }
 
     const select = (paymentRequired: X402.PaymentRequired): X402.Accepted | undefined => {
       const payable = paymentRequired.accepts.filter((a) => SCHEMES.has(a.scheme))
@@ -348,7 +413,21 @@ export const make = (
         network: accepted.network,
         agentId: accepted.extra?.agentId
       })
-      const token = yield* tokenFor(key).pipe(
+      let mintToken = tokenFor(key)
+      if (options.tokenVersion === 3) {
+        const binding = bindingOf(paymentRequired, accepted, response.request, target)
+        if (binding === undefined) {
+          return yield* new X402ClientError({
+            reason: "NoAcceptablePlan",
+            detail: "the server advertises a resource on another origin: a token bound to it is not minted",
+            status: response.status,
+            planId,
+            paymentRequired
+          })
+        }
+        mintToken = mintBound(key, binding)
+      }
+      const token = yield* mintToken.pipe(
         Effect.mapError((cause) =>
           new X402ClientError({ reason: "TokenUnavailable", detail: cause.message, planId, paymentRequired, cause })
         )
@@ -360,7 +439,7 @@ export const make = (
       )
       const decoded = receipt(paid)
       if (Either.isLeft(decoded)) return yield* Effect.fail(decoded.left)
-      const refused = (reason: "SettlementFailed" | "PaymentRefused", detail: string) =>
+      const refused = (reason: "SettlementFailed" | "PaymentRefused" | "TokenAlreadyUsed", detail: string) =>
         forget(key).pipe(
           Effect.zipRight(Effect.annotateCurrentSpan("outcome", reason)),
           Effect.zipRight(
@@ -375,6 +454,12 @@ export const make = (
           )
         )
       if (Option.isSome(decoded.right) && !decoded.right.value.success) {
+        if (decoded.right.value.errorReason === TOKEN_ALREADY_USED_CODE) {
+          return yield* refused(
+            "TokenAlreadyUsed",
+            `the single-use access token was already spent (${TOKEN_ALREADY_USED_CODE}); a fresh one is minted next time`
+          )
+        }
         return yield* refused("SettlementFailed", decoded.right.value.errorReason ?? "settlement failed")
       }
       if (Option.isSome(yield* paymentDemand(paid))) {

@@ -13,7 +13,7 @@ import {
 } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, Schema } from "effect"
-import { liveFacilitator, payingClient, serve, serveLayer } from "./HttpPaywall.fixtures.js"
+import { liveFacilitator, payingClient, post, serve, serveLayer } from "./HttpPaywall.fixtures.js"
 
 const PLAN = "plan-1"
 const AGENT = "agent-1"
@@ -74,6 +74,58 @@ describe("HttpPaywall over the wire: X402Client → Node server → FakeNevermin
       const ping = yield* client.execute(HttpClientRequest.get(`${url}/ping`))
       assert.isFalse(ping.paid)
       assert.strictEqual(yield* ping.response.text, "pong")
+    }))
+
+  it.scopedLive("the 402, the verify and settle bodies and the receipt carry exactly the Python SDK's fields", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeNevermined.make()
+      seed(fake)
+      const url = yield* serve(router).pipe(Effect.provide(yield* liveFacilitator(fake)))
+      const port = new URL(url).port
+      // The exact PaymentRequired a Python seller builds for this route: no resource.mimeType, no
+      // resource.description (docs/protocol.md §2), the request's URL and verb bound in.
+      const expected = {
+        x402Version: 2,
+        resource: { url: `http://127.0.0.1:${port}/answer` },
+        accepts: [{
+          scheme: "nvm:erc4337",
+          network: "eip155:84532",
+          planId: PLAN,
+          extra: { version: "1", agentId: AGENT, httpVerb: "POST" }
+        }],
+        extensions: {}
+      }
+      const unpaid = yield* post(`${url}/answer`, { body: {} })
+      assert.strictEqual(unpaid.status, 402)
+      const header = unpaid.headers["payment-required"]
+      assert.strictEqual(Buffer.from(header, "base64").toString("utf8"), JSON.stringify(expected))
+
+      const client = yield* payingClient(fake)
+      const paid = yield* client.execute(ask(`${url}/answer`))
+      assert.strictEqual(paid.response.status, 200)
+      const [verify, settle] = fake.requests.filter((r) => r.route === "verify" || r.route === "settle")
+      const token = JSON.parse(verify.body).x402AccessToken
+      assert.strictEqual(
+        verify.body,
+        JSON.stringify({ paymentRequired: expected, x402AccessToken: token, maxAmount: "2" })
+      )
+      const agentRequestId = fake.ledger.settlements[0].agentRequestId
+      assert.strictEqual(
+        settle.body,
+        JSON.stringify({ paymentRequired: expected, x402AccessToken: token, maxAmount: "2", agentRequestId })
+      )
+      // The plain-HTTP receipt is the facilitator's settle answer, nulls left out.
+      const receipt = JSON.parse(
+        Buffer.from(paid.response.headers["payment-response"], "base64").toString("utf8")
+      )
+      assert.deepStrictEqual(receipt, {
+        success: true,
+        payer: fake.subscriber,
+        transaction: fake.ledger.settlements[0].transaction,
+        network: "eip155:84532",
+        creditsRedeemed: "2",
+        remainingBalance: "8"
+      })
     }))
 
   it.scopedLive("HttpApp: an answer >= 400 is paid for with a token but never settled", () =>

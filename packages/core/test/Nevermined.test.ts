@@ -54,8 +54,8 @@ describe("Nevermined live layer: verify and settle on the wire", () => {
       // Golden body: field names, order and the decimal-string amount.
       assert.strictEqual(
         request.body,
-        "{\"paymentRequired\":{\"x402Version\":2,\"resource\":{\"url\":\"https://agent.example/mcp\"," +
-          "\"mimeType\":\"application/json\"},\"accepts\":[{\"scheme\":\"nvm:erc4337\",\"network\":\"eip155:84532\"," +
+        "{\"paymentRequired\":{\"x402Version\":2,\"resource\":{\"url\":\"https://agent.example/mcp\"}," +
+          "\"accepts\":[{\"scheme\":\"nvm:erc4337\",\"network\":\"eip155:84532\"," +
           "\"planId\":\"plan-1\",\"extra\":{\"version\":\"1\",\"agentId\":\"agent-1\",\"httpVerb\":\"POST\"}}]," +
           `"extensions":{}},"x402AccessToken":"${token}","maxAmount":"2"}`
       )

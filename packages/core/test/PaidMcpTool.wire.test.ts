@@ -63,6 +63,24 @@ describe("PaidMcpTool over the wire: MCP SDK client → @effect/ai McpServer →
       assert.isTrue(demand.isError)
       const required = demand.structuredContent as unknown as X402.PaymentRequired
       assert.strictEqual(fake.calls("verify"), 0)
+      // Exactly the Python SDK's fields: no resource.mimeType or description unless configured
+      // (docs/protocol.md §2), the same PaymentRequired as the JSON text of content[0] (§9).
+      const expected = {
+        x402Version: 2,
+        resource: { url: `${url}/mcp` },
+        accepts: [{
+          scheme: "nvm:erc4337",
+          network: "eip155:84532",
+          planId: PLAN,
+          extra: { version: "1", agentId: AGENT, httpVerb: "POST" }
+        }],
+        extensions: {}
+      }
+      // the x402 MCP transport adds the human-readable `error` beside it
+      const inBand = { ...expected, error: "Payment required for tool: forecast" }
+      assert.deepStrictEqual(required as unknown, inBand)
+      const text = (demand as { content?: Array<{ text?: string }> }).content?.[0]?.text ?? ""
+      assert.deepStrictEqual(JSON.parse(text), inBand)
 
       const subscriber = yield* liveSubscriber(fake)
       const accepted = required.accepts[0]
@@ -76,14 +94,25 @@ describe("PaidMcpTool over the wire: MCP SDK client → @effect/ai McpServer →
       assert.isFalse(paid.isError)
       assert.deepStrictEqual(paid.structuredContent, { city: "Lisbon", sky: "clear", payer: fake.subscriber })
       const receipt = paid._meta?.[McpPayment.PAYMENT_RESPONSE_META_KEY] as X402.SettleResponse
-      assert.strictEqual(receipt.success, true)
-      assert.strictEqual(receipt.transaction, fake.ledger.settlements[0].transaction)
-      assert.strictEqual(receipt.creditsRedeemed, "3")
+      // the facilitator's settle answer, absent fields left out
+      assert.deepStrictEqual(receipt, {
+        success: true,
+        payer: fake.subscriber,
+        transaction: fake.ledger.settlements[0].transaction,
+        network: "eip155:84532",
+        creditsRedeemed: "3",
+        remainingBalance: "7"
+      })
       assert.strictEqual(fake.ledger.balance(fake.subscriber, PLAN), 7)
       // the verify and settle the backend received name the MCP endpoint and the tool's price
       const verify = JSON.parse(fake.requests.find((r) => r.route === "verify")!.body)
-      assert.strictEqual(verify.paymentRequired.resource.url, `${url}/mcp`)
-      assert.strictEqual(verify.maxAmount, "3")
+      assert.deepStrictEqual(verify, {
+        paymentRequired: expected,
+        x402AccessToken: Redacted.value(token),
+        maxAmount: "3"
+      })
+      const settle = JSON.parse(fake.requests.find((r) => r.route === "settle")!.body)
+      assert.deepStrictEqual(settle, { ...verify, agentRequestId: fake.ledger.settlements[0].agentRequestId })
       assert.strictEqual(fake.calls("settle"), 1)
     }))
 })

@@ -18,7 +18,7 @@ describe("Subscriber.accessToken", () => {
         currency: "usdc",
         spendingLimitCents: 1000,
         durationSecs: 3600,
-        createdAt: 0
+        createdAt: fake.ledger.now()
       })
       const live = yield* subscriber(fake, { delegationId: delegation.delegationId })
       const token = yield* live.accessToken({ planId: PLAN, agentId: AGENT })
@@ -39,9 +39,69 @@ describe("Subscriber.accessToken", () => {
       assert.deepStrictEqual(fake.ledger.tokens.get(Redacted.value(token)), {
         planId: PLAN,
         subscriber: fake.subscriber,
-        agentId: AGENT
+        agentId: AGENT,
+        delegationId: delegation.delegationId
       })
+      assert.strictEqual(Subscriber.accessTokenVersion(token), 2, "the backend's default: reusable")
     }))
+
+  it.scoped("v3: the binding and tokenVersion go in the mint body only when asked, and the token's version is read from it", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeNevermined.make()
+      seed(fake)
+      const live = yield* subscriber(fake)
+      const token = yield* live.accessToken({
+        planId: PLAN,
+        agentId: AGENT,
+        tokenVersion: 3,
+        resource: "https://seller.example/api/tasks",
+        httpVerb: "POST"
+      })
+      assert.strictEqual(
+        fake.requests[0].body,
+        `{"accepted":{"scheme":"nvm:erc4337","network":"eip155:84532","planId":"plan-1","extra":{"agentId":"agent-1"}},` +
+          `"resource":{"url":"https://seller.example/api/tasks"},"httpVerb":"POST","tokenVersion":3}`
+      )
+      assert.strictEqual(Subscriber.accessTokenVersion(token), 3)
+      assert.isTrue(Subscriber.isSingleUseAccessToken(token))
+      assert.deepStrictEqual(fake.ledger.tokens.get(Redacted.value(token)), {
+        planId: PLAN,
+        subscriber: fake.subscriber,
+        agentId: AGENT,
+        version: 3,
+        resourceUrl: "https://seller.example/api/tasks",
+        httpVerb: "POST"
+      })
+      // a plan whose backend mints v3 unasked: the version is read off the token, not the request
+      fake.ledger.addPlan({ planId: "plan-v3", singleUseTokens: true })
+      const unasked = yield* live.accessToken({ planId: "plan-v3" })
+      assert.notInclude(fake.requests[1].body, "tokenVersion")
+      assert.strictEqual(Subscriber.accessTokenVersion(unasked), 3)
+      // a binding without tokenVersion 3 is a programming error, never sent
+      const exit = yield* Effect.exit(live.accessToken({ planId: PLAN, resource: "https://seller.example/x" }))
+      assert.isTrue(exit._tag === "Failure")
+      assert.strictEqual(fake.requests.length, 2)
+    }))
+
+  it("accessTokenVersion: a non-empty string nonce is v3; anything else, opaque or odd, is v2", () => {
+    const b64 = (json: unknown) => Buffer.from(JSON.stringify(json)).toString("base64url")
+    const withNonce = (nonce: unknown) => b64({ payload: { authorization: { from: "0x1", nonce } } })
+    assert.strictEqual(Subscriber.accessTokenVersion(withNonce("0xabc")), 3)
+    assert.strictEqual(
+      Subscriber.accessTokenVersion(
+        Buffer.from(JSON.stringify({ payload: { authorization: { nonce: "n" } } })).toString("base64")
+      ),
+      3,
+      "standard padded base64 too"
+    )
+    assert.strictEqual(Subscriber.accessTokenVersion(withNonce("")), 2)
+    assert.strictEqual(Subscriber.accessTokenVersion(withNonce("   ")), 2)
+    assert.strictEqual(Subscriber.accessTokenVersion(withNonce(123)), 2)
+    assert.strictEqual(Subscriber.accessTokenVersion(b64({ payload: { authorization: { from: "0x1" } } })), 2)
+    assert.strictEqual(Subscriber.accessTokenVersion("nvm_tok_00000001.k3y"), 2)
+    assert.strictEqual(Subscriber.accessTokenVersion(b64(null)), 2)
+    assert.strictEqual(Subscriber.accessTokenVersion("!!!"), 2)
+  })
 
   it.scoped("card delegations: the scheme, the provider network and a delegation id", () =>
     Effect.gen(function*() {
@@ -83,7 +143,7 @@ describe("Subscriber.accessToken", () => {
         currency: "usdc",
         spendingLimitCents: 1,
         durationSecs: 1,
-        createdAt: 0
+        createdAt: fake.ledger.now()
       })
       const live = yield* subscriber(fake)
       const foreign = yield* Effect.flip(live.accessToken({ planId: PLAN, delegationId: other.delegationId }))
@@ -239,7 +299,7 @@ describe("Subscriber.layerConfig", () => {
         currency: "usdc",
         spendingLimitCents: 1,
         durationSecs: 60,
-        createdAt: 0
+        createdAt: fake.ledger.now()
       })
       const env = new Map([
         ["NVM_API_KEY", fake.subscriberApiKey],

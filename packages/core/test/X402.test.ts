@@ -17,8 +17,7 @@ describe("X402.paymentRequired", () => {
     assert.strictEqual(pr.x402Version, 2)
     assert.deepStrictEqual(pr.resource, {
       url: "https://gw.example/mcp",
-      description: "weather",
-      mimeType: "application/json"
+      description: "weather"
     })
     assert.deepStrictEqual(pr.accepts.map((a) => a.planId), ["plan-a", "plan-b"])
     for (const entry of pr.accepts) {
@@ -33,6 +32,22 @@ describe("X402.paymentRequired", () => {
     assert.deepStrictEqual(pr.accepts[0].extra, { version: "1" })
     assert.strictEqual(pr.accepts[0].network, "net-of-p")
     assert.strictEqual(pr.resource.url, "")
+  })
+
+  it("leaves resource.description and resource.mimeType off the wire unless configured, as Python does", () => {
+    const bare = X402.paymentRequired({ planIds: ["p"], endpoint: "https://a.example/mcp", network: "n" })
+    assert.strictEqual(
+      JSON.stringify(bare),
+      "{\"x402Version\":2,\"resource\":{\"url\":\"https://a.example/mcp\"},\"accepts\":[{\"scheme\":" +
+        "\"nvm:erc4337\",\"network\":\"n\",\"planId\":\"p\",\"extra\":{\"version\":\"1\"}}],\"extensions\":{}}"
+    )
+    const described = X402.paymentRequired({
+      planIds: ["p"],
+      network: "n",
+      description: "weather",
+      mimeType: "text/plain"
+    })
+    assert.deepStrictEqual(described.resource, { url: "", description: "weather", mimeType: "text/plain" })
   })
 
   it("refuses an empty plan list", () => {
@@ -64,6 +79,22 @@ describe("header codec", () => {
       assert.isUndefined(decoded.right.accepts[0].extra?.agentId)
       assert.isUndefined(decoded.right.resource.description)
     }
+  })
+
+  it("decodes the receipts the Python reference writes, nulls for the amounts it did not get", () => {
+    const python = "{\"success\": false, \"transactionHash\": \"\", \"network\": \"eip155:84532\", " +
+      "\"creditsRedeemed\": null, \"remainingBalance\": null}"
+    const decoded = X402.ReceiptHeader.decodeEither(Buffer.from(python).toString("base64"))
+    assert.deepStrictEqual(decoded, Either.right({ success: false, transactionHash: "", network: "eip155:84532" }))
+    const settle = "{\"success\": true, \"errorReason\": null, \"payer\": \"0xp\", \"transaction\": \"0xt\", " +
+      "\"network\": \"eip155:84532\", \"creditsRedeemed\": \"2\", \"remainingBalance\": null, \"orderTx\": null}"
+    assert.deepStrictEqual(
+      X402.SettleResponseHeader.decodeEither(Buffer.from(settle).toString("base64")),
+      Either.right({ success: true, payer: "0xp", transaction: "0xt", network: "eip155:84532", creditsRedeemed: "2" })
+    )
+    // and we write no nulls
+    const header = X402.ReceiptHeader.encode({ success: true, transactionHash: "0xt", network: "n" })
+    assert.strictEqual(decodeText(header), "{\"success\":true,\"transactionHash\":\"0xt\",\"network\":\"n\"}")
   })
 
   it("tells apart non-base64, non-JSON and wrong-shape input", () => {

@@ -813,7 +813,7 @@ describe("requiresPayment: X402 wire", () => {
     const json = JSON.parse(Buffer.from(header, "base64").toString("utf8"))
     assert.deepStrictEqual(json, {
       x402Version: 2,
-      resource: { url: ENDPOINT, mimeType: "application/json" },
+      resource: { url: ENDPOINT },
       accepts: [{
         scheme: "nvm:erc4337",
         network: "eip155:84532",

@@ -21,7 +21,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Http from "node:http"
 import { startScoped } from "./internal/startScoped.js"
-import { Ledger } from "./TestFacilitator.js"
+import { Ledger, TOKEN_ALREADY_USED } from "./TestFacilitator.js"
 
 /**
  * The routes of the backend.
@@ -223,7 +223,11 @@ const PermissionsBody = Schema.Struct({
   delegationConfig: Schema.optionalWith(
     Schema.Struct({ delegationId: Schema.optionalWith(Schema.String, { exact: true }) }),
     { exact: true }
-  )
+  ),
+  // v3 (single-use, bound) tokens: what the token is bound to, sent only with `tokenVersion: 3`.
+  resource: Schema.optionalWith(Schema.Union(Schema.String, Schema.Struct({ url: Schema.String })), { exact: true }),
+  httpVerb: Schema.optionalWith(Schema.String, { exact: true }),
+  tokenVersion: Schema.optionalWith(Schema.Literal(2, 3), { exact: true })
 })
 
 const CARD_PROVIDERS: Record<string, ReadonlyArray<string>> = {
@@ -244,7 +248,8 @@ const DelegationBody = Schema.Struct({
   durationSecs: PositiveInt,
   currency: Schema.String,
   planId: Schema.optionalWith(Schema.String, { exact: true }),
-  providerPaymentMethodId: Schema.optionalWith(Schema.String, { exact: true })
+  providerPaymentMethodId: Schema.optionalWith(Schema.String, { exact: true }),
+  maxTransactions: Schema.optionalWith(PositiveInt, { exact: true })
 })
 
 const encodeVerify = Schema.encodeSync(X402.VerifyResponse)
@@ -309,6 +314,7 @@ export const make = (
       readonly body: string
       readonly account: string
       readonly params: Readonly<Record<string, string | undefined>>
+      readonly url: string
     }) => HttpServerResponse.HttpServerResponse
 
     const route = (name: Route, handler: Handler) =>
@@ -325,7 +331,7 @@ export const make = (
         const answer = (): HttpServerResponse.HttpServerResponse =>
           account === undefined
             ? errorBody(401, "BCK.AUTH.0001", "Unauthorized: missing or invalid API key")
-            : handler({ body, account, params })
+            : handler({ body, account, params, url: request.url })
 
         const fault = takeFault(name)
         if (fault === undefined) return answer()
@@ -386,19 +392,24 @@ export const make = (
     const settle: Handler = ({ body }) =>
       Either.match(decode(SettleBody, body), {
         onLeft: (response) => response,
-        onRight: (request) =>
-          HttpServerResponse.unsafeJson(encodeSettle(ledger.settle({
+        onRight: (request) => {
+          const answer = ledger.settle({
             paymentRequired: request.paymentRequired,
             token: request.x402AccessToken,
             maxAmount: Number(request.maxAmount),
             agentRequestId: request.agentRequestId
-          })))
+          })
+          // A spent single-use token is an error answer with the backend's code, not `success: false`.
+          return answer.errorReason === TOKEN_ALREADY_USED
+            ? errorBody(409, TOKEN_ALREADY_USED, "x402 access token already used")
+            : HttpServerResponse.unsafeJson(encodeSettle(answer))
+        }
       })
 
     const permissions: Handler = ({ account, body }) =>
       Either.match(decode(PermissionsBody, body), {
         onLeft: (response) => response,
-        onRight: ({ accepted, delegationConfig }) => {
+        onRight: ({ accepted, delegationConfig, httpVerb, resource, tokenVersion }) => {
           if (!ledger.plans.has(accepted.planId)) return planNotFound(accepted.planId)
           const delegationId = delegationConfig?.delegationId
           if (delegationId !== undefined) {
@@ -406,16 +417,24 @@ export const make = (
             if (delegation === undefined || delegation.owner !== account) {
               return errorBody(404, "BCK.DELEGATION.0001", `Delegation ${delegationId} not found`)
             }
-            if (delegation.status !== "Active") {
+            if (delegation.status !== "Active" || ledger.expiresAt(delegation) <= ledger.now()) {
               return errorBody(400, "BCK.DELEGATION.0002", `Delegation ${delegationId} is not active`)
             }
           } else if (accepted.scheme === "nvm:card-delegation") {
             return errorBody(400, "BCK.DELEGATION.0003", "A card delegation is required for nvm:card-delegation")
           }
+          // The binding means something only on a v3 token; on v2 the backend refuses the pair.
+          if (tokenVersion !== 3 && (resource !== undefined || httpVerb !== undefined)) {
+            return errorBody(400, "BCK.X402.0013", "resource and httpVerb bind only a v3 token (tokenVersion: 3)")
+          }
           const accessToken = ledger.mintToken({
             planId: accepted.planId,
             subscriber: account,
-            agentId: accepted.extra?.agentId
+            agentId: accepted.extra?.agentId,
+            ...(tokenVersion !== undefined ? { version: tokenVersion } : {}),
+            ...(resource !== undefined ? { resourceUrl: typeof resource === "string" ? resource : resource.url } : {}),
+            ...(httpVerb !== undefined ? { httpVerb } : {}),
+            ...(delegationId !== undefined ? { delegationId } : {})
           })
           return HttpServerResponse.unsafeJson({ accessToken })
         }
@@ -441,7 +460,8 @@ export const make = (
             durationSecs: request.durationSecs,
             planId: request.planId,
             providerPaymentMethodId: request.providerPaymentMethodId,
-            createdAt: Date.now()
+            maxTransactions: request.maxTransactions,
+            createdAt: ledger.now()
           })
           return HttpServerResponse.unsafeJson({
             delegationId: delegation.delegationId,
@@ -450,20 +470,28 @@ export const make = (
         }
       })
 
-    const delegationList: Handler = ({ account }) => {
-      const now = Date.now()
-      const delegations = ledger.delegationsOf(account).map((d) => {
-        const expiresAt = d.createdAt + d.durationSecs * 1000
+    const delegationList: Handler = ({ account, url }) => {
+      const now = ledger.now()
+      // `?accessible=true`: only the delegations that can still pay (active, unexpired, budget and
+      // transactions left).
+      const accessible = new URL(url, "http://fake").searchParams.get("accessible") === "true"
+      const delegations = ledger.delegationsOf(account).filter((d) =>
+        !accessible ||
+        (d.status === "Active" && ledger.expiresAt(d) > now && d.amountSpentCents < d.spendingLimitCents &&
+          (d.maxTransactions === undefined || d.transactionCount < d.maxTransactions))
+      ).map((d) => {
+        const expiresAt = ledger.expiresAt(d)
         return {
           delegationId: d.delegationId,
           provider: d.provider,
           providerPaymentMethodId: d.providerPaymentMethodId ?? "",
           status: d.status === "Active" && expiresAt <= now ? "Expired" : d.status,
           spendingLimitCents: String(d.spendingLimitCents),
-          amountSpentCents: "0",
-          remainingBudgetCents: String(d.spendingLimitCents),
+          amountSpentCents: String(d.amountSpentCents),
+          remainingBudgetCents: String(Math.max(0, d.spendingLimitCents - d.amountSpentCents)),
           currency: d.currency,
-          transactionCount: 0,
+          transactionCount: d.transactionCount,
+          ...(d.maxTransactions !== undefined ? { maxTransactions: d.maxTransactions } : {}),
           expiresAt: new Date(expiresAt).toISOString(),
           createdAt: new Date(d.createdAt).toISOString(),
           apiKeyId: null

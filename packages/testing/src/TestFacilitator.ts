@@ -27,7 +27,16 @@ export interface Plan {
   readonly agentId?: string | undefined
   /** A fiat plan's payment provider (e.g. `"stripe"`): advertised as its network. */
   readonly fiatPaymentProvider?: string | undefined
+  /**
+   * What one credit costs in the delegation's currency, in major units (`"0.01"`: a cent): a
+   * delegation's `spendingLimitCents` is spent at this price. Default `"0"`: credits cost no budget.
+   */
   readonly pricePerCredit?: string | undefined
+  /**
+   * The backend mints single-use (v3) tokens for this plan even when the request did not ask for
+   * them, as newer backends may.
+   */
+  readonly singleUseTokens?: boolean | undefined
 }
 
 /**
@@ -40,7 +49,38 @@ export interface TokenGrant {
   readonly planId: string
   readonly subscriber: string
   readonly agentId?: string | undefined
+  /** 3: single-use, and bound to `agentId`, `resourceUrl` and `httpVerb` (as signed: absent is `""`). */
+  readonly version?: 2 | 3 | undefined
+  readonly resourceUrl?: string | undefined
+  readonly httpVerb?: string | undefined
+  /** The delegation that pays: its limits are checked at verify and spent at settle. */
+  readonly delegationId?: string | undefined
 }
+
+/**
+ * The backend's code for a second settle of a single-use (v3) token (docs/protocol.md §1). The
+ * ledger answers it as a `success: false` settle with this `errorReason`; the HTTP fake and the
+ * `Facilitator` layer turn it into the backend's error (a 4xx with this `code`).
+ *
+ * @since 0.2.0
+ * @category ledger
+ */
+export const TOKEN_ALREADY_USED = "BCK.X402.0059"
+
+/**
+ * Why the ledger refuses a call on a delegation's limits (verify's `invalidReason`, settle's
+ * `errorReason`).
+ *
+ * @since 0.2.0
+ * @category ledger
+ */
+export const DelegationRefusal = {
+  notFound: "delegation_not_found",
+  inactive: "delegation_not_active",
+  expired: "delegation_expired",
+  spendingLimit: "delegation_spending_limit_exceeded",
+  maxTransactions: "delegation_max_transactions_reached"
+} as const
 
 /**
  * A fault the facilitator plays instead of answering normally.
@@ -95,8 +135,9 @@ export interface Settlement {
 }
 
 /**
- * A spending delegation of an account (the fake backend's bookkeeping: limits are recorded, not
- * enforced).
+ * A spending delegation of an account. Its limits are enforced: verify refuses a call that would
+ * pass one, settle refuses past it; every settle through it adds to `amountSpentCents` and
+ * `transactionCount`.
  *
  * @since 0.1.0
  * @category models
@@ -110,6 +151,10 @@ export interface Delegation {
   readonly currency: string
   readonly spendingLimitCents: number
   readonly durationSecs: number
+  /** The most settlements it pays for; unlimited when absent. */
+  readonly maxTransactions?: number | undefined
+  readonly amountSpentCents: number
+  readonly transactionCount: number
   readonly planId?: string | undefined
   readonly providerPaymentMethodId?: string | undefined
   /** Epoch milliseconds. */
@@ -126,8 +171,10 @@ export interface Delegation {
 export interface LedgerOptions {
   /** The network advertised for crypto plans. Default `eip155:84532`. */
   readonly network?: string
-  /** Refuse a second settle of the same token, like single-use (v3) tokens. Default false. */
+  /** Mint every token single-use (v3), as if every plan asked for it. Default false. */
   readonly singleUseTokens?: boolean
+  /** The clock of delegation expiry, epoch milliseconds. Default `Date.now`. */
+  readonly now?: () => number
 }
 
 /**
@@ -152,10 +199,13 @@ export class Ledger {
   private counter = 0
   /** Added to every call, to play a slow facilitator. */
   latency: Duration.Duration = Duration.zero
+  /** The clock of delegation expiry (epoch milliseconds): replace it to move time in a test. */
+  now: () => number
 
   constructor(options: LedgerOptions = {}) {
     this.network = options.network ?? "eip155:84532"
     this.singleUseTokens = options.singleUseTokens ?? false
+    this.now = options.now ?? Date.now
   }
 
   private next(prefix: string): string {
@@ -181,19 +231,74 @@ export class Ledger {
     return this.balances.get(key(subscriber, planId)) ?? 0
   }
 
-  /** Mints an access token bound to a plan and a subscriber (and an agent, when given). */
+  /**
+   * Mints an access token bound to a plan and a subscriber (and an agent, when given). A v3 token
+   * (asked for, or the plan's or ledger's `singleUseTokens`) is shaped like the backend's: base64url
+   * JSON whose `payload.authorization.nonce` is set, which is how clients tell it is single-use.
+   */
   mintToken(grant: TokenGrant): string {
     if (!this.plans.has(grant.planId)) this.addPlan({ planId: grant.planId })
-    const token = `${this.next("nvm_tok_")}.${Math.random().toString(36).slice(2, 12)}`
-    this.tokens.set(token, grant)
+    const version = grant.version === 3 || this.singleUseTokens || this.plans.get(grant.planId)?.singleUseTokens
+      ? 3
+      : 2
+    const id = this.next("nvm_tok_")
+    const secret = Math.random().toString(36).slice(2, 12)
+    const token = version === 2 ? `${id}.${secret}` : Buffer.from(
+      JSON.stringify({
+        x402Version: 2,
+        accepted: { planId: grant.planId, extra: grant.agentId !== undefined ? { agentId: grant.agentId } : {} },
+        payload: {
+          signature: `0xfake${secret}`,
+          authorization: { from: grant.subscriber, sessionKeysProvider: "fake", sessionKeys: [], nonce: `0x${id}` }
+        }
+      }),
+      "utf8"
+    ).toString("base64url")
+    this.tokens.set(token, version === 3 ? { ...grant, version } : grant)
     return token
   }
 
   /** Records a delegation and gives it an id. */
-  addDelegation(delegation: Omit<Delegation, "delegationId" | "status">): Delegation {
-    const full: Delegation = { ...delegation, delegationId: this.next("del_"), status: "Active" }
+  addDelegation(
+    delegation: Omit<Delegation, "delegationId" | "status" | "amountSpentCents" | "transactionCount">
+  ): Delegation {
+    const full: Delegation = {
+      ...delegation,
+      delegationId: this.next("del_"),
+      status: "Active",
+      amountSpentCents: 0,
+      transactionCount: 0
+    }
     this.delegations.set(full.delegationId, full)
     return full
+  }
+
+  /** When a delegation stops paying, epoch milliseconds. */
+  expiresAt(delegation: Delegation): number {
+    return delegation.createdAt + delegation.durationSecs * 1000
+  }
+
+  /** What `credits` cost in a delegation's cents, at the plan's `pricePerCredit`. */
+  costCents(planId: string, credits: number): number {
+    return Math.round(credits * Number(this.plans.get(planId)?.pricePerCredit ?? "0") * 100)
+  }
+
+  /**
+   * Why a delegation cannot pay `credits` more on a plan right now, or `undefined` when it can:
+   * not found, revoked, expired, out of transactions, or out of budget.
+   */
+  delegationRefusal(delegationId: string, planId: string, credits: number): string | undefined {
+    const delegation = this.delegations.get(delegationId)
+    if (delegation === undefined) return DelegationRefusal.notFound
+    if (delegation.status !== "Active") return DelegationRefusal.inactive
+    if (this.expiresAt(delegation) <= this.now()) return DelegationRefusal.expired
+    if (delegation.maxTransactions !== undefined && delegation.transactionCount >= delegation.maxTransactions) {
+      return DelegationRefusal.maxTransactions
+    }
+    if (delegation.amountSpentCents + this.costCents(planId, credits) > delegation.spendingLimitCents) {
+      return DelegationRefusal.spendingLimit
+    }
+    return undefined
   }
 
   /** An account's delegations, oldest first. */
@@ -254,8 +359,16 @@ export class Ledger {
     if (grant.agentId !== undefined && agentId !== undefined && agentId !== grant.agentId) {
       return invalid("invalid_payment_requirements")
     }
-    if (this.singleUseTokens && this.settledTokens.has(request.token)) return invalid("duplicate_settlement")
+    // A v3 token is good only where it was minted for. Verify never consumes it (a spent one is
+    // refused at settle, with the backend's code), so verify stays repeatable.
+    if (grant.version === 3 && !boundTo(grant, request.paymentRequired, accepted)) {
+      return invalid("invalid_payment_requirements")
+    }
     if (this.balance(grant.subscriber, grant.planId) < request.maxAmount) return invalid("insufficient_funds")
+    if (grant.delegationId !== undefined) {
+      const refusal = this.delegationRefusal(grant.delegationId, grant.planId, request.maxAmount)
+      if (refusal !== undefined) return invalid(refusal)
+    }
     const agentRequestId = this.next("areq_")
     this.requests.set(agentRequestId, { token: request.token, settled: false })
     this.record({ ...base, agentRequestId, outcome: "valid" })
@@ -288,9 +401,23 @@ export class Ledger {
       if (pending === undefined || pending.token !== request.token) return rejected("invalid_transaction_state")
       if (pending.settled) return rejected("duplicate_settlement")
     }
-    if (this.singleUseTokens && this.settledTokens.has(request.token)) return rejected("duplicate_settlement")
+    if (grant.version === 3 && this.settledTokens.has(request.token)) return rejected(TOKEN_ALREADY_USED)
+    const accepted = request.paymentRequired.accepts.find((a) => a.planId === grant.planId)
+    if (grant.version === 3 && (accepted === undefined || !boundTo(grant, request.paymentRequired, accepted))) {
+      return rejected("invalid_payment_requirements")
+    }
     const balance = this.balance(grant.subscriber, grant.planId)
     if (balance < request.maxAmount) return rejected("insufficient_funds")
+    if (grant.delegationId !== undefined) {
+      const refusal = this.delegationRefusal(grant.delegationId, grant.planId, request.maxAmount)
+      if (refusal !== undefined) return rejected(refusal)
+      const delegation = this.delegations.get(grant.delegationId)!
+      this.delegations.set(delegation.delegationId, {
+        ...delegation,
+        amountSpentCents: delegation.amountSpentCents + this.costCents(grant.planId, request.maxAmount),
+        transactionCount: delegation.transactionCount + 1
+      })
+    }
     this.balances.set(key(grant.subscriber, grant.planId), balance - request.maxAmount)
     if (request.agentRequestId !== undefined) {
       this.requests.set(request.agentRequestId, { token: request.token, settled: true })
@@ -355,6 +482,25 @@ export class Ledger {
 
 const key = (subscriber: string, planId: string) => `${subscriber}\u0000${planId}`
 
+// The backend compares resource URLs by origin and path, and exactly when either side is not an
+// absolute URL (docs/protocol.md §1).
+const sameResource = (bound: string, advertised: string): boolean => {
+  try {
+    const a = new URL(bound)
+    const b = new URL(advertised)
+    return a.origin === b.origin && a.pathname === b.pathname
+  } catch {
+    return bound === advertised
+  }
+}
+
+// What a v3 token is bound to: the agent, the resource URL and the verb it was minted with. A field
+// it was minted without binds nothing (such a token is merely single-use).
+const boundTo = (grant: TokenGrant, paymentRequired: X402.PaymentRequired, accepted: X402.Accepted): boolean =>
+  (grant.agentId === undefined || grant.agentId === (accepted.extra?.agentId ?? "")) &&
+  (grant.resourceUrl === undefined || sameResource(grant.resourceUrl, paymentRequired.resource.url)) &&
+  (grant.httpVerb === undefined || grant.httpVerb.toUpperCase() === (accepted.extra?.httpVerb ?? "").toUpperCase())
+
 /**
  * The ledger behind the test facilitator, for arranging and asserting.
  *
@@ -388,6 +534,23 @@ const transportFault = (
       return undefined
   }
 }
+
+// The backend refuses a spent single-use token with an error status and its code, not with a
+// `success: false` answer: played the way the live layer reports it.
+const settled = (answer: X402.SettleResponse): Effect.Effect<X402.SettleResponse, FacilitatorError> =>
+  answer.errorReason === TOKEN_ALREADY_USED
+    ? Effect.fail(
+      new FacilitatorError({
+        operation: "settle",
+        kind: "HttpStatus",
+        requestSent: true,
+        status: 409,
+        code: TOKEN_ALREADY_USED,
+        reason: "TokenAlreadyUsed",
+        detail: "access token already used: a single-use token settles once; mint a new one"
+      })
+    )
+    : Effect.succeed(answer)
 
 /**
  * A `Facilitator` over a ledger: faults queued with `failNext` are played first.
@@ -427,7 +590,7 @@ export const makeFacilitator = (ledger: Ledger): Facilitator.Service => {
       delay(Effect.suspend(() => {
         const raw = { ...request, token: Redacted.value(request.token) }
         const fault = ledger.takeFault("settle")
-        if (fault === undefined) return Effect.succeed(ledger.settle(raw))
+        if (fault === undefined) return settled(ledger.settle(raw))
         if (fault._tag === "Rejected") {
           ledger.recordFault("settle", raw)
           return Effect.succeed<X402.SettleResponse>({

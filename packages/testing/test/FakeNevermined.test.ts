@@ -158,6 +158,110 @@ describe("FakeNevermined: the wire of wire.md §1", () => {
       })
     }))
 
+  it.scopedLive("v3: a bound token is minted on request; a second settle is a 409 with BCK.X402.0059", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeNevermined.make()
+      seeded(fake)
+      const as = { key: fake.subscriberApiKey }
+      const accepted = {
+        scheme: "nvm:erc4337",
+        network: "eip155:84532",
+        planId: "plan-1",
+        extra: { agentId: "agent-1" }
+      }
+      // a binding on a v2 mint is refused, as the backend does
+      const unbound = yield* send(fake, "/api/v1/x402/permissions", {
+        ...as,
+        body: { accepted, resource: { url: "https://agent.example/mcp" }, httpVerb: "POST" }
+      })
+      assert.strictEqual(unbound.status, 400)
+      assert.strictEqual((unbound.json as { code: string }).code, "BCK.X402.0013")
+
+      const minted = yield* send(fake, "/api/v1/x402/permissions", {
+        ...as,
+        body: { accepted, resource: { url: "https://agent.example/mcp" }, httpVerb: "POST", tokenVersion: 3 }
+      })
+      const token = (minted.json as { accessToken: string }).accessToken
+      const decoded = JSON.parse(Buffer.from(token, "base64url").toString("utf8"))
+      assert.isString(decoded.payload.authorization.nonce, "a v3 token carries its nonce")
+      const bound = X402.paymentRequired({
+        planIds: ["plan-1"],
+        agentId: "agent-1",
+        endpoint: "https://agent.example/mcp",
+        httpVerb: "POST",
+        network: "eip155:84532"
+      })
+      const body = { paymentRequired: bound, x402AccessToken: token, maxAmount: "1" }
+      // verify checks the binding and never consumes
+      const wrongVerb = yield* send(fake, "/api/v1/x402/verify", {
+        body: {
+          ...body,
+          paymentRequired: {
+            ...bound,
+            accepts: [{ ...bound.accepts[0], extra: { version: "1", agentId: "agent-1", httpVerb: "GET" } }]
+          }
+        }
+      })
+      assert.deepStrictEqual(wrongVerb.json, { isValid: false, invalidReason: "invalid_payment_requirements" })
+      for (let i = 0; i < 2; i++) {
+        assert.strictEqual(
+          ((yield* send(fake, "/api/v1/x402/verify", { body })).json as { isValid: boolean }).isValid,
+          true
+        )
+      }
+      const first = yield* send(fake, "/api/v1/x402/settle", { body })
+      assert.strictEqual((first.json as { success: boolean }).success, true)
+      const second = yield* send(fake, "/api/v1/x402/settle", { body })
+      assert.strictEqual(second.status, 409)
+      assert.strictEqual((second.json as { code: string }).code, TestFacilitator.TOKEN_ALREADY_USED)
+      assert.strictEqual(fake.ledger.balance(fake.subscriber, "plan-1"), 9)
+    }))
+
+  it.scopedLive("delegations: maxTransactions is taken, the listing counts spending, accessible=true filters", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeNevermined.make()
+      seeded(fake)
+      fake.ledger.addPlan({ planId: "plan-1", agentId: "agent-1", pricePerCredit: "0.1" })
+      const as = { key: fake.subscriberApiKey }
+      const created = yield* send(fake, "/api/v1/delegation/create", {
+        ...as,
+        body: { provider: "erc4337", spendingLimitCents: 100, durationSecs: 3600, currency: "usdc", maxTransactions: 1 }
+      })
+      const delegationId = (created.json as { delegationId: string }).delegationId
+      const minted = yield* send(fake, "/api/v1/x402/permissions", {
+        ...as,
+        body: {
+          accepted: { scheme: "nvm:erc4337", network: "eip155:84532", planId: "plan-1", extra: { agentId: "agent-1" } },
+          delegationConfig: { delegationId }
+        }
+      })
+      const token = (minted.json as { accessToken: string }).accessToken
+      const body = { paymentRequired, x402AccessToken: token, maxAmount: "3" }
+      assert.strictEqual(
+        ((yield* send(fake, "/api/v1/x402/settle", { body })).json as { success: boolean }).success,
+        true
+      )
+      assert.deepStrictEqual(
+        (yield* send(fake, "/api/v1/x402/verify", { body })).json,
+        { isValid: false, invalidReason: TestFacilitator.DelegationRefusal.maxTransactions }
+      )
+      const list = (yield* send(fake, "/api/v1/delegation", as)).json as { delegations: Array<Record<string, unknown>> }
+      const listed = list.delegations[0]
+      assert.deepStrictEqual(
+        [
+          listed["amountSpentCents"],
+          listed["remainingBudgetCents"],
+          listed["transactionCount"],
+          listed["maxTransactions"]
+        ],
+        ["30", "70", 1, 1]
+      )
+      const usable = (yield* send(fake, "/api/v1/delegation?accessible=true", as)).json as {
+        delegations: Array<unknown>
+      }
+      assert.deepStrictEqual(usable.delegations, [])
+    }))
+
   it.scopedLive("requests of the wrong shape are a 400: maxAmount must be a decimal string", () =>
     Effect.gen(function*() {
       const fake = yield* FakeNevermined.make()
@@ -208,7 +312,8 @@ describe("FakeNevermined: the wire of wire.md §1", () => {
       assert.deepStrictEqual(fake.ledger.tokens.get(accessToken), {
         planId: "plan-1",
         subscriber: fake.subscriber,
-        agentId: "agent-1"
+        agentId: "agent-1",
+        delegationId
       })
 
       const list = yield* send(fake, "/api/v1/delegation", as)
