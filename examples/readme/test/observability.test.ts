@@ -1,0 +1,50 @@
+// The README's observability setup, run: a paid call through requiresPayment with the live layer
+// against FakeNevermined, traced by @effect/opentelemetry into an in-memory exporter. What an
+// operator would check: one span per call, named for the adapter, with the x402 attributes, and no
+// token or API key in any span (paid, unpaid and refused calls).
+import { FakeNevermined, AgentCoreEvents } from "@effect-x402/testing"
+import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+
+const saved = { ...process.env }
+let fake: Awaited<ReturnType<typeof FakeNevermined.start>>
+
+beforeAll(async () => {
+  fake = await FakeNevermined.start()
+  fake.ledger.addPlan({ planId: "plan-123" })
+  fake.ledger.fund(fake.subscriber, "plan-123", 10)
+  Object.assign(process.env, { NVM_API_KEY: fake.apiKey, NVM_BACKEND_URL: fake.url, NVM_PLAN_ID: "plan-123" })
+})
+
+afterAll(async () => {
+  process.env = saved
+  await fake.close()
+})
+
+describe("observability", () => {
+  it("a paid call is one span with its x402 attributes, and no secret in any span", async () => {
+    const { makeHandler } = await import("../snippets/observability.js")
+    const exporter = new InMemorySpanExporter()
+    const handler = makeHandler(new SimpleSpanProcessor(exporter))
+    const token = fake.ledger.mintToken({ planId: "plan-123", subscriber: fake.subscriber })
+    await handler(AgentCoreEvents.request({ tool: "forecast", token }), AgentCoreEvents.context())
+    await handler(AgentCoreEvents.request({ tool: "forecast" }), AgentCoreEvents.context())
+    await handler(AgentCoreEvents.request({ tool: "forecast", token: `${token}-forged` }), AgentCoreEvents.context())
+    // Read before dispose: shutting the SDK down empties the in-memory exporter.
+    const spans = [...exporter.getFinishedSpans()]
+    await handler.runtime.dispose()
+    const calls = spans.filter((span) => span.name === "RequiresPayment.handle")
+    assert.strictEqual(calls.length, 3, spans.map((s) => s.name).join(", "))
+    const paid = calls[0].attributes
+    assert.strictEqual(paid["mcp.method"], "tools/call")
+    assert.strictEqual(paid["mcp.tool"], "forecast")
+    assert.strictEqual(paid["x402.plan_ids"], "plan-123")
+    assert.strictEqual(paid["x402.credits"], 2)
+    assert.strictEqual(paid["x402.outcome"], "settled")
+    assert.strictEqual(calls[1].attributes["x402.outcome"], "payment_required")
+    const everything = JSON.stringify(spans.map((s) => ({ name: s.name, attributes: s.attributes, events: s.events })))
+    assert.notInclude(everything, token)
+    assert.notInclude(everything, fake.apiKey)
+    assert.strictEqual(calls[2].attributes["x402.outcome"], "invalid")
+  })
+})
