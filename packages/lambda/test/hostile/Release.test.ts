@@ -56,7 +56,7 @@ describe("hostile: release covers outages, never refusals (property, invariant 1
       Effect.gen(function*() {
         const before = ledger.settlements.length
         ledger.failNext("settle", fault)
-        const answer = yield* Effect.promise(() =>
+        const answer: unknown = yield* Effect.promise((): Promise<unknown> =>
           viaHttp
             ? http[chosen](AgentCoreEvents.apiGatewayV2({ token }), AgentCoreEvents.context() as never)
             : agentCore[chosen](AgentCoreEvents.request({ token }), AgentCoreEvents.context())
