@@ -71,7 +71,13 @@ export const MCP_PAYMENT_META_KEY = "x402/payment"
  * @since 0.2.0
  * @category errors
  */
-export const IdempotencyErrorReason = Schema.Literal("AlreadyPaid", "InProgress", "KeyRejected", "InvalidKey", "Unavailable")
+export const IdempotencyErrorReason = Schema.Literal(
+  "AlreadyPaid",
+  "InProgress",
+  "KeyRejected",
+  "InvalidKey",
+  "Unavailable"
+)
 
 /**
  * @since 0.2.0
@@ -378,7 +384,11 @@ const replay = <Req, R, Resp, A>(
         Option.match({
           onNone: () => Effect.fail(new IdempotencyError({ reason: "AlreadyPaid", settlement: receipt })),
           onSome: (value) =>
-            Effect.succeed<Outcome<A>>({ _tag: "Replayed", value, settlement: receipt ?? { success: true, transaction: "", network: "" } })
+            Effect.succeed<Outcome<A>>({
+              _tag: "Replayed",
+              value,
+              settlement: receipt ?? { success: true, transaction: "", network: "" }
+            })
         })
       )
     switch (entry.state) {
