@@ -1,13 +1,14 @@
 // Idempotent retries through requiresPayment as a gateway calls it (AgentCore events), on the
 // in-memory ledger, on the DynamoDB ledger (dynalite on loopback), and against FakeNevermined over
 // real HTTP where the facilitator matters. Every case is reconciled with the facilitator's books.
-import { Nevermined, SettlementLedger } from "@effect-x402/core"
+import { Nevermined, SettlementLedger, X402 } from "@effect-x402/core"
 import * as DynamoDbLedger from "@effect-x402/lambda/DynamoDbLedger"
+import { httpHandler } from "@effect-x402/lambda/HttpHandler"
 import { requiresPayment } from "@effect-x402/lambda/RequiresPayment"
 import { AgentCoreEvents, FakeNevermined, TestFacilitator } from "@effect-x402/testing"
 import { FetchHttpClient } from "@effect/platform"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Logger } from "effect"
+import { Deferred, Effect, Either, Fiber, Layer, Logger } from "effect"
 import * as fc from "effect/FastCheck"
 import * as Server from "./dynamoDbServer.js"
 import { bodyOf, errorOf, receiptOf, resultOf } from "./helpers.js"
@@ -45,7 +46,7 @@ describe("requiresPayment: idempotent retries (in-memory ledger)", () => {
       assert.strictEqual(textOf(first), "answer #1")
       assert.strictEqual(textOf(second), "answer #1")
       assert.strictEqual(bodyOf(second).id, "b")
-      assert.strictEqual(receiptOf(second).transaction, receiptOf(first).transaction)
+      assert.deepStrictEqual(receiptOf(second), receiptOf(first))
       assert.strictEqual(runs, 1)
       assert.strictEqual(ledger.settlements.length, 1)
       assert.strictEqual(ledger.balance(subscriber, "plan-1"), 97)
@@ -180,7 +181,7 @@ describe("requiresPayment: idempotent retries (in-memory ledger)", () => {
       const counting = Layer.effect(
         SettlementLedger.SettlementLedger,
         Effect.map(SettlementLedger.makeMemory(), (inner) => {
-          const count = <F extends (...args: Array<any>) => any>(f: F) =>
+          const count = <F extends (...args: Array<never>) => unknown>(f: F) =>
             ((...args: Parameters<F>) => {
               touched++
               return f(...args)
@@ -358,5 +359,69 @@ describe("requiresPayment: idempotent retries on the DynamoDB ledger (dynalite, 
       assert.strictEqual(ledger.balance(subscriber, "plan-1"), 98)
       yield* Effect.promise(() => a.runtime.dispose())
       yield* Effect.promise(() => b.runtime.dispose())
+    }))
+})
+
+describe("httpHandler: idempotent retries (API Gateway v2 events)", () => {
+  const http = (token: string | undefined, key?: string) =>
+    AgentCoreEvents.apiGatewayV2({
+      ...(token !== undefined ? { token } : {}),
+      ...(key !== undefined ? { headers: { "Idempotency-Key": key } } : {})
+    })
+  const receipt = (result: { headers?: Record<string, unknown> | undefined }) =>
+    X402.SettleResponseHeader.decodeEither(String(result.headers?.["payment-response"] ?? ""))
+
+  it.effect("a retry after a settled attempt gets the stored answer and its receipt; one charge", () =>
+    Effect.gen(function*() {
+      const { ledger, layer, subscriber, token } = setup()
+      let runs = 0
+      const handler = httpHandler({ planId: "plan-1", credits: 2, layer, services: quiet })(() => {
+        runs++
+        return { statusCode: 200, body: `answer #${runs}` }
+      })
+      const first = yield* Effect.promise(() => handler(http(token, KEY), ctx))
+      const second = yield* Effect.promise(() => handler(http(token, KEY), ctx))
+      assert.strictEqual(first.body, "answer #1")
+      assert.strictEqual(second.statusCode, 200)
+      assert.strictEqual(second.body, "answer #1")
+      assert.deepStrictEqual(receipt(second), receipt(first))
+      assert.strictEqual(runs, 1)
+      assert.strictEqual(ledger.settlements.length, 1)
+      assert.strictEqual(ledger.balance(subscriber, "plan-1"), 98)
+    }))
+
+  it.effect("over the byte cap: 409 'already paid' with the earlier receipt; in progress: 409; invalid key: 400", () =>
+    Effect.gen(function*() {
+      const { ledger, layer, token } = setup()
+      const gate = yield* Deferred.make<void>()
+      const entered = yield* Deferred.make<void>()
+      let runs = 0
+      const handler = httpHandler({
+        planId: "plan-1",
+        layer,
+        services: Layer.merge(quiet, SettlementLedger.layerMemory({ maxResultBytes: 64 }))
+      })(() =>
+        Effect.gen(function*() {
+          runs++
+          yield* Deferred.succeed(entered, undefined)
+          yield* Deferred.await(gate)
+          return { statusCode: 200, body: "y".repeat(400) }
+        })
+      )
+      const first = yield* Effect.fork(Effect.promise(() => handler(http(token, KEY), ctx)))
+      yield* Deferred.await(entered)
+      const concurrent = yield* Effect.promise(() => handler(http(token, KEY), ctx))
+      assert.strictEqual(concurrent.statusCode, 409)
+      assert.strictEqual(JSON.parse(concurrent.body!).reason, "InProgress")
+      yield* Deferred.succeed(gate, undefined)
+      assert.strictEqual((yield* Fiber.join(first)).body, "y".repeat(400))
+      const retry = yield* Effect.promise(() => handler(http(token, KEY), ctx))
+      assert.strictEqual(retry.statusCode, 409)
+      assert.strictEqual(JSON.parse(retry.body!).reason, "AlreadyPaid")
+      assert.isTrue(Either.isRight(receipt(retry)) && Either.getOrThrow(receipt(retry)).success)
+      const invalid = yield* Effect.promise(() => handler(http(token, "no spaces allowed"), ctx))
+      assert.strictEqual(invalid.statusCode, 400)
+      assert.strictEqual(runs, 1)
+      assert.strictEqual(ledger.settlements.length, 1)
     }))
 })
