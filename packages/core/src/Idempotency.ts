@@ -29,6 +29,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { Facilitator } from "./Facilitator.js"
+import { sha256Hex } from "./internal/sha256.js"
 import * as PaymentError from "./PaymentError.js"
 import * as Paywall from "./Paywall.js"
 import * as SettlementLedger from "./SettlementLedger.js"
@@ -227,8 +228,6 @@ export const ledgerOr = (fallback: SettlementLedger.SettlementLedger.Service) =>
 export const memoryLedger = (options?: SettlementLedger.MemoryOptions): SettlementLedger.SettlementLedger.Service =>
   Effect.runSync(SettlementLedger.makeMemory(options))
 
-const encoder = new TextEncoder()
-
 /**
  * The payer scope of a key: the SHA-256 of the token, hex (never the token). Stronger than
  * `Paywall.fingerprint` (32 bits), which a forger could match to read another payer's result.
@@ -236,14 +235,7 @@ const encoder = new TextEncoder()
  * @since 0.2.0
  * @category ledger
  */
-export const payerOf = (token: Redacted.Redacted<string>): Effect.Effect<string> =>
-  Effect.promise(() => crypto.subtle.digest("SHA-256", encoder.encode(Redacted.value(token)))).pipe(
-    Effect.map((digest) => {
-      let hex = "sha256:"
-      for (const byte of new Uint8Array(digest)) hex += byte.toString(16).padStart(2, "0")
-      return hex
-    })
-  )
+export const payerOf = (token: Redacted.Redacted<string>): string => `sha256:${sha256Hex(Redacted.value(token))}`
 
 // Ids the library makes when the facilitator issued none: never sent to it as `agentRequestId`.
 const LOCAL_ID_PREFIX = "x402-idem-"
@@ -285,7 +277,7 @@ export const protect = <Req, R, Resp, A, E, R2>(
   if (token === undefined) return Paywall.protect(paywall, call, work, options)
   return Effect.gen(function*() {
     const { codec, ledger } = options
-    const payer = yield* payerOf(token)
+    const payer = payerOf(token)
     const existing = yield* ledger.findByKey(payer, key).pipe(Effect.mapError(unavailable))
     if (Option.isSome(existing)) return yield* replay(paywall, call, token, existing.value, codec, ledger)
     let requestId: string | undefined
@@ -293,8 +285,17 @@ export const protect = <Req, R, Resp, A, E, R2>(
     let charged = 0
     const attempt = Paywall.protect(paywall, call, (verified) =>
       Effect.gen(function*() {
-        const id = verified.agentRequestId ?? `${LOCAL_ID_PREFIX}${crypto.randomUUID()}`
-        const recorded = yield* ledger.record({ requestId: id, payer, amount: verified.credits, idempotencyKey: key })
+        const localId = () => `${LOCAL_ID_PREFIX}${crypto.randomUUID()}`
+        let id = verified.agentRequestId ?? localId()
+        const input = { requestId: id, payer, amount: verified.credits, idempotencyKey: key }
+        // A facilitator id the ledger already holds (a facilitator that reuses ids, or a row of the
+        // interceptor in a shared table) is not this call's: keep it under an id of our own.
+        const recorded = yield* ledger.record(input).pipe(
+          Effect.catchIf(
+            (error) => error.reason === "Conflict" && !id.startsWith(LOCAL_ID_PREFIX),
+            () => ledger.record({ ...input, requestId: id = localId() })
+          )
+        )
         if (recorded._tag === "Duplicate") return yield* Effect.fail(new Raced(recorded.entry))
         requestId = id
         const claimed = yield* ledger.claim(id)
