@@ -243,7 +243,9 @@ const LOCAL_ID_PREFIX = "x402-idem-"
 // What the ledger keeps: the credits settled and the result, so an `unknown` attempt can be settled
 // again with its amount.
 const Envelope = Schema.parseJson(Schema.Struct({ credits: Schema.NonNegativeInt, value: Schema.String }))
-const encodeEnvelope = Schema.encodeSync(Envelope)
+// Plain JSON on the way in (a paid call's path); read back through the schema, as any stored row.
+const encodeEnvelope = (envelope: { readonly credits: number; readonly value: string }): string =>
+  JSON.stringify(envelope)
 const decodeEnvelope = Schema.decodeUnknownOption(Envelope)
 
 const unavailable = (cause: SettlementLedger.LedgerError) => new IdempotencyError({ reason: "Unavailable", cause })
@@ -321,7 +323,8 @@ export const protect = <Req, R, Resp, A, E, R2>(
       // Nothing recorded: verify failed, or a concurrent duplicate holds the key.
       if (exit._tag === "Failure") {
         const raced = exit.cause._tag === "Fail" && exit.cause.error instanceof Raced ? exit.cause.error : undefined
-        if (raced !== undefined) return yield* stateError(raced.entry)
+        // Answered as a retry of the attempt that won (its stored answer, or 409 while it runs).
+        if (raced !== undefined) return yield* replay(paywall, call, token, raced.entry, codec, ledger)
         const ledgerFailure = exit.cause._tag === "Fail" && exit.cause.error instanceof SettlementLedger.LedgerError
           ? exit.cause.error
           : undefined
@@ -338,7 +341,7 @@ export const protect = <Req, R, Resp, A, E, R2>(
         ? {
           _tag: "Settled",
           receipt: done.settlement,
-          result: envelope(Number(done.settlement.creditsRedeemed ?? charged))
+          result: envelope(creditsOf(done.settlement.creditsRedeemed, charged))
         }
         : done._tag === "Released" && done.error.reason === "Indeterminate"
         ? { _tag: "Unknown", result: envelope(done.error.credits) }
@@ -361,6 +364,12 @@ export const protect = <Req, R, Resp, A, E, R2>(
 // A ledger failure inside the attempt (record, claim) is the store's fault: `Unavailable`.
 const rethrow = <A, E>(exit: Exit.Exit<A, E>): Effect.Effect<A, E | IdempotencyError> =>
   Effect.mapError(exit, (error) => error instanceof SettlementLedger.LedgerError ? unavailable(error) : error)
+
+// The credits a receipt says were redeemed, else the amount asked for.
+const creditsOf = (redeemed: unknown, fallback: number): number => {
+  const credits = typeof redeemed === "string" || typeof redeemed === "number" ? Number(redeemed) : NaN
+  return Number.isSafeInteger(credits) && credits >= 0 ? credits : fallback
+}
 
 const stateError = (entry: SettlementLedger.Entry): Effect.Effect<never, IdempotencyError> =>
   Effect.fail(

@@ -141,6 +141,34 @@ describe("requiresPayment: idempotent retries (in-memory ledger)", () => {
       assert.strictEqual(ledger.settlements.length, 1)
     }))
 
+  it.live("five simultaneous duplicates (all past the key lookup before any records): one run, one charge", () =>
+    Effect.gen(function*() {
+      const { ledger, layer, token } = setup()
+      const gate = yield* Deferred.make<void>()
+      let runs = 0
+      const handler = requiresPayment({ planId: "plan-1", layer, services: quiet })(() =>
+        Effect.gen(function*() {
+          runs++
+          yield* Deferred.await(gate)
+          return { content: [{ type: "text", text: "done" }] }
+        })
+      )
+      const fibers = yield* Effect.forEach(
+        [1, 2, 3, 4, 5],
+        () => Effect.fork(Effect.promise(() => handler(call(token, KEY), ctx))),
+        { concurrency: "unbounded" }
+      )
+      // Let the losers answer while the winner waits at the gate.
+      yield* Effect.sleep("200 millis")
+      yield* Deferred.succeed(gate, undefined)
+      const outputs = yield* Effect.forEach(fibers, Fiber.join)
+      const texts = outputs.map((output) => resultOf(output).isError === true ? errorOf(output).code : textOf(output))
+      assert.strictEqual(texts.filter((t) => t === "done").length, 1)
+      assert.strictEqual(texts.filter((t) => t === 409).length, 4)
+      assert.strictEqual(runs, 1)
+      assert.strictEqual(ledger.settlements.length, 1)
+    }))
+
   it.effect("an error result is not charged, and its key is then refused (retry with a new key)", () =>
     Effect.gen(function*() {
       const { ledger, layer, token } = setup()
