@@ -9,7 +9,7 @@
  * - The key of a `settled` attempt: no verify, no work, no settle; the stored result with the stored
  *   receipt (`Replayed`), or `IdempotencyError` `AlreadyPaid` when the result was too large to keep.
  * - The key of an `unknown` attempt (the settle left, its answer was lost): settled again with the
- *   first attempt's `agentRequestId` and token, which the facilitator refuses when the first settle
+ *   first attempt's `agentRequestId` and token (without one: `Unresolved`, never settled twice), which the facilitator refuses when the first settle
  *   landed (`BCK.X402.0059` for single-use tokens): that refusal resolves the attempt as `settled`; a
  *   success means the first never landed (one charge either way). Then the stored result as above.
  * - The key of an attempt still `verified` / `settling` (a concurrent duplicate): `InProgress`; the
@@ -66,6 +66,8 @@ export const MCP_PAYMENT_META_KEY = "x402/payment"
  * - `InProgress`: an attempt with this key is running now (a concurrent duplicate); 409;
  * - `KeyRejected`: the earlier attempt with this key was not charged (refused, failed, or an error
  *   result); retry with a new key; 409;
+ * - `Unresolved`: the earlier attempt's settlement outcome is unknown and the facilitator issued no
+ *   request id to settle it again safely: nothing is charged again, and nothing is answered; 409;
  * - `InvalidKey`: the key is empty, too long or has characters outside `[A-Za-z0-9_-.:]`; 400;
  * - `Unavailable`: the ledger did not answer: nothing runs (fail closed); 503.
  *
@@ -73,6 +75,7 @@ export const MCP_PAYMENT_META_KEY = "x402/payment"
  * @category errors
  */
 export const IdempotencyErrorReason = Schema.Literal(
+  "Unresolved",
   "AlreadyPaid",
   "InProgress",
   "KeyRejected",
@@ -108,6 +111,8 @@ export class IdempotencyError
         return "An attempt with this idempotency key is in progress"
       case "KeyRejected":
         return "The earlier attempt with this idempotency key was not charged; retry with a new key"
+      case "Unresolved":
+        return "The earlier attempt with this idempotency key has an unknown settlement outcome; nothing was charged again"
       case "InvalidKey":
         return "Invalid idempotency key: 1 to 255 characters of A-Z a-z 0-9 _ - . :"
       case "Unavailable":
@@ -237,8 +242,13 @@ export const memoryLedger = (options?: SettlementLedger.MemoryOptions): Settleme
  */
 export const payerOf = (token: Redacted.Redacted<string>): string => `sha256:${sha256Hex(Redacted.value(token))}`
 
-// Ids the library makes when the facilitator issued none: never sent to it as `agentRequestId`.
-const LOCAL_ID_PREFIX = "x402-idem-"
+// Row ids: the facilitator's `agentRequestId` under a prefix of their own (so they never meet the
+// interceptor's rows in a shared table), or, when the facilitator issued none (or reused one), a
+// local id, which is never sent to the facilitator.
+const ISSUED_ID_PREFIX = "idem:"
+const LOCAL_ID_PREFIX = "idem-local:"
+const issuedIdOf = (rowId: string): string | undefined =>
+  rowId.startsWith(ISSUED_ID_PREFIX) ? rowId.slice(ISSUED_ID_PREFIX.length) : undefined
 
 // What the ledger keeps: the credits settled and the result, so an `unknown` attempt can be settled
 // again with its amount.
@@ -288,7 +298,7 @@ export const protect = <Req, R, Resp, A, E, R2>(
     const attempt = Paywall.protect(paywall, call, (verified) =>
       Effect.gen(function*() {
         const localId = () => `${LOCAL_ID_PREFIX}${crypto.randomUUID()}`
-        let id = verified.agentRequestId ?? localId()
+        let id = verified.agentRequestId !== undefined ? `${ISSUED_ID_PREFIX}${verified.agentRequestId}` : localId()
         const input = { requestId: id, payer, amount: verified.credits, idempotencyKey: key }
         // A facilitator id the ledger already holds (a facilitator that reuses ids, or a row of the
         // interceptor in a shared table) is not this call's: keep it under an id of our own.
@@ -405,13 +415,17 @@ const replay = <Req, R, Resp, A>(
       case "settled":
         return yield* valueOf(entry.receipt)
       case "unknown": {
+        const agentRequestId = issuedIdOf(entry.requestId)
+        // Settling again is safe only when the facilitator can tell it is the same settlement (the
+        // same `agentRequestId`); without one it could charge twice: refused, nothing charged.
+        if (agentRequestId === undefined) return yield* new IdempotencyError({ reason: "Unresolved" })
         const paymentRequired = yield* Paywall.requirements(paywall, call.resourceUrl)
         const credits = Option.match(stored, { onNone: () => entry.amount, onSome: (e) => e.credits })
         const settled = yield* Paywall.settle(paywall, {
           paymentRequired,
           token,
           credits,
-          agentRequestId: entry.requestId.startsWith(LOCAL_ID_PREFIX) ? undefined : entry.requestId,
+          agentRequestId,
           deadline: call.deadline
         }).pipe(Effect.either)
         let receipt: X402.SettleResponse

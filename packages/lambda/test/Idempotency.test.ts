@@ -388,6 +388,54 @@ describe("requiresPayment: idempotent retries on the DynamoDB ledger (dynalite, 
       yield* Effect.promise(() => a.runtime.dispose())
       yield* Effect.promise(() => b.runtime.dispose())
     }))
+
+  it.scoped("settle answer lost after it applied (FakeNevermined), retried on another instance: one charge", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeNevermined.make()
+      fake.ledger.addPlan({ planId: "plan-1" })
+      fake.ledger.fund(fake.subscriber, "plan-1", 100)
+      const token = fake.ledger.mintToken({ planId: "plan-1", subscriber: fake.subscriber })
+      const layer = Nevermined.layer({
+        apiKey: fake.apiKey,
+        backendUrl: fake.url,
+        network: "eip155:84532",
+        timeouts: { verify: "10 seconds", settle: "1500 millis" },
+        retry: { baseDelay: "5 millis", maxDelay: "20 millis" }
+      }).pipe(Layer.provide(FetchHttpClient.layer))
+      // A table of its own: FakeNevermined numbers its request ids from 1, as TestFacilitator does.
+      const own = yield* Effect.acquireRelease(
+        Effect.promise(() => Server.start("x402-ledger-fake")),
+        (started) => Effect.promise(() => started.close())
+      )
+      const table = DynamoDbLedger.layer({
+        tableName: own.tableName,
+        endpoint: own.endpoint,
+        region: Server.region,
+        credentials: Server.credentials
+      })
+      let runs = 0
+      const instance = () => {
+        const handler = requiresPayment({ planId: "plan-1", credits: 4, layer, services: Layer.merge(quiet, table) })(
+          () => {
+            runs++
+            return { content: [{ type: "text", text: `answer #${runs}` }] }
+          }
+        )
+        return Effect.as(Effect.addFinalizer(() => Effect.promise(() => handler.runtime.dispose())), handler)
+      }
+      const [a, b] = [yield* instance(), yield* instance()]
+      const key = `${KEY}_dynamo`
+      fake.faults.next("settle", FakeNevermined.Fault.noAnswer({ applied: true }))
+      const first = yield* Effect.promise(() => a(call(token, key), ctx))
+      assert.strictEqual(errorOf(first).code, 502)
+      const retry = yield* Effect.promise(() => b(call(token, key), ctx))
+      assert.strictEqual(textOf(retry), "answer #1")
+      const again = yield* Effect.promise(() => a(call(token, key), ctx))
+      assert.strictEqual(textOf(again), "answer #1")
+      assert.strictEqual(runs, 1)
+      assert.strictEqual(fake.ledger.settlements.length, 1)
+      assert.strictEqual(fake.ledger.balance(fake.subscriber, "plan-1"), 96)
+    }))
 })
 
 describe("httpHandler: idempotent retries (API Gateway v2 events)", () => {

@@ -28,6 +28,7 @@ const ERRORS: Record<Idempotency.IdempotencyErrorReason, string> = {
   AlreadyPaid: "Already paid",
   InProgress: "In progress",
   KeyRejected: "Idempotency key rejected",
+  Unresolved: "Settlement unresolved",
   InvalidKey: "Invalid idempotency key",
   Unavailable: "Settlement ledger unavailable"
 }
