@@ -1,7 +1,7 @@
 // Idempotent retries through requiresPayment as a gateway calls it (AgentCore events), on the
 // in-memory ledger, on the DynamoDB ledger (dynalite on loopback), and against FakeNevermined over
 // real HTTP where the facilitator matters. Every case is reconciled with the facilitator's books.
-import { Nevermined, SettlementLedger, X402 } from "@effect-x402/core"
+import { Facilitator, Nevermined, SettlementLedger, X402 } from "@effect-x402/core"
 import * as DynamoDbLedger from "@effect-x402/lambda/DynamoDbLedger"
 import { httpHandler } from "@effect-x402/lambda/HttpHandler"
 import { requiresPayment } from "@effect-x402/lambda/RequiresPayment"
@@ -167,6 +167,33 @@ describe("requiresPayment: idempotent retries (in-memory ledger)", () => {
       assert.strictEqual(texts.filter((t) => t === 409).length, 4)
       assert.strictEqual(runs, 1)
       assert.strictEqual(ledger.settlements.length, 1)
+    }))
+
+  it.effect("unknown outcome and no facilitator request id: the retry is refused (409 unresolved), never settled twice", () =>
+    Effect.gen(function*() {
+      const { ledger, subscriber, token } = setup()
+      // A facilitator that issues no agentRequestId: nothing would let it tell a second settle apart.
+      const anonymous = Layer.effect(
+        Facilitator.Facilitator,
+        Effect.map(Facilitator.Facilitator, (inner) => ({
+          ...inner,
+          verify: (request) =>
+            Effect.map(inner.verify(request), ({ agentRequestId: _, ...verification }) => verification)
+        }))
+      ).pipe(Layer.provide(TestFacilitator.layer(ledger)))
+      let runs = 0
+      const handler = requiresPayment({ planId: "plan-1", credits: 2, layer: anonymous, services: quiet })(() => {
+        runs++
+        return { content: [{ type: "text", text: "done" }] }
+      })
+      ledger.failNext("settle", { _tag: "Indeterminate", applied: true })
+      assert.strictEqual(errorOf(yield* Effect.promise(() => handler(call(token, KEY), ctx))).code, 502)
+      const retry = errorOf(yield* Effect.promise(() => handler(call(token, KEY), ctx)))
+      assert.strictEqual(retry.code, 409)
+      assert.strictEqual(retry.error, "Settlement unresolved")
+      assert.strictEqual(runs, 1)
+      assert.strictEqual(ledger.settlements.length, 1)
+      assert.strictEqual(ledger.balance(subscriber, "plan-1"), 98)
     }))
 
   it.effect("an error result is not charged, and its key is then refused (retry with a new key)", () =>
