@@ -17,6 +17,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Encoding from "effect/Encoding"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
@@ -24,6 +25,7 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as Credits from "./Credits.js"
 import type { Facilitator } from "./Facilitator.js"
+import * as Idempotency from "./Idempotency.js"
 import {
   answerInternal,
   correlationId,
@@ -442,6 +444,56 @@ const abortConnection = (request: HttpServerRequest.HttpServerRequest): Effect.E
     }
   })
 
+// How a paid response is kept in the ledger: status, headers and a byte body (base64). A streamed
+// or otherwise unbuffered body is not kept (a retry then gets 409 "already paid").
+const StoredResponse = Schema.Struct({
+  status: Schema.Int,
+  headers: Schema.Record({ key: Schema.String, value: Schema.String }),
+  contentType: Schema.optional(Schema.String),
+  body: Schema.String
+})
+const decodeStored = Schema.decodeUnknownOption(Schema.parseJson(StoredResponse))
+
+const responseCodec: Idempotency.Codec<HttpServerResponse.HttpServerResponse> = {
+  encode: (response) => {
+    const body = response.body
+    if (body._tag !== "Uint8Array" && body._tag !== "Empty") return undefined
+    return JSON.stringify({
+      status: response.status,
+      headers: { ...response.headers },
+      ...(body._tag === "Uint8Array" ? { contentType: body.contentType } : {}),
+      body: body._tag === "Uint8Array" ? Encoding.encodeBase64(body.body) : ""
+    })
+  },
+  decode: (stored) =>
+    Option.flatMap(decodeStored(stored), (kept) =>
+      Option.map(
+        Either.getRight(Encoding.decodeBase64(kept.body)),
+        (bytes) =>
+          HttpServerResponse.uint8Array(bytes, {
+            status: kept.status,
+            headers: Headers.fromInput(kept.headers),
+            ...(kept.contentType !== undefined ? { contentType: kept.contentType } : {})
+          })
+      ))
+}
+
+// A refused retry: 409 (already paid, in progress, key of an uncharged attempt), 400 (invalid key)
+// or 503 (ledger down); "already paid" carries the earlier receipt.
+const idempotencyResponse = (error: Idempotency.IdempotencyError): HttpServerResponse.HttpServerResponse => {
+  const settlement = error.reason === "AlreadyPaid"
+    ? Schema.decodeUnknownOption(X402.SettleResponse)(error.settlement)
+    : Option.none()
+  return HttpServerResponse.unsafeJson({
+    error: error.status === 409 ? "Conflict" : error.status === 400 ? "Bad Request" : "Service Unavailable",
+    reason: error.reason,
+    message: error.message
+  }, {
+    status: error.status,
+    ...(Option.isSome(settlement) ? { headers: Headers.fromInput(receiptHeaders(settlement.value)) } : {})
+  })
+}
+
 /**
  * Protects an `HttpApp` (or a router route's handler): verify → run the app → settle, the x402 HTTP
  * transport. The app may read the verified payment, and charge another amount, through
@@ -478,24 +530,37 @@ const abortConnection = (request: HttpServerRequest.HttpServerRequest): Effect.E
 export const middleware = <R = never>(options: Options<R>) => {
   const paywall = Paywall.make(options)
   const names = tokenHeaderNames(options.tokenHeaders)
+  // Idempotent retries use the context's SettlementLedger, else this one (one per paywall).
+  const ownLedger = Idempotency.memoryLedger()
   return <E, AR>(
     app: HttpApp.Default<E, AR>
   ): HttpApp.Default<never, Exclude<AR, PaymentContext.PaymentContext> | Facilitator | R> =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const key = Idempotency.validateKey(request.headers[Idempotency.IDEMPOTENCY_KEY_HEADER])
+      if (Either.isLeft(key)) return Effect.succeed(idempotencyResponse(key.left))
       const configured = forRequest(paywall, request)
       let requested = (): Option.Option<number> => Option.none()
       return Effect.zipRight(
         redactTokenHeaders(request.headers, names),
-        Paywall.protect(configured, callOf(request, names), (verified) => {
-          const context = PaymentContext.make(verified)
-          requested = context.requestedCharge
-          return sealApp(Effect.provideService(app, PaymentContext.PaymentContext, context.service))
-        }, {
-          isError: (response) => !isChargeable(response.status),
-          chargeOf: (response) => chargeSource(response, requested())
-        }).pipe(
+        Effect.flatMap(
+          key.right === undefined ? Effect.succeed(ownLedger) : Idempotency.ledgerOr(ownLedger),
+          (ledger) =>
+            Idempotency.protect(configured, callOf(request, names), key.right, (verified) => {
+              const context = PaymentContext.make(verified)
+              requested = context.requestedCharge
+              return sealApp(Effect.provideService(app, PaymentContext.PaymentContext, context.service))
+            }, {
+              isError: (response) => !isChargeable(response.status),
+              chargeOf: (response) => chargeSource(response, requested()),
+              codec: responseCodec,
+              ledger
+            })
+        ).pipe(
           Effect.map((outcome) => {
             switch (outcome._tag) {
+              case "Replayed":
+                // An earlier attempt's answer under this idempotency key: nothing run or charged now.
+                return withReceipt(outcome.value, outcome.settlement)
               case "Settled":
                 return guardStream(withReceipt(outcome.value, outcome.settlement), request)
               case "Released":
@@ -505,6 +570,14 @@ export const middleware = <R = never>(options: Options<R>) => {
             }
           }),
           Effect.catchIf(isPaymentFailure, (error) => failureResponse(configured, error)),
+          Effect.catchIf(
+            (error): error is Idempotency.IdempotencyError => error instanceof Idempotency.IdempotencyError,
+            (error) =>
+              Effect.as(
+                error.reason === "Unavailable" ? Effect.logError(`x402: ${error.message}`) : Effect.void,
+                idempotencyResponse(error)
+              )
+          ),
           // What is left: the app's sealed failure, or a defect of the pipeline itself.
           Effect.catchAllCause((cause) => answerInternal(cause, internalResponse, "the paywall failed")),
           Effect.withSpan("HttpPaywall.middleware", { attributes: { "http.method": request.method } })

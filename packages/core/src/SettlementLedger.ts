@@ -162,7 +162,14 @@ export type Outcome =
     readonly result?: string | undefined
   }
   | { readonly _tag: "Rejected" }
-  | { readonly _tag: "Unknown" }
+  | {
+    readonly _tag: "Unknown"
+    /**
+     * The paid result, serialised, kept so that a retry (once the attempt resolves as settled) can
+     * be answered with it; dropped over the byte cap.
+     */
+    readonly result?: string | undefined
+  }
 
 /**
  * @since 0.2.0
@@ -327,8 +334,11 @@ export const outcomeFields = (
     }
     case "Rejected":
       return { state: "rejected", receipt: undefined, result: undefined, resultDropped: false }
-    case "Unknown":
-      return { state: "unknown", receipt: undefined, result: undefined, resultDropped: false }
+    case "Unknown": {
+      const result = outcome.result
+      const kept = result === undefined || fitsCap(result, maxResultBytes)
+      return { state: "unknown", receipt: undefined, result: kept ? result : undefined, resultDropped: !kept }
+    }
   }
 }
 
@@ -510,9 +520,12 @@ const makeMemoryWith = (clock: Clock.Clock, options: MemoryOptions | undefined):
       case "Rejected":
         entry = nextEntry(current, "rejected", undefined, undefined, false, now)
         break
-      case "Unknown":
-        entry = nextEntry(current, "unknown", undefined, undefined, false, now)
+      case "Unknown": {
+        const result = outcome.result
+        const kept = result === undefined || fitsCap(result, maxResultBytes)
+        entry = nextEntry(current, "unknown", undefined, kept ? result : undefined, !kept, now)
         break
+      }
       default:
         // Not an outcome this version knows: never a transition.
         return Exit.fail(new LedgerError({ reason: "InvalidInput", operation, requestId, detail: "unknown outcome" }))

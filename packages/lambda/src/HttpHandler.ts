@@ -9,10 +9,12 @@ import * as Bounds from "@effect-x402/core/Bounds"
 import * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
 import * as HttpPaywall from "@effect-x402/core/HttpPaywall"
+import * as Idempotency from "@effect-x402/core/Idempotency"
 import * as CallSpan from "@effect-x402/core/internal/callSpan"
 import * as PaymentContext from "@effect-x402/core/PaymentContext"
 import { isPaymentFailure, type PaymentFailure } from "@effect-x402/core/PaymentError"
 import * as Paywall from "@effect-x402/core/Paywall"
+import type * as X402 from "@effect-x402/core/X402"
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
@@ -203,6 +205,31 @@ const formatError = (error: ParseResult.ParseError): string => {
   return message.length > 120 ? `${where} has the wrong shape` : `${where}: ${message}`
 }
 
+// How a paid result is kept in the ledger: its JSON, and back (only an object with a numeric status).
+const resultCodec: Idempotency.Codec<HttpResult> = {
+  encode: (result) => Idempotency.jsonCodec.encode(result),
+  decode: (stored) =>
+    Option.filter(
+      Idempotency.jsonCodec.decode(stored),
+      (u): u is HttpResult => AgentCore.isRecord(u) && typeof u.statusCode === "number"
+    ) as Option.Option<HttpResult>
+}
+
+// A refused retry: 409 (already paid, in progress, key of an uncharged attempt), 400 (invalid key)
+// or 503 (ledger down); "already paid" carries the earlier receipt.
+const idempotencyFailure = (error: Idempotency.IdempotencyError, requestId: string): HttpResult => {
+  const settlement = error.settlement
+  const receipt = error.reason === "AlreadyPaid" && AgentCore.isRecord(settlement)
+    ? HttpPaywall.receiptHeaders(settlement as unknown as X402.SettleResponse)
+    : {}
+  return json(error.status, {
+    error: error.status === 409 ? "Conflict" : error.status === 400 ? "Bad Request" : "Service Unavailable",
+    reason: error.reason,
+    message: error.message,
+    ...(error.reason === "Unavailable" ? { requestId } : {})
+  }, receipt)
+}
+
 const decodeEvent = Schema.decodeUnknownEither(HttpEventSchema, { errors: "first", onExcessProperty: "ignore" })
 
 /**
@@ -228,6 +255,8 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     return found
   }
   const tokenHeaders = AgentCore.tokenHeaders(options.tokenHeader)
+  // Idempotent retries use the context's SettlementLedger, else this one (one per cold start).
+  const ownLedger = Idempotency.memoryLedger()
   const failure = (configured: typeof paywall, error: PaymentFailure, requestId: string): Effect.Effect<HttpResult> =>
     Effect.gen(function*() {
       yield* error._tag === "PaymentRequired" || (error._tag === "VerifyFailed" && error.reason === "Invalid")
@@ -309,7 +338,10 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       // Single-use tokens bind the resource URL and the verb: both follow the request unless fixed.
       const configured = paywallFor(method)
       let requested = (): Option.Option<number> => Option.none()
-      return yield* Paywall.protect(
+      const key = Idempotency.validateKey(AgentCore.headerValue(request.headers, Idempotency.IDEMPOTENCY_KEY_HEADER))
+      if (Either.isLeft(key)) return idempotencyFailure(key.left, requestId)
+      const ledger = key.right === undefined ? undefined : yield* Idempotency.ledgerOr(ownLedger)
+      return yield* Idempotency.protect(
         configured,
         {
           request: event as HttpEvent,
@@ -320,6 +352,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
             ? Paywall.deadlineOf(now, remaining)
             : undefined
         },
+        key.right,
         (verified) => {
           const payment = PaymentContext.make(verified)
           requested = payment.requestedCharge
@@ -339,11 +372,17 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
             Option.match(requested(), {
               onNone: () => ({ headers: result.headers }),
               onSome: (credits) => ({ requested: credits })
-            })
+            }),
+          codec: resultCodec,
+          // Only read with a key (`Idempotency.protect` without one is exactly `Paywall.protect`).
+          ledger: ledger ?? ownLedger
         }
       ).pipe(
         Effect.map((outcome) => {
           switch (outcome._tag) {
+            case "Replayed":
+              // An earlier attempt's answer under this idempotency key: nothing run or charged now.
+              return withReceipt(outcome.value, outcome.settlement)
             case "Settled":
               return withReceipt(outcome.value, outcome.settlement)
             case "Released":
@@ -353,7 +392,11 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
           }
         }),
         Effect.catchAll((error) =>
-          isPaymentFailure(error) ? failure(configured, error, requestId) : handlerFailure(error, requestId)
+          isPaymentFailure(error)
+            ? failure(configured, error, requestId)
+            : error._tag === "IdempotencyError"
+            ? Effect.succeed(idempotencyFailure(error, requestId))
+            : handlerFailure(error, requestId)
         )
       )
     }).pipe(

@@ -179,7 +179,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
           // Recorded before the target runs: a ledger that cannot record means no forward (fail
           // closed). `Conflict` is an id recorded already, e.g. by a retried REQUEST.
           return Effect.flatMap(ledgerOf, (ledger) =>
-            ledger.record({ requestId: id, payer, amount: verified.credits }).pipe(
+            withinDeadline(ledger.record({ requestId: id, payer, amount: verified.credits }), "record", deadline).pipe(
               Effect.as(forward),
               Effect.catchAll((error) =>
                 error.reason === "Conflict"
@@ -293,9 +293,24 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         )
 
       const ledger = yield* ledgerOf
-      const claim = yield* ledger.record({ requestId: ledgerKey, payer, amount: credits.right }).pipe(
-        Effect.catchIf((error) => error.reason === "Conflict", () => Effect.void),
-        Effect.zipRight(ledger.claim(ledgerKey)),
+      // One deadline for the ledger and the facilitator: a slow store never outlasts the function.
+      const deadline = yield* deadlineOf(context)
+      // Claim first: the REQUEST phase recorded the call, so one conditional write settles who
+      // settles. Only a call the ledger does not hold (no issued id, another instance's memory, an
+      // expired row) is recorded here, then claimed.
+      const claimOnce = withinDeadline(ledger.claim(ledgerKey), "claim", deadline)
+      const claim = yield* claimOnce.pipe(
+        Effect.flatMap((first) =>
+          first._tag !== "Absent" ? Effect.succeed(first) : withinDeadline(
+            ledger.record({ requestId: ledgerKey, payer, amount: credits.right }),
+            "record",
+            deadline
+          ).pipe(
+            // Recorded meanwhile by a concurrent RESPONSE: the claim below says who won.
+            Effect.catchIf((error) => error.reason === "Conflict", () => Effect.void),
+            Effect.zipRight(claimOnce)
+          )
+        ),
         Effect.either
       )
       if (Either.isLeft(claim)) {
@@ -319,8 +334,13 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         )
         return yield* withheld(entry?.state === "rejected" ? "Rejected" : "Indeterminate")
       }
+      if (claim.right.entry.payer !== payer) {
+        // The row was recorded for another token: never settled with this one. The row stays
+        // `settling`, so no one settles it (fail closed).
+        yield* Effect.logWarning(`x402: output withheld, call ${ledgerKey} was recorded for another payer`)
+        return yield* withheld("Rejected")
+      }
 
-      const deadline = yield* deadlineOf(context)
       const settled = yield* Paywall.settle(paywall, {
         paymentRequired,
         token: Redacted.make(token),
@@ -333,7 +353,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         : settled.left.reason === "Indeterminate"
         ? { _tag: "Unknown" }
         : { _tag: "Rejected" }
-      yield* ledger.finish(ledgerKey, outcome).pipe(
+      yield* withinDeadline(ledger.finish(ledgerKey, outcome), "finish", deadline).pipe(
         Effect.catchAll((error) =>
           Effect.logError(`x402: the settlement ledger did not record the outcome: ${redact(error.message)}`)
         )
@@ -408,6 +428,27 @@ const safeJson = (value: unknown): string => {
     return ""
   }
 }
+
+/**
+ * A ledger operation capped by the call's deadline, as verify and settle are: past it, a typed
+ * `Unavailable` (the caller fails closed). A write cut off may still land; the states make that
+ * safe (a claimed row left `settling` is never settled by anyone else).
+ */
+const withinDeadline = <A>(
+  effect: Effect.Effect<A, SettlementLedger.LedgerError>,
+  operation: string,
+  deadline: number | undefined
+): Effect.Effect<A, SettlementLedger.LedgerError> =>
+  deadline === undefined ? effect : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const left = deadline - now
+    const late = () =>
+      new SettlementLedger.LedgerError({
+        reason: "Unavailable",
+        operation,
+        detail: "cut off at the call's deadline"
+      })
+    return left <= 0 ? Effect.fail(late()) : Effect.timeoutFail(effect, { duration: left, onTimeout: late })
+  })
 
 /** The call's deadline: the Lambda's remaining time, less the margin the answer needs. */
 const deadlineOf = (context: LambdaRuntime.LambdaContext | undefined): Effect.Effect<number | undefined> =>

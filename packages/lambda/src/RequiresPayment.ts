@@ -6,6 +6,7 @@
  */
 import type * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
+import * as Idempotency from "@effect-x402/core/Idempotency"
 import * as CallSpan from "@effect-x402/core/internal/callSpan"
 import * as Paywall from "@effect-x402/core/Paywall"
 import * as Cause from "effect/Cause"
@@ -15,6 +16,7 @@ import * as AgentCore from "./AgentCore.js"
 import { handlerFailureOutput, internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
 import { handlerFailed, invoke } from "./internal/handler.js"
 import { lambdaDeadline } from "./internal/lambdaDeadline.js"
+import { answerCodec, idempotencyFailureOutput, keyOfCall, withId } from "./internal/idempotency.js"
 import { redactedPolicy, requestIdOf } from "./internal/redact.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
 
@@ -157,8 +159,11 @@ const paywallOptions = <R>(
   onPaymentError: options.onPaymentError
 })
 
-const answerOf = (outcome: Paywall.Outcome<AgentCore.Answer>): AgentCore.Answer => {
+const answerOf = (outcome: Idempotency.Outcome<AgentCore.Answer>, id: AgentCore.JsonRpcId): AgentCore.Answer => {
   switch (outcome._tag) {
+    case "Replayed":
+      // An earlier attempt's answer under this idempotency key: nothing run or charged now.
+      return AgentCore.enrich(withId(outcome.value, id), outcome.settlement)
     case "Settled":
       return AgentCore.enrich(outcome.value, outcome.settlement)
     case "NotCharged":
@@ -232,6 +237,8 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     : new Map(declarations.map(([name, , toolPaywall]): [string, DeclaredTool<R>] => [name, { paywall: toolPaywall }]))
   const listing = declarations === undefined ? undefined : listingOf(declarations, options.agentId)
   const serverInfo = options.serverInfo ?? { name: "effect-x402", version: "0.2.0" }
+  // Idempotent retries use the context's SettlementLedger, else this one (one per cold start).
+  const ownLedger = Idempotency.memoryLedger()
 
   // What the library answers itself, without the handler (`undefined`: not one of these).
   const builtIn = (call: AgentCore.Call): AgentCore.Answer | undefined => {
@@ -302,24 +309,29 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
           Effect.catchTag("HandlerFailed", (error) => handlerFailureOutput(call.id, error, requestIdOf(context)))
         )
       }
-      return yield* Paywall.protect(
-        priced,
-        {
-          request: call.event,
-          token: AgentCore.tokenOf(call.headers, tokenHeaders),
-          paymentRequiredMessage: PAYMENT_REQUIRED_MESSAGE,
-          deadline: yield* lambdaDeadline(context)
-        },
-        () => run,
-        {
-          isError: (answer) => !AgentCore.isChargeable(answer),
-          chargeOf: (answer) => AgentCore.chargeSource(answer, { headers: false })
-        }
-      ).pipe(
-        Effect.map((outcome) => AgentCore.respond(answerOf(outcome))),
+      const paid = {
+        request: call.event,
+        token: AgentCore.tokenOf(call.headers, tokenHeaders),
+        paymentRequiredMessage: PAYMENT_REQUIRED_MESSAGE,
+        deadline: yield* lambdaDeadline(context)
+      }
+      const key = Idempotency.validateKey(keyOfCall(call))
+      if (Either.isLeft(key)) return yield* idempotencyFailureOutput(call.id, key.left, requestIdOf(context))
+      // Without a key, exactly the paywall: no ledger, nothing else on the hot path.
+      const protect = key.right === undefined
+        ? Paywall.protect(priced, paid, () => run, protectOptions)
+        : Effect.flatMap(
+          Idempotency.ledgerOr(ownLedger),
+          (ledger) =>
+            Idempotency.protect(priced, paid, key.right, () => run, { ...protectOptions, codec: answerCodec, ledger })
+        )
+      return yield* protect.pipe(
+        Effect.map((outcome) => AgentCore.respond(answerOf(outcome, call.id))),
         Effect.catchAll((error) =>
           error._tag === "HandlerFailed"
             ? handlerFailureOutput(call.id, error, requestIdOf(context))
+            : error._tag === "IdempotencyError"
+            ? idempotencyFailureOutput(call.id, error, requestIdOf(context))
             : paymentFailureOutput(priced, call.id, error, requestIdOf(context))
         )
       )
@@ -331,6 +343,11 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
 }
 
 const causeOf = (reason: string) => Cause.die(new Error(reason))
+
+const protectOptions: Paywall.ProtectOptions<AgentCore.Answer> = {
+  isError: (answer) => !AgentCore.isChargeable(answer),
+  chargeOf: (answer) => AgentCore.chargeSource(answer, { headers: false })
+}
 
 /**
  * Wraps an agent's Lambda handler with x402 payment: the seed's `@requires_payment`.
