@@ -13,6 +13,7 @@ import * as X402 from "@effect-x402/core/X402"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { receiptHeader } from "./internal/receipt.js"
 
 /**
  * Version of the interceptor output format.
@@ -891,7 +892,7 @@ export const paymentFailureAnswer = (
         headers: setHeader(
           JSON_HEADERS,
           X402.PAYMENT_RESPONSE_HEADER,
-          X402.ReceiptHeader.encode(X402.receiptOf(settlement))
+          receiptHeader(settlement)
         ),
         meta: { x402: X402.metaOf(settlement) }
       })
@@ -1085,7 +1086,7 @@ export const enrich = (answer: Answer, received: X402.SettleResponse): Answer =>
   const headers = setHeader(
     answer.headers,
     X402.PAYMENT_RESPONSE_HEADER,
-    X402.ReceiptHeader.encode(X402.receiptOf(settlement))
+    receiptHeader(settlement)
   )
   const body = parseBody(answer.body)
   const result = own(body, "result")
