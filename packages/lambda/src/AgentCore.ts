@@ -470,8 +470,19 @@ export interface Call {
   readonly response: GatewayResponse | undefined
 }
 
-const decodeInput = Schema.decodeUnknownEither(InterceptorInput, { errors: "first", onExcessProperty: "ignore" })
-const decodeRequest = Schema.decodeUnknownEither(JsonRpcRequest, { errors: "first", onExcessProperty: "ignore" })
+// Compiled on first use, not at import: module init is part of every cold start.
+const lazily = <A>(make: () => A): () => A => {
+  let made: A | undefined
+  return () => made ??= make()
+}
+const inputDecoder = lazily(() =>
+  Schema.decodeUnknownEither(InterceptorInput, { errors: "first", onExcessProperty: "ignore" })
+)
+const requestDecoder = lazily(() =>
+  Schema.decodeUnknownEither(JsonRpcRequest, { errors: "first", onExcessProperty: "ignore" })
+)
+const decodeInput = (event: unknown) => inputDecoder()(event)
+const decodeRequest = (body: unknown) => requestDecoder()(body)
 
 const idOf = (body: unknown): JsonRpcId => {
   const id = own(body, "id")
@@ -562,9 +573,12 @@ const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
 export const copyHeaders = (headers: unknown, without: ReadonlyArray<string> = []): Record<string, string> => {
   const out: Record<string, string> = {}
   if (!isRecord(headers)) return out
-  const dropped = new Set(without.map((name) => name.toLowerCase()))
+  // A handful of names at most: a lowercased array, not a Set, on this per-answer path.
+  const dropped = without.length === 0 ? undefined : without.map((name) => name.toLowerCase())
   for (const key of Object.keys(headers)) {
-    if (key === "__proto__" || dropped.has(key.toLowerCase()) || !HEADER_NAME.test(key)) continue
+    if (
+      key === "__proto__" || (dropped !== undefined && dropped.includes(key.toLowerCase())) || !HEADER_NAME.test(key)
+    ) continue
     const value = headers[key]
     const text = typeof value === "string"
       ? value
@@ -582,10 +596,13 @@ export const copyHeaders = (headers: unknown, without: ReadonlyArray<string> = [
  * @since 0.1.0
  * @category answers
  */
-export const setHeader = (headers: OutputHeaders, name: string, value: string): OutputHeaders => ({
-  ...copyHeaders(headers, [name]),
-  [name]: value
-})
+export const setHeader = (headers: OutputHeaders, name: string, value: string): OutputHeaders => {
+  const out = copyHeaders(headers, [name])
+  // Assigning `__proto__` would set the prototype; only a defined property is the same header.
+  if (name === "__proto__") return { ...out, [name]: value }
+  out[name] = value
+  return out
+}
 
 /**
  * Wraps an answer into the output that makes the gateway respond at once.
