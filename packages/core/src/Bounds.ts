@@ -62,3 +62,45 @@ const exceedsIteratively = (value: object, limit: number): boolean => {
   }
   return false
 }
+
+/**
+ * Whether JSON text nests deeper than `limit`, read from the text itself: brackets outside string
+ * literals are counted, so for valid JSON it answers as `jsonDepthExceeds(JSON.parse(text))` does,
+ * without parsing or walking a tree; text that is not JSON is measured the same way (an unclosed
+ * bracket still counts). One pass, stopping at the first bracket past the limit; string literals are
+ * skipped by searching for their closing quote.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const jsonTextDepthExceeds = (text: string, limit: number = MAX_JSON_DEPTH): boolean => {
+  let depth = 0
+  const length = text.length
+  for (let i = 0; i < length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === QUOTE) {
+      // The closing quote is the next one not escaped by an odd run of backslashes.
+      let end = text.indexOf("\"", i + 1)
+      while (end !== -1) {
+        let slashes = 0
+        while (text.charCodeAt(end - 1 - slashes) === BACKSLASH) slashes++
+        if (slashes % 2 === 0) break
+        end = text.indexOf("\"", end + 1)
+      }
+      if (end === -1) return false
+      i = end
+    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      if (++depth > limit) return true
+    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
+      depth--
+    }
+  }
+  return false
+}
+
+const QUOTE = 34
+const BACKSLASH = 92
+const OPEN_BRACE = 123
+const CLOSE_BRACE = 125
+const OPEN_BRACKET = 91
+const CLOSE_BRACKET = 93

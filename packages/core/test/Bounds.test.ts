@@ -52,3 +52,30 @@ describe("Bounds.jsonDepthExceeds", () => {
     assert.isTrue(Bounds.jsonDepthExceeds(value))
   })
 })
+
+describe("Bounds.jsonTextDepthExceeds", () => {
+  it("answers as jsonDepthExceeds on the parsed text, for any JSON and limit", () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 8 }), fc.integer({ min: 0, max: 10 }), (value, limit) => {
+        const text = JSON.stringify(value)
+        assert.strictEqual(Bounds.jsonTextDepthExceeds(text, limit), Bounds.jsonDepthExceeds(JSON.parse(text), limit))
+      }),
+      { numRuns: 1000 }
+    )
+  })
+
+  it("does not count brackets inside strings, escaped quotes and backslashes included", () => {
+    const max = Bounds.MAX_JSON_DEPTH
+    const inString = JSON.stringify({ a: "[".repeat(200), b: "\\\"{{{{\\", c: "\\\\" })
+    assert.isFalse(Bounds.jsonTextDepthExceeds(inString))
+    const deepAfterStrings = `{"s":"\\\\","t":"\\"[",${"[".repeat(max)}${"]".repeat(max)}}`
+    assert.isTrue(Bounds.jsonTextDepthExceeds(deepAfterStrings))
+    assert.isFalse(Bounds.jsonTextDepthExceeds(`{"s":"\\\\","t":"\\"[",${"[".repeat(max - 1)}${"]".repeat(max - 1)}}`))
+  })
+
+  it("refuses hostile text the parser cannot read: unclosed or too deep for JSON.parse", () => {
+    assert.isTrue(Bounds.jsonTextDepthExceeds("[".repeat(100_000)))
+    assert.isTrue(Bounds.jsonTextDepthExceeds(`{"a":${"[".repeat(65)}`))
+    assert.isFalse(Bounds.jsonTextDepthExceeds(`{"a":"${"[".repeat(100)}`))
+  })
+})
