@@ -17,11 +17,11 @@ describe("receipt header", () => {
           success: FastCheck.boolean(),
           transaction: text,
           network: text,
-          creditsRedeemed: FastCheck.option(text, { nil: undefined }),
-          remainingBalance: FastCheck.option(text, { nil: undefined }),
-          errorReason: FastCheck.option(text, { nil: undefined }),
-          payer: FastCheck.option(text, { nil: undefined }),
-          orderTx: FastCheck.option(text, { nil: undefined })
+          creditsRedeemed: text,
+          remainingBalance: text,
+          errorReason: text,
+          payer: text,
+          orderTx: text
         }, { requiredKeys: ["success", "transaction", "network"] }),
         (settlement) => {
           assert.strictEqual(receiptHeader(settlement), viaSchema(settlement))
