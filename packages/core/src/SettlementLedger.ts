@@ -442,6 +442,20 @@ const makeMemoryWith = (clock: Clock.Clock, options: MemoryOptions | undefined):
     }
   }
 
+  // A `Conflict` is an answer of the ledger's protocol (the interceptor's RESPONSE records again and
+  // expects it), built on a hot path: its request id is a live entry's key and its state one of
+  // `State`, valid by construction (so no Schema validation), and a stack through the fiber's run
+  // loop says nothing about it (so none).
+  const conflict = (fields: ConstructorParameters<typeof LedgerError>[0]): Exit.Exit<never, LedgerError> => {
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
+    try {
+      return Exit.fail(new LedgerError(fields, true))
+    } finally {
+      Error.stackTraceLimit = limit
+    }
+  }
+
   // The operations below are plain functions of the current time. The clock is read directly
   // (captured when the ledger is made, so `TestClock` works in tests): `Effect.clockWith` on every
   // operation cost more than the operation itself. Each operation is then one `Effect.sync` (when
@@ -462,7 +476,7 @@ const makeMemoryWith = (clock: Clock.Clock, options: MemoryOptions | undefined):
       if (existing !== undefined) return Exit.succeed({ _tag: "Duplicate", entry: existing.entry })
     }
     if (live(requestId, now) !== undefined) {
-      return Exit.fail(new LedgerError({ reason: "Conflict", operation: "record", requestId }))
+      return conflict({ reason: "Conflict", operation: "record", requestId })
     }
     if (entries.size >= maxEntries) makeRoom()
     const entry: Entry = {
@@ -507,7 +521,7 @@ const makeMemoryWith = (clock: Clock.Clock, options: MemoryOptions | undefined):
     if (cell === undefined) return Exit.fail(new LedgerError({ reason: "NotFound", operation, requestId }))
     const current = cell.entry
     if (current.state !== from) {
-      return Exit.fail(new LedgerError({ reason: "Conflict", operation, requestId, state: current.state }))
+      return conflict({ reason: "Conflict", operation, requestId, state: current.state })
     }
     let entry: Entry
     switch (outcome._tag) {

@@ -13,6 +13,7 @@ import * as X402 from "@effect-x402/core/X402"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { receiptHeader } from "./internal/receipt.js"
 
 /**
  * Version of the interceptor output format.
@@ -469,8 +470,19 @@ export interface Call {
   readonly response: GatewayResponse | undefined
 }
 
-const decodeInput = Schema.decodeUnknownEither(InterceptorInput, { errors: "first", onExcessProperty: "ignore" })
-const decodeRequest = Schema.decodeUnknownEither(JsonRpcRequest, { errors: "first", onExcessProperty: "ignore" })
+// Compiled on first use, not at import: module init is part of every cold start.
+const lazily = <A>(make: () => A): () => A => {
+  let made: A | undefined
+  return () => made ??= make()
+}
+const inputDecoder = lazily(() =>
+  Schema.decodeUnknownEither(InterceptorInput, { errors: "first", onExcessProperty: "ignore" })
+)
+const requestDecoder = lazily(() =>
+  Schema.decodeUnknownEither(JsonRpcRequest, { errors: "first", onExcessProperty: "ignore" })
+)
+const decodeInput = (event: unknown) => inputDecoder()(event)
+const decodeRequest = (body: unknown) => requestDecoder()(body)
 
 const idOf = (body: unknown): JsonRpcId => {
   const id = own(body, "id")
@@ -561,9 +573,12 @@ const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
 export const copyHeaders = (headers: unknown, without: ReadonlyArray<string> = []): Record<string, string> => {
   const out: Record<string, string> = {}
   if (!isRecord(headers)) return out
-  const dropped = new Set(without.map((name) => name.toLowerCase()))
+  // A handful of names at most: a lowercased array, not a Set, on this per-answer path.
+  const dropped = without.length === 0 ? undefined : without.map((name) => name.toLowerCase())
   for (const key of Object.keys(headers)) {
-    if (key === "__proto__" || dropped.has(key.toLowerCase()) || !HEADER_NAME.test(key)) continue
+    if (
+      key === "__proto__" || (dropped !== undefined && dropped.includes(key.toLowerCase())) || !HEADER_NAME.test(key)
+    ) continue
     const value = headers[key]
     const text = typeof value === "string"
       ? value
@@ -581,10 +596,13 @@ export const copyHeaders = (headers: unknown, without: ReadonlyArray<string> = [
  * @since 0.1.0
  * @category answers
  */
-export const setHeader = (headers: OutputHeaders, name: string, value: string): OutputHeaders => ({
-  ...copyHeaders(headers, [name]),
-  [name]: value
-})
+export const setHeader = (headers: OutputHeaders, name: string, value: string): OutputHeaders => {
+  const out = copyHeaders(headers, [name])
+  // Assigning `__proto__` would set the prototype; only a defined property is the same header.
+  if (name === "__proto__") return { ...out, [name]: value }
+  out[name] = value
+  return out
+}
 
 /**
  * Wraps an answer into the output that makes the gateway respond at once.
@@ -891,7 +909,7 @@ export const paymentFailureAnswer = (
         headers: setHeader(
           JSON_HEADERS,
           X402.PAYMENT_RESPONSE_HEADER,
-          X402.ReceiptHeader.encode(X402.receiptOf(settlement))
+          receiptHeader(settlement)
         ),
         meta: { x402: X402.metaOf(settlement) }
       })
@@ -1085,7 +1103,7 @@ export const enrich = (answer: Answer, received: X402.SettleResponse): Answer =>
   const headers = setHeader(
     answer.headers,
     X402.PAYMENT_RESPONSE_HEADER,
-    X402.ReceiptHeader.encode(X402.receiptOf(settlement))
+    receiptHeader(settlement)
   )
   const body = parseBody(answer.body)
   const result = own(body, "result")
