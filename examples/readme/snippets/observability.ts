@@ -1,5 +1,5 @@
-import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
 import { requiresPayment } from "@effect-x402/lambda/RequiresPayment"
+import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
 import type { SpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Layer, Logger } from "effect"
 

@@ -2,9 +2,9 @@
 // against FakeNevermined, traced by @effect/opentelemetry into an in-memory exporter. What an
 // operator would check: one span per call, named for the adapter, with the x402 attributes, and no
 // token or API key in any span (paid, unpaid and refused calls).
-import { FakeNevermined, AgentCoreEvents } from "@effect-x402/testing"
-import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
+import { AgentCoreEvents, FakeNevermined } from "@effect-x402/testing"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 
 const saved = { ...process.env }
 let fake: Awaited<ReturnType<typeof FakeNevermined.start>>

@@ -8,9 +8,10 @@
  *   settle, and `finish` with the outcome and the paid result (kept up to the ledger's byte cap).
  * - The key of a `settled` attempt: no verify, no work, no settle; the stored result with the stored
  *   receipt (`Replayed`), or `IdempotencyError` `AlreadyPaid` when the result was too large to keep.
- * - The key of an `unknown` attempt (the settle left, its answer was lost): settled again with the
- *   first attempt's `agentRequestId` and token (without one: `Unresolved`, never settled twice), which the facilitator refuses when the first settle
- *   landed (`BCK.X402.0059` for single-use tokens): that refusal resolves the attempt as `settled`; a
+ * - The key of an `unknown` attempt (the settle left, its answer was lost): with a reusable token,
+ *   never settled again (the stored result, or `AlreadyPaid`); with a single-use token, settled again
+ *   with the first attempt's `agentRequestId` (without one: `Unresolved`), which the facilitator
+ *   refuses when the first settle landed (`BCK.X402.0059`): that refusal resolves it as `settled`; a
  *   success means the first never landed (one charge either way). Then the stored result as above.
  * - The key of an attempt still `verified` / `settling` (a concurrent duplicate): `InProgress`; the
  *   work never runs twice. The key of an attempt that was not charged (`rejected`: refused, failed,
@@ -33,7 +34,7 @@ import { sha256Hex } from "./internal/sha256.js"
 import * as PaymentError from "./PaymentError.js"
 import * as Paywall from "./Paywall.js"
 import * as SettlementLedger from "./SettlementLedger.js"
-import type * as X402 from "./X402.js"
+import * as X402 from "./X402.js"
 
 /**
  * The header a client sends its idempotency key in (case-insensitive).
@@ -415,9 +416,13 @@ const replay = <Req, R, Resp, A>(
       case "settled":
         return yield* valueOf(entry.receipt)
       case "unknown": {
+        // Settling again is safe only with a single-use token: the backend refuses its second
+        // settle (`BCK.X402.0059`), which proves the first landed. A reusable token could be charged
+        // twice (nothing says the backend dedupes by request id), so its retry is never settled:
+        // the stored result (or `AlreadyPaid`), nothing charged again. Fail closed on the double
+        // charge; the seller risks at most the one charge whose answer was lost.
+        if (!X402.isSingleUseAccessToken(token)) return yield* valueOf(undefined)
         const agentRequestId = issuedIdOf(entry.requestId)
-        // Settling again is safe only when the facilitator can tell it is the same settlement (the
-        // same `agentRequestId`); without one it could charge twice: refused, nothing charged.
         if (agentRequestId === undefined) return yield* new IdempotencyError({ reason: "Unresolved" })
         const paymentRequired = yield* Paywall.requirements(paywall, call.resourceUrl)
         const credits = Option.match(stored, { onNone: () => entry.amount, onSome: (e) => e.credits })

@@ -10,7 +10,6 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -59,30 +58,12 @@ export interface TokenRequest {
 }
 
 /**
- * The version of an access token, read from the token itself as the backend does: 3 (single-use,
- * bound to an agent, a resource URL and a verb) when its decoded payload carries a non-empty string
- * `payload.authorization.nonce`, else 2 (reusable). Never what was asked for: a backend that predates
- * v3 drops the request, and a newer one may mint v3 unasked. Nothing is verified here.
+ * The version of an access token, read from the token itself (see `X402.accessTokenVersion`).
  *
  * @since 0.2.0
  * @category tokens
  */
-export const accessTokenVersion = (token: Redacted.Redacted<string> | string): 2 | 3 => {
-  const text = typeof token === "string" ? token : Redacted.value(token)
-  // Tokens are base64url (or base64) JSON; an opaque token is read as v2.
-  if (text.length > X402.MAX_HEADER_LENGTH || !/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) return 2
-  const standard = text.replace(/-/g, "+").replace(/_/g, "/").replace(/=+$/, "")
-  const decoded = X402.decodeBase64(standard + "=".repeat((4 - (standard.length % 4)) % 4))
-  if (Either.isLeft(decoded)) return 2
-  let json: unknown
-  try {
-    json = JSON.parse(decoded.right)
-  } catch {
-    return 2
-  }
-  const nonce = (json as { payload?: { authorization?: { nonce?: unknown } } } | null)?.payload?.authorization?.nonce
-  return typeof nonce === "string" && nonce.trim() !== "" ? 3 : 2
-}
+export const accessTokenVersion: (token: Redacted.Redacted<string> | string) => 2 | 3 = X402.accessTokenVersion
 
 /**
  * Whether an access token is single-use (v3): spent by its first settle, so never to be reused.
@@ -90,8 +71,8 @@ export const accessTokenVersion = (token: Redacted.Redacted<string> | string): 2
  * @since 0.2.0
  * @category tokens
  */
-export const isSingleUseAccessToken = (token: Redacted.Redacted<string> | string): boolean =>
-  accessTokenVersion(token) === 3
+export const isSingleUseAccessToken: (token: Redacted.Redacted<string> | string) => boolean =
+  X402.isSingleUseAccessToken
 
 /**
  * The wire body of a delegation to create (wire.md §1). `provider` is `erc4337` for crypto plans, or a

@@ -7,6 +7,7 @@
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 
 /**
@@ -475,3 +476,38 @@ export const ReceiptHeader: HeaderCodec<Receipt> = headerCodec(PAYMENT_RESPONSE_
  * @category codec
  */
 export const SettleResponseHeader: HeaderCodec<SettleResponse> = headerCodec(PAYMENT_RESPONSE_HEADER, SettleResponse)
+
+/**
+ * The version of an access token, read from the token itself as the backend does: 3 (single-use,
+ * bound to an agent, a resource URL and a verb) when its decoded payload carries a non-empty string
+ * `payload.authorization.nonce`, else 2 (reusable). Never what was asked for: a backend that predates
+ * v3 drops the request, and a newer one may mint v3 unasked. Nothing is verified here.
+ *
+ * @since 0.2.0
+ * @category tokens
+ */
+export const accessTokenVersion = (token: Redacted.Redacted<string> | string): 2 | 3 => {
+  const text = typeof token === "string" ? token : Redacted.value(token)
+  // Tokens are base64url (or base64) JSON; an opaque token is read as v2.
+  if (text.length > MAX_HEADER_LENGTH || !/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) return 2
+  const standard = text.replace(/-/g, "+").replace(/_/g, "/").replace(/=+$/, "")
+  const decoded = decodeBase64(standard + "=".repeat((4 - (standard.length % 4)) % 4))
+  if (Either.isLeft(decoded)) return 2
+  let json: unknown
+  try {
+    json = JSON.parse(decoded.right)
+  } catch {
+    return 2
+  }
+  const nonce = (json as { payload?: { authorization?: { nonce?: unknown } } } | null)?.payload?.authorization?.nonce
+  return typeof nonce === "string" && nonce.trim() !== "" ? 3 : 2
+}
+
+/**
+ * Whether an access token is single-use (v3): spent by its first settle, so never to be reused.
+ *
+ * @since 0.2.0
+ * @category tokens
+ */
+export const isSingleUseAccessToken = (token: Redacted.Redacted<string> | string): boolean =>
+  accessTokenVersion(token) === 3

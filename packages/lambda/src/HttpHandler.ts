@@ -115,29 +115,9 @@ const tooDeep = (body: string | null | undefined, isBase64Encoded: boolean | und
   }
   const first = text.trimStart()[0]
   if (first !== "{" && first !== "[") return false
-  try {
-    return Bounds.jsonDepthExceeds(JSON.parse(text))
-  } catch {
-    // Not JSON (or too deep for the parser itself): deeper than any bound we serve.
-    return depthScan(text)
-  }
-}
-
-// A depth count by scanning brackets, for text the JSON parser refused: strings are skipped.
-const depthScan = (text: string): boolean => {
-  let depth = 0
-  let inString = false
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]
-    if (inString) {
-      if (c === "\\") i++
-      else if (c === "\"") inString = false
-    } else if (c === "\"") inString = true
-    else if (c === "{" || c === "[") {
-      if (++depth > Bounds.MAX_JSON_DEPTH) return true
-    } else if (c === "}" || c === "]") depth--
-  }
-  return false
+  // Read from the text: no parse and no tree walk (the same answer for JSON, and for text the
+  // parser refuses an unclosed bracket still counts).
+  return Bounds.jsonTextDepthExceeds(text)
 }
 
 /**

@@ -169,7 +169,7 @@ describe("requiresPayment: idempotent retries (in-memory ledger)", () => {
       assert.strictEqual(ledger.settlements.length, 1)
     }))
 
-  it.effect("unknown outcome and no facilitator request id: the retry is refused (409 unresolved), never settled twice", () =>
+  it.effect("unknown outcome with a reusable token: the retry gets the stored answer and is never settled again", () =>
     Effect.gen(function*() {
       const { ledger, subscriber, token } = setup()
       // A facilitator that issues no agentRequestId: nothing would let it tell a second settle apart.
@@ -188,9 +188,10 @@ describe("requiresPayment: idempotent retries (in-memory ledger)", () => {
       })
       ledger.failNext("settle", { _tag: "Indeterminate", applied: true })
       assert.strictEqual(errorOf(yield* Effect.promise(() => handler(call(token, KEY), ctx))).code, 502)
-      const retry = errorOf(yield* Effect.promise(() => handler(call(token, KEY), ctx)))
-      assert.strictEqual(retry.code, 409)
-      assert.strictEqual(retry.error, "Settlement unresolved")
+      // A reusable token: settling again could charge twice, so the retry is answered from the
+      // ledger (the stored result) and nothing is settled again.
+      const retry = yield* Effect.promise(() => handler(call(token, KEY), ctx))
+      assert.include(JSON.stringify(retry), "done")
       assert.strictEqual(runs, 1)
       assert.strictEqual(ledger.settlements.length, 1)
       assert.strictEqual(ledger.balance(subscriber, "plan-1"), 98)
@@ -366,7 +367,7 @@ describe("requiresPayment: idempotent retries against FakeNevermined (live layer
       assert.strictEqual(fake.ledger.balance(fake.subscriber, "plan-1"), 97)
     }))
 
-  it.scoped("settle lost before it applied: the retry settles it once, then answers", () =>
+  it.scoped("settle lost before it applied (reusable token): the retry answers, and is never settled again", () =>
     Effect.gen(function*() {
       const { fake, handler, runs, token } = yield* liveSetup
       fake.faults.next("settle", FakeNevermined.Fault.noAnswer())
@@ -375,8 +376,9 @@ describe("requiresPayment: idempotent retries against FakeNevermined (live layer
       const retry = yield* Effect.promise(() => handler(call(token, KEY), ctx))
       assert.strictEqual(textOf(retry), "answer #1")
       assert.strictEqual(runs(), 1)
-      assert.strictEqual(fake.ledger.settlements.length, 1)
-      assert.strictEqual(fake.ledger.balance(fake.subscriber, "plan-1"), 97)
+      // Fail closed on the double charge: the seller loses the one charge whose answer was lost.
+      assert.strictEqual(fake.ledger.settlements.length, 0)
+      assert.strictEqual(fake.ledger.balance(fake.subscriber, "plan-1"), 100)
     }))
 })
 
