@@ -19,6 +19,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as AgentCore from "./AgentCore.js"
 import { internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
+import { lambdaDeadline } from "./internal/lambdaDeadline.js"
 import { redact, redactedPolicy, requestIdOf } from "./internal/redact.js"
 import * as RequestSeal from "./internal/requestSeal.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
@@ -143,7 +144,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     paywall: AnyPaywall<R>,
     context: LambdaRuntime.LambdaContext
   ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> =>
-    Effect.flatMap(deadlineOf(context), (deadline) =>
+    Effect.flatMap(lambdaDeadline(context), (deadline) =>
       Paywall.verify(paywall, {
         request: call.event,
         token: AgentCore.tokenOf(call.headers, tokenHeaders),
@@ -294,7 +295,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
 
       const ledger = yield* ledgerOf
       // One deadline for the ledger and the facilitator: a slow store never outlasts the function.
-      const deadline = yield* deadlineOf(context)
+      const deadline = yield* lambdaDeadline(context)
       // Claim first: the REQUEST phase recorded the call, so one conditional write settles who
       // settles. Only a call the ledger does not hold (no issued id, another instance's memory, an
       // expired row) is recorded here, then claimed.
@@ -448,19 +449,6 @@ const withinDeadline = <A>(
         detail: "cut off at the call's deadline"
       })
     return left <= 0 ? Effect.fail(late()) : Effect.timeoutFail(effect, { duration: left, onTimeout: late })
-  })
-
-/** The call's deadline: the Lambda's remaining time, less the margin the answer needs. */
-const deadlineOf = (context: LambdaRuntime.LambdaContext | undefined): Effect.Effect<number | undefined> =>
-  Effect.map(Clock.currentTimeMillis, (now) => {
-    const remaining = AgentCore.own(context, "getRemainingTimeInMillis")
-    if (typeof remaining !== "function") return undefined
-    try {
-      const millis: unknown = remaining.call(context)
-      return typeof millis === "number" && Number.isFinite(millis) ? Paywall.deadlineOf(now, millis) : undefined
-    } catch {
-      return undefined
-    }
   })
 
 const resourceUrlOf = (context: LambdaRuntime.LambdaContext | undefined): string | undefined => {
