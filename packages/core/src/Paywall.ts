@@ -117,7 +117,11 @@ export const make = <Req = unknown, R = never, Resp = unknown>(
   const planIds = [...(options.planIds ?? []), ...(options.planId !== undefined ? [options.planId] : [])]
     .filter((id, i, all) => all.indexOf(id) === i)
   if (planIds.length === 0 || planIds.some((id) => typeof id !== "string" || id.length === 0)) {
-    throw new RangeError("Paywall: planId or planIds must name at least one plan")
+    // Most often an unset environment variable (`planId: process.env.NVM_PLAN_ID ?? ""`): say so.
+    throw new RangeError(
+      "Paywall: no plan to charge with: planId (or planIds) is missing or empty; set it, e.g. " +
+        "planId: process.env.NVM_PLAN_ID, and check that NVM_PLAN_ID is set in the function's environment"
+    )
   }
   const credits = options.credits ?? 1
   if (typeof credits !== "function") Credits.validateSync(credits, "credits option")

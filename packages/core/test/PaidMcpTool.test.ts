@@ -103,7 +103,7 @@ describe("PaidMcpTool.paid", () => {
       const result = yield* call(client, "priced", {}, { [McpPayment.PAYMENT_META_KEY]: token })
       assert.strictEqual(receiptOf(result).creditsRedeemed, "3")
       const exit = yield* Effect.exit(Effect.scoped(server({ agentId: "agent-1" })))
-      assert.isTrue(exit._tag === "Failure" && String(exit.cause).includes("planId or planIds"))
+      assert.isTrue(exit._tag === "Failure" && String(exit.cause).includes("no plan to charge with"))
     })
   })
 })

@@ -16,9 +16,9 @@ const paywallOf = (options: Partial<Paywall.Options<{ detailed?: boolean }>> = {
 
 describe("Paywall.make", () => {
   it("refuses configurations that can never work", () => {
-    assert.throws(() => Paywall.make({}), /planId or planIds/)
-    assert.throws(() => Paywall.make({ planIds: [] }), /planId or planIds/)
-    assert.throws(() => Paywall.make({ planId: "" }), /planId or planIds/)
+    assert.throws(() => Paywall.make({}), /planId \(or planIds\) is missing or empty/)
+    assert.throws(() => Paywall.make({ planIds: [] }), /planId \(or planIds\) is missing or empty/)
+    assert.throws(() => Paywall.make({ planId: "" }), /planId \(or planIds\) is missing or empty/)
     assert.throws(() => Paywall.make({ planId: "p", credits: -1 }), RangeError)
     assert.throws(() => Paywall.make({ planId: "p", credits: 0.5 }), RangeError)
     assert.throws(() => Paywall.make({ planId: "p", onSettleFailure: "maybe" as "release" }), /onSettleFailure/)
