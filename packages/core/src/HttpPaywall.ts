@@ -39,6 +39,7 @@ import { redactTokenHeaders } from "./internal/serverSpan.js"
 import * as PaymentContext from "./PaymentContext.js"
 import { isPaymentFailure, type PaymentFailure, SettleFailed } from "./PaymentError.js"
 import * as Paywall from "./Paywall.js"
+import * as SettlementLedger from "./SettlementLedger.js"
 import * as X402 from "./X402.js"
 
 // ---------------------------------------------------------------------------
@@ -530,8 +531,8 @@ const idempotencyResponse = (error: Idempotency.IdempotencyError): HttpServerRes
 export const middleware = <R = never>(options: Options<R>) => {
   const paywall = Paywall.make(options)
   const names = tokenHeaderNames(options.tokenHeaders)
-  // Idempotent retries use the context's SettlementLedger, else this one (one per paywall).
-  const ownLedger = Idempotency.memoryLedger()
+  // Idempotent retries use the context's SettlementLedger, else one in memory per paywall.
+  const ledger = SettlementLedger.contextOrMemory()
   return <E, AR>(
     app: HttpApp.Default<E, AR>
   ): HttpApp.Default<never, Exclude<AR, PaymentContext.PaymentContext> | Facilitator | R> =>
@@ -542,20 +543,16 @@ export const middleware = <R = never>(options: Options<R>) => {
       let requested = (): Option.Option<number> => Option.none()
       return Effect.zipRight(
         redactTokenHeaders(request.headers, names),
-        Effect.flatMap(
-          key.right === undefined ? Effect.succeed(ownLedger) : Idempotency.ledgerOr(ownLedger),
-          (ledger) =>
-            Idempotency.protect(configured, callOf(request, names), key.right, (verified) => {
-              const context = PaymentContext.make(verified)
-              requested = context.requestedCharge
-              return sealApp(Effect.provideService(app, PaymentContext.PaymentContext, context.service))
-            }, {
-              isError: (response) => !isChargeable(response.status),
-              chargeOf: (response) => chargeSource(response, requested()),
-              codec: responseCodec,
-              ledger
-            })
-        ).pipe(
+        Idempotency.protect(configured, callOf(request, names), key.right, (verified) => {
+          const context = PaymentContext.make(verified)
+          requested = context.requestedCharge
+          return sealApp(Effect.provideService(app, PaymentContext.PaymentContext, context.service))
+        }, {
+          isError: (response) => !isChargeable(response.status),
+          chargeOf: (response) => chargeSource(response, requested()),
+          codec: responseCodec,
+          ledger
+        }).pipe(
           Effect.map((outcome) => {
             switch (outcome._tag) {
               case "Replayed":

@@ -217,24 +217,6 @@ export const mcpKeyOf = (params: unknown): unknown => {
 }
 
 /**
- * The ledger: the context's `SettlementLedger`, else `fallback`.
- *
- * @since 0.2.0
- * @category ledger
- */
-export const ledgerOr = (fallback: SettlementLedger.SettlementLedger.Service) =>
-  Effect.map(Effect.serviceOption(SettlementLedger.SettlementLedger), Option.getOrElse(() => fallback))
-
-/**
- * A new in-memory ledger (one per cold start or per paywall), made synchronously.
- *
- * @since 0.2.0
- * @category ledger
- */
-export const memoryLedger = (options?: SettlementLedger.MemoryOptions): SettlementLedger.SettlementLedger.Service =>
-  Effect.runSync(SettlementLedger.makeMemory(options))
-
-/**
  * The payer scope of a key: the SHA-256 of the token, hex (never the token). Stronger than
  * `Paywall.fingerprint` (32 bits), which a forger could match to read another payer's result.
  *
@@ -281,7 +263,8 @@ export const protect = <Req, R, Resp, A, E, R2>(
   work: (verified: Paywall.Verified) => Effect.Effect<A, E, R2>,
   options: Paywall.ProtectOptions<A> & {
     readonly codec: Codec<A>
-    readonly ledger: SettlementLedger.SettlementLedger.Service
+    /** Resolved only for a call with a key (e.g. `SettlementLedger.contextOrMemory()`). */
+    readonly ledger: Effect.Effect<SettlementLedger.SettlementLedger.Service>
   }
 ): Effect.Effect<Outcome<A>, PaymentError.PaymentFailure | IdempotencyError | E, Facilitator | R | R2> => {
   if (key === undefined) return Paywall.protect(paywall, call, work, options)
@@ -289,7 +272,8 @@ export const protect = <Req, R, Resp, A, E, R2>(
   // No token: the payment-required answer, as without a key.
   if (token === undefined) return Paywall.protect(paywall, call, work, options)
   return Effect.gen(function*() {
-    const { codec, ledger } = options
+    const { codec } = options
+    const ledger = yield* options.ledger
     const payer = payerOf(token)
     const existing = yield* ledger.findByKey(payer, key).pipe(Effect.mapError(unavailable))
     if (Option.isSome(existing)) return yield* replay(paywall, call, token, existing.value, codec, ledger)

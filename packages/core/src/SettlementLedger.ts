@@ -566,6 +566,28 @@ const makeMemoryWith = (clock: Clock.Clock, options: MemoryOptions | undefined):
 const ABSENT: Claim = { _tag: "Absent" }
 
 /**
+ * The ledger an adapter uses: the `SettlementLedger` of the context when the user provides one
+ * (e.g. DynamoDB, shared by every instance), else an in-memory ledger made on first use and kept
+ * (one per adapter, so per cold start). Nothing is made at construction: a paywall that never
+ * needs a ledger never builds one.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const contextOrMemory = (options?: MemoryOptions): Effect.Effect<SettlementLedger.Service> => {
+  let memory: SettlementLedger.Service | undefined
+  return Effect.flatMap(
+    Effect.serviceOption(SettlementLedger),
+    (provided) =>
+      Option.isSome(provided)
+        ? Effect.succeed(provided.value)
+        : memory !== undefined
+        ? Effect.succeed(memory)
+        : Effect.map(makeMemory(options), (made) => (memory ??= made))
+  )
+}
+
+/**
  * The in-memory ledger (the default): one instance's memory, bounded by `maxEntries`. Enough for a
  * single instance, or for `requiresPayment`, whose verify, work and settle run in one invocation.
  *

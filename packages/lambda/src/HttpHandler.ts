@@ -14,6 +14,7 @@ import * as CallSpan from "@effect-x402/core/internal/callSpan"
 import * as PaymentContext from "@effect-x402/core/PaymentContext"
 import { isPaymentFailure, type PaymentFailure } from "@effect-x402/core/PaymentError"
 import * as Paywall from "@effect-x402/core/Paywall"
+import * as SettlementLedger from "@effect-x402/core/SettlementLedger"
 import type * as X402 from "@effect-x402/core/X402"
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda"
 import * as Cause from "effect/Cause"
@@ -236,7 +237,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
   }
   const tokenHeaders = AgentCore.tokenHeaders(options.tokenHeader)
   // Idempotent retries use the context's SettlementLedger, else this one (one per cold start).
-  const ownLedger = Idempotency.memoryLedger()
+  const ledger = SettlementLedger.contextOrMemory()
   const failure = (configured: typeof paywall, error: PaymentFailure, requestId: string): Effect.Effect<HttpResult> =>
     Effect.gen(function*() {
       yield* error._tag === "PaymentRequired" || (error._tag === "VerifyFailed" && error.reason === "Invalid")
@@ -320,7 +321,6 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       let requested = (): Option.Option<number> => Option.none()
       const key = Idempotency.validateKey(AgentCore.headerValue(request.headers, Idempotency.IDEMPOTENCY_KEY_HEADER))
       if (Either.isLeft(key)) return idempotencyFailure(key.left, requestId)
-      const ledger = key.right === undefined ? undefined : yield* Idempotency.ledgerOr(ownLedger)
       return yield* Idempotency.protect(
         configured,
         {
@@ -354,8 +354,8 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
               onSome: (credits) => ({ requested: credits })
             }),
           codec: resultCodec,
-          // Only read with a key (`Idempotency.protect` without one is exactly `Paywall.protect`).
-          ledger: ledger ?? ownLedger
+          // Only resolved with a key (`Idempotency.protect` without one is exactly `Paywall.protect`).
+          ledger
         }
       ).pipe(
         Effect.map((outcome) => {

@@ -15,7 +15,6 @@ import type * as X402 from "@effect-x402/core/X402"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as AgentCore from "./AgentCore.js"
 import { internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
@@ -128,16 +127,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
   // The ledger the user provides (e.g. DynamoDB, shared by every instance), else one in memory per
   // cold start: either way a verification settles at most once, and a replayed RESPONSE is answered
   // from what was recorded.
-  let memoryLedger: SettlementLedger.SettlementLedger.Service | undefined
-  const ledgerOf: Effect.Effect<SettlementLedger.SettlementLedger.Service> = Effect.flatMap(
-    Effect.serviceOption(SettlementLedger.SettlementLedger),
-    (provided) =>
-      Option.isSome(provided)
-        ? Effect.succeed(provided.value)
-        : memoryLedger !== undefined
-        ? Effect.succeed(memoryLedger)
-        : Effect.map(SettlementLedger.makeMemory(), (made) => (memoryLedger ??= made))
-  )
+  const ledgerOf = SettlementLedger.contextOrMemory()
 
   const request = (
     call: AgentCore.Call,

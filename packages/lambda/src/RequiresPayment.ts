@@ -9,6 +9,7 @@ import type { Facilitator } from "@effect-x402/core/Facilitator"
 import * as Idempotency from "@effect-x402/core/Idempotency"
 import * as CallSpan from "@effect-x402/core/internal/callSpan"
 import * as Paywall from "@effect-x402/core/Paywall"
+import * as SettlementLedger from "@effect-x402/core/SettlementLedger"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -238,7 +239,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
   const listing = declarations === undefined ? undefined : listingOf(declarations, options.agentId)
   const serverInfo = options.serverInfo ?? { name: "effect-x402", version: "0.2.0" }
   // Idempotent retries use the context's SettlementLedger, else this one (one per cold start).
-  const ownLedger = Idempotency.memoryLedger()
+  const ledger = SettlementLedger.contextOrMemory()
 
   // What the library answers itself, without the handler (`undefined`: not one of these).
   const builtIn = (call: AgentCore.Call): AgentCore.Answer | undefined => {
@@ -320,11 +321,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       // Without a key, exactly the paywall: no ledger, nothing else on the hot path.
       const protect = key.right === undefined
         ? Paywall.protect(priced, paid, () => run, protectOptions)
-        : Effect.flatMap(
-          Idempotency.ledgerOr(ownLedger),
-          (ledger) =>
-            Idempotency.protect(priced, paid, key.right, () => run, { ...protectOptions, codec: answerCodec, ledger })
-        )
+        : Idempotency.protect(priced, paid, key.right, () => run, { ...protectOptions, codec: answerCodec, ledger })
       return yield* protect.pipe(
         Effect.map((outcome) => AgentCore.respond(answerOf(outcome, call.id))),
         Effect.catchAll((error) =>
