@@ -1,0 +1,48 @@
+/**
+ * Cold-start checks of the default facilitator's configuration. A Lambda whose environment lacks
+ * the API key used to answer every call, unpaid ones included, with a generic 500 and a log line
+ * per call; now the handler's construction (the function's init phase) stops with a message that
+ * names the variable to set, which shows once as the init error in the function's log.
+ *
+ * Only the default facilitator is checked: a user-given `layer` brings its own configuration.
+ * Messages never echo a value read from the environment (the key is a secret).
+ *
+ * @internal
+ */
+import * as Nevermined from "@effect-x402/core/Nevermined"
+import * as Either from "effect/Either"
+
+const readEnv = (name: string): string | undefined => {
+  const value = typeof process === "undefined" ? undefined : process.env[name]
+  return value === undefined || value.trim().length === 0 ? undefined : value
+}
+
+/**
+ * Throws an `Error` naming what to fix when the environment cannot configure the default
+ * facilitator: no `NVM_API_KEY`, a key that is not `<environment>:<token>`, or an
+ * `NVM_ENVIRONMENT` that names no Nevermined environment.
+ */
+export const assertDefaultFacilitatorConfigured = (): void => {
+  const key = readEnv("NVM_API_KEY")
+  if (key === undefined) {
+    throw new Error(
+      "x402: NVM_API_KEY is not set. The default facilitator (the live Nevermined backend) needs your " +
+        "Nevermined API key: set NVM_API_KEY in the function's environment (from a secret), or pass " +
+        "`layer` (e.g. Nevermined.layer({ apiKey }) or a test layer) to the handler's options."
+    )
+  }
+  const parsed = Nevermined.parseApiKey(key)
+  if (Either.isLeft(parsed)) {
+    throw new Error(
+      `x402: NVM_API_KEY is not a Nevermined API key (${parsed.left.detail}). ` +
+        "Copy the key as the Nevermined app shows it, e.g. sandbox:eyJ..."
+    )
+  }
+  const environment = readEnv("NVM_ENVIRONMENT")
+  if (environment !== undefined && !(Nevermined.Environment.literals as ReadonlyArray<string>).includes(environment)) {
+    throw new Error(
+      `x402: NVM_ENVIRONMENT must be one of ${Nevermined.Environment.literals.join(", ")} ` +
+        "(or unset, to follow the API key's prefix)."
+    )
+  }
+}
