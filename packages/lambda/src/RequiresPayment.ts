@@ -10,6 +10,7 @@ import * as Idempotency from "@effect-x402/core/Idempotency"
 import * as CallSpan from "@effect-x402/core/internal/callSpan"
 import * as Paywall from "@effect-x402/core/Paywall"
 import * as SettlementLedger from "@effect-x402/core/SettlementLedger"
+import type * as X402 from "@effect-x402/core/X402"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -43,8 +44,11 @@ export interface ToolDeclaration<R = never> {
   readonly inputSchema: { readonly type: "object"; readonly [keyword: string]: unknown }
   readonly outputSchema?: { readonly type: "object"; readonly [keyword: string]: unknown } | undefined
   readonly annotations?: { readonly [key: string]: unknown } | undefined
-  /** Credits per call of this tool (a number or a function of the event). Default: the options' `credits`. */
-  readonly credits?: Credits.Policy<AgentCore.InterceptorInput, R> | undefined
+  /**
+   * Credits per call of this tool (a number or a function of the event). Default: the options'
+   * `credits`. Its services come from the options' `services` (not inferred from here).
+   */
+  readonly credits?: Credits.Policy<AgentCore.InterceptorInput, NoInfer<R>> | undefined
 }
 
 /**
@@ -103,8 +107,12 @@ export interface Options<R = never, LE = never, SE = never>
    * Credits per call, for verify and as the default settle amount: a number, or a function of the
    * event (sync, Promise or Effect). Default 1. The handler may override the settle amount with
    * `_meta.creditsToCharge`.
+   *
+   * An Effect policy's services come from `services`: the options' requirements are what `services`
+   * provides, so a policy needing one service and a handler needing another both compile when
+   * `services` provides the two, and a policy needing what `services` lacks is refused.
    */
-  readonly credits?: Credits.Policy<AgentCore.InterceptorInput, R> | undefined
+  readonly credits?: Credits.Policy<AgentCore.InterceptorInput, NoInfer<R>> | undefined
   /**
    * The tools the handler serves, by name (exact, case-sensitive; a gateway's `Target___` prefix is
    * dropped before matching). `tools/list` is answered from them, each with its price in
@@ -129,6 +137,99 @@ export interface Options<R = never, LE = never, SE = never>
    * @since 0.2.0
    */
   readonly chargeFromContent?: boolean | undefined
+}
+
+/**
+ * The `_meta` the library adds to a paid call's result: the receipt for the x402 MCP transport
+ * (`x402/payment-response`) and for the Python SDK's clients (`x402`); `x402: true` on a
+ * payment-required answer (docs/mcp.md).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface ResultMeta {
+  readonly "x402/payment-response"?: typeof X402.SettleResponse.Encoded | undefined
+  readonly x402?: X402.MetaX402 | true | { readonly idempotency: string } | undefined
+  readonly [key: string]: unknown
+}
+
+/**
+ * The error result the library answers itself (payment required, refused, failed; a handler
+ * failure): `isError`, one text item holding JSON, and for a payment-required answer the
+ * PaymentRequired as `structuredContent` (docs/mcp.md).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface ErrorResult {
+  readonly isError: true
+  readonly content: ReadonlyArray<{ readonly type: "text"; readonly text: string }>
+  readonly structuredContent?: { readonly [key: string]: unknown } | undefined
+  readonly _meta?: ResultMeta | undefined
+}
+
+/**
+ * The body of an answer: a JSON-RPC response whose `result` is the handler's result (with the
+ * receipt in `_meta`) or the library's `ErrorResult`; a JSON-RPC `error` for a refused method; the
+ * `{ error, requestId }` of an internal failure; `null` for an accepted notification.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type AnswerBody<A> = {
+  readonly jsonrpc?: string | undefined
+  readonly id?: AgentCore.JsonRpcId | undefined
+  readonly result?:
+    | (A & { readonly isError?: boolean | undefined; readonly _meta?: ResultMeta | undefined })
+    | ErrorResult
+    | undefined
+  readonly error?: { readonly code: number; readonly message: string } | string | undefined
+  readonly requestId?: string | undefined
+} | null
+
+/**
+ * What a handler's result is once run: an Effect's success, a Promise's value, or the value.
+ *
+ * @since 0.3.0
+ * @category type-level
+ */
+export type HandlerResult<H extends Handler> = ReturnType<H> extends Effect.Effect<infer A, infer _E, infer _R> ? A
+  : Awaited<ReturnType<H>>
+
+/**
+ * The body of `requiresPayment`'s answers for a handler: typed as `AnswerBody` when the handler
+ * returns an MCP result; `unknown` when it returns an `InterceptorOutput` or a JSON-RPC response of
+ * its own (the library passes their body through), or is typed `any`.
+ *
+ * @since 0.3.0
+ * @category type-level
+ */
+export type BodyOf<H extends Handler> = 0 extends (1 & HandlerResult<H>) ? unknown
+  : HandlerResult<H> extends { readonly interceptorOutputVersion: unknown } | { readonly jsonrpc: unknown } ? unknown
+  : AnswerBody<HandlerResult<H>>
+
+/**
+ * What `requiresPayment`'s Lambda answers: an `InterceptorOutput` that always carries a
+ * `transformedGatewayResponse`, whose body is typed where the handler's result type says what it is.
+ * It is an `AgentCore.InterceptorOutput`.
+ *
+ * @example
+ * ```ts
+ * const output = await handler(event, context)
+ * const text = output.mcp.transformedGatewayResponse.body?.result?.content[0]?.text
+ * ```
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Output<Body = unknown> extends AgentCore.InterceptorOutput {
+  readonly mcp: {
+    readonly transformedGatewayResponse: {
+      readonly statusCode: number
+      readonly headers?: { readonly [name: string]: string } | undefined
+      readonly body: Body
+    }
+  }
 }
 
 const PAYMENT_REQUIRED_MESSAGE = "Payment required to access this resource"
@@ -379,7 +480,7 @@ export const requiresPayment = <R = never, LE = never, SE = never>(options: Opti
   const layer = LambdaRuntime.layerOf(options)
   return <H extends Handler>(
     handler: LambdaRuntime.Checked<H, R>
-  ): LambdaRuntime.Handler<unknown, AgentCore.InterceptorOutput> & {
+  ): LambdaRuntime.Handler<unknown, Output<BodyOf<H>>> & {
     readonly runtime: LambdaRuntime.LambdaRuntime<Facilitator | R>
   } => {
     // `Checked` proved that the handler needs nothing beyond `R`.
@@ -388,11 +489,13 @@ export const requiresPayment = <R = never, LE = never, SE = never>(options: Opti
       context: LambdaRuntime.LambdaContext
     ) => Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R>
     const runtime = LambdaRuntime.make(layer, { memoMap: options.memoMap })
-    const lambda = (event: unknown, context: LambdaRuntime.LambdaContext): Promise<AgentCore.InterceptorOutput> =>
+    // Every answer is `respond(...)` of a body built from the handler's result or by the library
+    // (`AnswerBody`), so it is an `Output`: the types only name what the runtime already holds.
+    const lambda = (event: unknown, context: LambdaRuntime.LambdaContext): Promise<Output<BodyOf<H>>> =>
       runtime.run(
         Effect.suspend(() => effect(event, context)),
         () => AgentCore.respond(AgentCore.internalErrorAnswerFor(requestIdOf(context)))
-      )
+      ) as Promise<Output<BodyOf<H>>>
     return Object.assign(lambda, { runtime })
   }
 }
