@@ -49,11 +49,27 @@ describe("McpPayment tokens", () => {
     assert.isTrue(Option.isNone(McpPayment.tokenFromMeta(huge)))
   })
 
-  it("in band first, then the headers", () => {
+  it("in band or in the headers; both disagreeing is no token (fail closed), both agreeing is the one", () => {
+    assert.isNull(value(McpPayment.tokenOf({ meta: { "x402/payment": "a" }, headers: { "payment-signature": "b" } })))
     assert.strictEqual(
-      value(McpPayment.tokenOf({ meta: { "x402/payment": "a" }, headers: { "payment-signature": "b" } })),
+      value(McpPayment.tokenOf({ meta: { "x402/payment": "a" }, headers: { "payment-signature": "a" } })),
       "a"
     )
+    const payload = { x402Version: 2, accepted: { planId: "plan-1" } }
+    const spaced = X402.encodeBase64(JSON.stringify(payload, null, 2))
+    assert.strictEqual(
+      value(McpPayment.tokenOf({ meta: { "x402/payment": payload }, headers: { "payment-signature": spaced } })),
+      X402.encodeBase64(JSON.stringify(payload))
+    )
+    // A malformed in-band payment is refused even beside a good header token.
+    assert.isNull(value(McpPayment.tokenOf({ meta: { "x402/payment": 42 }, headers: { "payment-signature": "b" } })))
+    // Payment metadata alone (a payment-identifier) is not a payment: the header's token pays.
+    const identifier = { extensions: { "payment-identifier": { info: { id: "k" } } } }
+    assert.strictEqual(
+      value(McpPayment.tokenOf({ meta: { "x402/payment": identifier }, headers: { "payment-signature": "b" } })),
+      "b"
+    )
+    assert.strictEqual(value(McpPayment.tokenOf({ meta: { "x402/payment": "a" } })), "a")
     assert.strictEqual(value(McpPayment.tokenOf({ meta: {}, headers: { "Payment-Signature": "b" } })), "b")
     assert.strictEqual(value(McpPayment.tokenOf({ headers: { "x-pay": "c" } }, ["x-pay"])), "c")
   })
@@ -72,7 +88,12 @@ describe("McpPayment results", () => {
   it("receipts merge into an existing _meta", () => {
     const settlement: X402.SettleResponse = { success: true, transaction: "0x1", network: "n", creditsRedeemed: "1" }
     const result = McpPayment.withReceipt(ok("x", { _meta: { creditsToCharge: 1 } }), settlement)
-    assert.deepStrictEqual(result._meta, { creditsToCharge: 1, "x402/payment-response": settlement })
+    assert.deepStrictEqual(result._meta, {
+      creditsToCharge: 1,
+      "x402/payment-response": settlement,
+      // For the Python SDK's clients.
+      x402: X402.metaOf(settlement)
+    })
   })
 
   it("each failure maps to a result a client can act on", () => {

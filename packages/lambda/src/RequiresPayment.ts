@@ -1,5 +1,5 @@
 /**
- * The seed's `@requires_payment` for TypeScript: wraps an agent's Lambda handler (behind the
+ * The Python SDK's `@requires_payment` for TypeScript: wraps an agent's Lambda handler (behind the
  * AgentCore Gateway) so that each billable call is verified, run and settled in one invocation.
  *
  * @since 0.1.0
@@ -18,6 +18,7 @@ import * as AgentCore from "./AgentCore.js"
 import { handlerFailureOutput, internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
 import { handlerFailed, invoke } from "./internal/handler.js"
 import { answerCodec, idempotencyFailureOutput, keyOfCall, withId } from "./internal/idempotency.js"
+import { tokenOfCall, withReceipt } from "./internal/inBand.js"
 import { lambdaDeadline } from "./internal/lambdaDeadline.js"
 import { redactedPolicy, requestIdOf } from "./internal/redact.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
@@ -265,16 +266,16 @@ const answerOf = (outcome: Idempotency.Outcome<AgentCore.Answer>, id: AgentCore.
   switch (outcome._tag) {
     case "Replayed":
       // An earlier attempt's answer under this idempotency key: nothing run or charged now.
-      return AgentCore.enrich(withId(outcome.value, id), outcome.settlement)
+      return withReceipt(withId(outcome.value, id), outcome.settlement)
     case "Settled":
-      return AgentCore.enrich(outcome.value, outcome.settlement)
+      return withReceipt(outcome.value, outcome.settlement)
     case "NotCharged":
       return outcome.value
     case "Released":
       // The reference's behaviour: a receipt that says `success: false` when the facilitator
       // answered, none when the call itself failed.
       return outcome.error.settlement !== undefined
-        ? AgentCore.enrich(outcome.value, outcome.error.settlement)
+        ? withReceipt(outcome.value, outcome.error.settlement)
         : outcome.value
   }
 }
@@ -411,10 +412,14 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
           Effect.catchTag("HandlerFailed", (error) => handlerFailureOutput(call.id, error, requestIdOf(context)))
         )
       }
+      // From `params._meta["x402/payment"]` or a token header (docs/mcp.md). A malformed in-band
+      // payment, or one that disagrees with the header, is answered "payment required" with the
+      // reason, the facilitator never asked: no token is verified that another would settle.
+      const token = tokenOfCall(call, tokenHeaders)
       const paid = {
         request: call.event,
-        token: AgentCore.tokenOf(call.headers, tokenHeaders),
-        paymentRequiredMessage: PAYMENT_REQUIRED_MESSAGE,
+        token: token._tag === "Token" ? token.token : undefined,
+        paymentRequiredMessage: token._tag === "Refused" ? token.message : PAYMENT_REQUIRED_MESSAGE,
         deadline: yield* lambdaDeadline(context)
       }
       const key = Idempotency.validateKey(keyOfCall(call))
@@ -448,7 +453,7 @@ const protectOptions: Paywall.ProtectOptions<AgentCore.Answer> = {
 }
 
 /**
- * Wraps an agent's Lambda handler with x402 payment: the seed's `@requires_payment`.
+ * Wraps an agent's Lambda handler with x402 payment: the Python SDK's `@requires_payment`.
  *
  * - `initialize`, `ping` and `tools/list` are answered from the options (the tools and their
  *   prices), notifications accepted, unknown methods and tools refused, all without the handler;
@@ -457,7 +462,12 @@ const protectOptions: Paywall.ProtectOptions<AgentCore.Answer> = {
  * - the handler fails, throws or answers `isError`: an error result, nothing settled (a failure's
  *   message goes to the log, redacted; the caller gets a generic one and the request id);
  * - otherwise the credits are settled (`_meta.creditsToCharge` may override the amount) and the
- *   answer carries the `payment-response` receipt and `_meta.x402`.
+ *   answer carries the `payment-response` receipt header, `_meta["x402/payment-response"]` and
+ *   `_meta.x402`;
+ * - the token comes from the token header or `params._meta["x402/payment"]` (docs/mcp.md); both,
+ *   disagreeing, are refused as ambiguous without asking the facilitator. A payment-required answer
+ *   carries the PaymentRequired in the `payment-required` header and as the result's
+ *   `structuredContent`, so a client that reads only JSON-RPC bodies can pay.
  *
  * The runtime (facilitator, HTTP pool, services) is built on the first invocation and reused.
  *

@@ -23,8 +23,7 @@ const credits = (event: AgentCore.InterceptorInput) =>
   Effect.map(Pricing, (pricing) => pricing.creditsFor(AgentCore.toolCallOf(event)?.tool ?? ""))
 
 // A handler needing Db.
-const work = () =>
-  Effect.map(Db, (db) => ({ content: [{ type: "text" as const, text: db.greeting("Ada") }] }))
+const work = () => Effect.map(Db, (db) => ({ content: [{ type: "text" as const, text: db.greeting("Ada") }] }))
 
 const setup = () => {
   const seeded = TestFacilitator.seeded({ planId: "plan-1", credits: 10 })
