@@ -11,6 +11,7 @@ import type * as RequiresPayment from "@effect-x402/lambda/RequiresPayment"
 import { AgentCoreEvents, TestFacilitator } from "@effect-x402/testing"
 import { assert, describe, expectTypeOf, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
+import { answerOf, paidHandler } from "./snippets/typedRequiresPayment.js"
 
 class Pricing extends Context.Tag("Pricing")<Pricing, { readonly creditsFor: (tool: string) => number }>() {}
 class Db extends Context.Tag("Db")<Db, { readonly greeting: (name: string) => string }>() {}
@@ -135,4 +136,18 @@ describe("requiresPayment: typed answers", () => {
       AgentCore.InterceptorOutput
     >()
   })
+})
+
+describe("requiresPayment: the README's typed snippet", () => {
+  it.effect("compiles without type arguments, prices through Pricing, answers through Db, reads typed", () =>
+    Effect.gen(function*() {
+      const { ctx, layer, ledger, subscriber, token } = setup()
+      const handler = paidHandler("plan-1", layer)
+      const event = AgentCoreEvents.request({ token, tool: "getHistory", arguments: { patient_id: "p-7" } })
+      const { receipt, text } = yield* Effect.promise(() => answerOf(handler, event, ctx))
+      assert.strictEqual(text, "patient p-7: stable")
+      assert.isTrue(receipt?.success)
+      assert.strictEqual(receipt?.creditsRedeemed, "5")
+      assert.strictEqual(ledger.balance(subscriber, "plan-1"), 5)
+    }))
 })

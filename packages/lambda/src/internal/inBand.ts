@@ -31,10 +31,15 @@ const mapResult = (
  */
 export const withReceipt = (answer: AgentCore.Answer, received: X402.SettleResponse): AgentCore.Answer => {
   const settlement = AgentCore.safeSettlement(received)
-  return mapResult(
-    AgentCore.enrich(answer, settlement),
-    (result) => ({ ...result, _meta: InBand.withReceiptMeta(AgentCore.own(result, "_meta"), settlement) })
-  )
+  const enriched = AgentCore.enrich(answer, settlement)
+  // `enrich` answers a new body whose result and `_meta` it has just copied (never the handler's own
+  // objects) when the result is an object: the receipt joins that fresh `_meta` in place, without
+  // copying the body a second time on every paid call.
+  const meta = AgentCore.own(AgentCore.own(enriched.body, "result"), "_meta")
+  if (enriched.body !== answer.body && AgentCore.isRecord(meta)) {
+    ;(meta as Record<string, unknown>)[InBand.PAYMENT_RESPONSE_META_KEY] = InBand.settlementJson(settlement)
+  }
+  return enriched
 }
 
 /**
