@@ -20,7 +20,8 @@ import { handlerFailed, invoke } from "./internal/handler.js"
 import { answerCodec, idempotencyFailureOutput, keyOfCall, withId } from "./internal/idempotency.js"
 import { tokenOfCall, withReceipt } from "./internal/inBand.js"
 import { lambdaDeadline } from "./internal/lambdaDeadline.js"
-import { redactedPolicy, requestIdOf } from "./internal/redact.js"
+import { paywallOf } from "./internal/paywalls.js"
+import { requestIdOf } from "./internal/redact.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
 
 /**
@@ -235,33 +236,6 @@ export interface Output<Body = unknown> extends AgentCore.InterceptorOutput {
 
 const PAYMENT_REQUIRED_MESSAGE = "Payment required to access this resource"
 
-const paywallOptions = <R>(
-  options: Options<R, unknown, unknown>,
-  credits: Credits.Policy<AgentCore.InterceptorInput, R> | undefined
-): Paywall.Options<
-  AgentCore.InterceptorInput,
-  R,
-  unknown
-> => ({
-  planId: options.planId,
-  planIds: options.planIds,
-  agentId: options.agentId,
-  // Its failures reach spans and errors as `InvalidCredits` details: redacted first.
-  credits: redactedPolicy(credits),
-  chargeFromContent: options.chargeFromContent,
-  endpoint: options.endpoint,
-  network: options.network,
-  scheme: options.scheme,
-  description: options.description,
-  // MCP over HTTP is always a POST: advertised on every 402, so single-use tokens bind to it.
-  httpVerb: "POST",
-  onSettleFailure: options.onSettleFailure,
-  onBeforeVerify: options.onBeforeVerify,
-  onAfterVerify: options.onAfterVerify,
-  onAfterSettle: options.onAfterSettle,
-  onPaymentError: options.onPaymentError
-})
-
 const answerOf = (outcome: Idempotency.Outcome<AgentCore.Answer>, id: AgentCore.JsonRpcId): AgentCore.Answer => {
   switch (outcome._tag) {
     case "Replayed":
@@ -320,7 +294,7 @@ const listingOf = <R>(
  */
 export const effectHandler = <R = never, LE = never, SE = never>(options: Options<R, LE, SE>) => {
   // Validated now: a tool declared or priced wrongly should stop the cold start, not its first call.
-  const paywall = Paywall.make(paywallOptions(options, options.credits))
+  const paywall = paywallOf<R>(options)
   const { billable, free, tokenHeaders } = settingsOf(options, [])
   const declarations = options.tools === undefined ? undefined : Object.entries(options.tools).map(
     ([name, tool]): readonly [string, ToolDeclaration<R>, AnyPaywall<R>] => {
@@ -331,7 +305,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       return [
         name,
         tool,
-        tool.credits === undefined ? paywall : Paywall.make(paywallOptions(options, tool.credits))
+        tool.credits === undefined ? paywall : paywallOf<R>(options, { credits: tool.credits })
       ]
     }
   )
