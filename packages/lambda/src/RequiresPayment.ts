@@ -195,20 +195,23 @@ export type AnswerBody<A> = {
  * @since 0.3.0
  * @category type-level
  */
-export type HandlerResult<H extends Handler> = ReturnType<H> extends Effect.Effect<infer A, infer _E, infer _R> ? A
-  : Awaited<ReturnType<H>>
+export type HandlerResult<H extends Handler> = SuccessOf<ReturnType<H>>
+
+// Distributes over a union of return types (an Effect on one path, a Promise on another).
+type SuccessOf<T> = T extends Effect.Effect<infer A, infer _E, infer _R> ? A : Awaited<T>
 
 /**
  * The body of `requiresPayment`'s answers for a handler: typed as `AnswerBody` when the handler
- * returns an MCP result; `unknown` when it returns an `InterceptorOutput` or a JSON-RPC response of
- * its own (the library passes their body through), or is typed `any`.
+ * returns an MCP result; `unknown` when it may return an `InterceptorOutput` or a JSON-RPC response
+ * of its own (the library passes their body through), or is typed `unknown` or `any`.
  *
  * @since 0.3.0
  * @category type-level
  */
-export type BodyOf<H extends Handler> = 0 extends (1 & HandlerResult<H>) ? unknown
-  : HandlerResult<H> extends { readonly interceptorOutputVersion: unknown } | { readonly jsonrpc: unknown } ? unknown
-  : AnswerBody<HandlerResult<H>>
+export type BodyOf<H extends Handler> = unknown extends HandlerResult<H> ? unknown
+  : [Extract<HandlerResult<H>, { readonly interceptorOutputVersion: unknown } | { readonly jsonrpc: unknown }>] extends
+    [never] ? AnswerBody<HandlerResult<H>>
+  : unknown
 
 /**
  * What `requiresPayment`'s Lambda answers: an `InterceptorOutput` that always carries a

@@ -131,6 +131,18 @@ describe("requiresPayment: typed answers", () => {
     expectTypeOf<FromEffect>().toEqualTypeOf<
       RequiresPayment.AnswerBody<{ readonly content: ReadonlyArray<unknown> }>
     >()
+    expectTypeOf<RequiresPayment.BodyOf<() => unknown>>().toBeUnknown()
+    // A handler that may answer in its own format on some path: the body is not claimed.
+    type Mixed = RequiresPayment.BodyOf<
+      () => Promise<{ readonly content: ReadonlyArray<unknown> } | AgentCore.InterceptorOutput>
+    >
+    expectTypeOf<Mixed>().toBeUnknown()
+    type EitherWay = RequiresPayment.BodyOf<
+      () => Effect.Effect<{ readonly content: ReadonlyArray<unknown> }> | Promise<{ readonly content: [] }>
+    >
+    expectTypeOf<EitherWay>().toEqualTypeOf<
+      RequiresPayment.AnswerBody<{ readonly content: ReadonlyArray<unknown> } | { readonly content: [] }>
+    >()
     // The typed output is still an AgentCore.InterceptorOutput.
     expectTypeOf<RequiresPayment.Output<RequiresPayment.AnswerBody<object>>>().toMatchTypeOf<
       AgentCore.InterceptorOutput

@@ -13,7 +13,7 @@ import { AgentCoreEvents, LocalGateway, TestFacilitator } from "@effect-x402/tes
 import { assert, describe, it } from "@effect/vitest"
 import type { Layer } from "effect"
 import { Effect, Logger } from "effect"
-import { bodyOf, headerOf, type Json } from "../helpers.js"
+import { bodyOf, captureLogs, headerOf, type Json } from "../helpers.js"
 
 const PLAN = "plan-1"
 const PRICE = 2
@@ -21,7 +21,10 @@ const MARKER = "PAID-OUTPUT-in-band"
 const quiet = Logger.replace(Logger.defaultLogger, Logger.none) as Layer.Layer<never>
 const ctx = AgentCoreEvents.context()
 
-const paidHandler = (ledger: TestFacilitator.Ledger, extra: { readonly freeMethods?: ReadonlyArray<string> } = {}) => {
+const paidHandler = (
+  ledger: TestFacilitator.Ledger,
+  extra: { readonly freeMethods?: ReadonlyArray<string>; readonly services?: Layer.Layer<never> } = {}
+) => {
   const runs: Array<string> = []
   const handler = requiresPayment({
     planId: PLAN,
@@ -104,9 +107,15 @@ describe("hostile: in-band tokens in requiresPayment (direct events)", () => {
     Effect.gen(function*() {
       const { ledger, subscriber, token } = TestFacilitator.seeded({ planId: PLAN, credits: 100 })
       const other = ledger.mintToken({ planId: PLAN, subscriber })
-      const { handler, runs } = paidHandler(ledger)
+      const logs = captureLogs()
+      const { handler, runs } = paidHandler(ledger, { services: logs.layer })
       const refused = yield* invoke(handler, event(call({ [InBand.PAYMENT_META_KEY]: other }, 7), token))
       assertRefused(refused, 7, InBand.REFUSED_AMBIGUOUS)
+      // Neither token is echoed, in the answer or the log.
+      for (const secret of [token, other]) {
+        assert.notInclude(JSON.stringify(bodyOf(refused)), secret)
+        assert.notInclude(logs.lines.join("\n"), secret)
+      }
       assert.deepStrictEqual(ledger.calls, [])
       assert.deepStrictEqual(runs, [])
 
