@@ -1,9 +1,9 @@
 /**
- * The x402 MCP in-band transport (wire.md §9): the payment arrives in the tool call's
- * `params._meta["x402/payment"]`, the receipt goes to `result._meta["x402/payment-response"]`, and
- * a payment-required answer is an error result carrying the PaymentRequired as `structuredContent`
- * and as the JSON text of `content[0]`. The `payment-signature` header of the MCP HTTP request is
- * accepted too, when no in-band payment came.
+ * The x402 MCP in-band transport (docs/mcp.md): the payment arrives in the tool call's
+ * `params._meta["x402/payment"]` or the `payment-signature` header of the MCP HTTP request (both,
+ * disagreeing, is refused); the receipt goes to `result._meta["x402/payment-response"]` and
+ * `result._meta.x402`; a payment-required answer is an error result carrying the PaymentRequired as
+ * `structuredContent` and as the JSON text of `content[0]`.
  *
  * Independent of any MCP library: results are plain `CallToolResult`-shaped objects.
  *
@@ -12,7 +12,7 @@
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type * as Redacted from "effect/Redacted"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { Facilitator } from "./Facilitator.js"
 import * as HttpPaywall from "./HttpPaywall.js"
@@ -23,6 +23,8 @@ import {
   logInternal,
   sealFailures
 } from "./internal/internalFailure.js"
+import { own } from "./internal/json.js"
+import * as InBand from "./internal/mcp.js"
 import * as PaymentContext from "./PaymentContext.js"
 import { isPaymentFailure, type PaymentFailure } from "./PaymentError.js"
 import * as Paywall from "./Paywall.js"
@@ -34,7 +36,7 @@ import * as X402 from "./X402.js"
  * @since 0.1.0
  * @category constants
  */
-export const PAYMENT_META_KEY = "x402/payment"
+export const PAYMENT_META_KEY: "x402/payment" = InBand.PAYMENT_META_KEY
 
 /**
  * The `_meta` key of the receipt in a result.
@@ -42,7 +44,7 @@ export const PAYMENT_META_KEY = "x402/payment"
  * @since 0.1.0
  * @category constants
  */
-export const PAYMENT_RESPONSE_META_KEY = "x402/payment-response"
+export const PAYMENT_RESPONSE_META_KEY: "x402/payment-response" = InBand.PAYMENT_RESPONSE_META_KEY
 
 /**
  * An MCP `CallToolResult`, as plain data.
@@ -80,34 +82,23 @@ export interface PaymentResult extends ToolResult {
   readonly structuredContent?: { readonly [key: string]: unknown } | undefined
 }
 
-const own = (u: unknown, key: string): unknown =>
-  typeof u === "object" && u !== null && !Array.isArray(u) && Object.prototype.hasOwnProperty.call(u, key)
-    ? (u as Record<string, unknown>)[key]
-    : undefined
-
 /**
  * The caller's token carried in band, in a request's `_meta`: a string is the access token itself; an
  * object is an x402 PaymentPayload, whose access token is the base64 of its JSON (as Nevermined
- * encodes it). Anything else, or a payload larger than a header could be, counts as no payment.
+ * encodes it). Anything else, or a payload larger than a header could be, is no token (and `protect`
+ * refuses the call without asking the facilitator).
  *
  * @since 0.1.0
  * @category tokens
  */
 export const tokenFromMeta = (meta: unknown): Option.Option<Redacted.Redacted<string>> => {
-  const payment = own(meta, PAYMENT_META_KEY)
-  if (typeof payment === "string") return Paywall.token(payment)
-  if (typeof payment !== "object" || payment === null || Array.isArray(payment)) return Option.none()
-  let json: string
-  try {
-    json = JSON.stringify(payment)
-  } catch {
-    return Option.none()
-  }
-  return json.length > X402.MAX_HEADER_LENGTH ? Option.none() : Paywall.token(X402.encodeBase64(json))
+  const token = InBand.metaToken(meta)
+  return typeof token === "string" ? Paywall.token(token) : Option.none()
 }
 
 /**
- * The caller's token: in band first, then the request's headers.
+ * The caller's token, from `_meta` or the request's headers. Fails closed (docs/mcp.md): a malformed
+ * in-band payment, or an in-band payment and a header token that differ, give no token.
  *
  * @since 0.1.0
  * @category tokens
@@ -115,11 +106,21 @@ export const tokenFromMeta = (meta: unknown): Option.Option<Redacted.Redacted<st
 export const tokenOf = (
   request: { readonly meta?: unknown; readonly headers?: HttpPaywall.HeadersInput },
   tokenHeaders: ReadonlyArray<string> = HttpPaywall.DEFAULT_TOKEN_HEADERS
-): Option.Option<Redacted.Redacted<string>> =>
-  Option.orElse(tokenFromMeta(request.meta), () => HttpPaywall.tokenFromHeaders(request.headers, tokenHeaders))
+): Option.Option<Redacted.Redacted<string>> => {
+  const resolved = resolve(request, tokenHeaders)
+  return resolved._tag === "Token" ? Paywall.token(resolved.token) : Option.none()
+}
+
+const resolve = (
+  request: { readonly meta?: unknown; readonly headers?: HttpPaywall.HeadersInput },
+  tokenHeaders: ReadonlyArray<string>
+): InBand.Resolved =>
+  InBand.resolveToken(
+    request.meta,
+    Option.getOrUndefined(Option.map(HttpPaywall.tokenFromHeaders(request.headers, tokenHeaders), Redacted.value))
+  )
 
 const encodePaymentRequired = Schema.encodeSync(X402.PaymentRequired)
-const encodeSettlement = Schema.encodeSync(X402.SettleResponse)
 
 const text = (value: unknown): TextContent => ({ type: "text", text: JSON.stringify(value) })
 
@@ -131,24 +132,19 @@ const text = (value: unknown): TextContent => ({ type: "text", text: JSON.string
  * @category results
  */
 export const paymentRequiredResult = (paymentRequired: X402.PaymentRequired, message?: string): PaymentResult => {
-  const structuredContent = {
-    ...encodePaymentRequired(paymentRequired),
-    ...(message !== undefined ? { error: message } : {})
-  }
+  const structuredContent = InBand.paymentRequiredContent(encodePaymentRequired(paymentRequired), message)
   return { isError: true, structuredContent, content: [text(structuredContent)] }
 }
 
 /**
- * A result with the receipt of a settlement in `_meta["x402/payment-response"]`, merged into any
- * existing `_meta`.
+ * A result with the receipt of a settlement in `_meta["x402/payment-response"]` and, for the Python
+ * SDK's clients, `_meta.x402`, merged into any existing `_meta`.
  *
  * @since 0.1.0
  * @category results
  */
-export const withReceipt = <A extends ToolResult>(result: A, settlement: X402.SettleResponse): A => ({
-  ...result,
-  _meta: { ...result._meta, [PAYMENT_RESPONSE_META_KEY]: encodeSettlement(settlement) }
-})
+export const withReceipt = <A extends ToolResult>(result: A, settlement: X402.SettleResponse): A =>
+  InBand.resultWithReceipt(result, settlement)
 
 const errorResult = (code: number, message: string, requestId?: string): PaymentResult => ({
   isError: true,
@@ -259,11 +255,18 @@ export const protect = <Req, R, A extends ToolResult, E, R2>(
 ): Effect.Effect<ToolResult, never, Facilitator | R | Exclude<R2, PaymentContext.PaymentContext>> =>
   Effect.suspend(() => {
     let requested = (): Option.Option<number> => Option.none()
+    // A refused token (malformed in `_meta`, or `_meta` and a header disagreeing) is answered as
+    // payment required, the facilitator never asked: neither token is verified nor settled.
+    const resolved = resolve(call, call.tokenHeaders ?? HttpPaywall.DEFAULT_TOKEN_HEADERS)
     return Paywall.protect(paywall, {
       request: call.request,
-      token: Option.getOrUndefined(tokenOf(call, call.tokenHeaders)),
+      token: resolved._tag === "Token" ? resolved.token : undefined,
       resourceUrl: call.resourceUrl,
-      paymentRequiredMessage: call.toolName !== undefined ? `Payment required for tool: ${call.toolName}` : undefined
+      paymentRequiredMessage: resolved._tag === "Refused"
+        ? resolved.message
+        : call.toolName !== undefined
+        ? `Payment required for tool: ${call.toolName}`
+        : undefined
     }, (verified) => {
       const context = PaymentContext.make(verified)
       requested = context.requestedCharge

@@ -1,7 +1,7 @@
 /**
  * Paid tools in an `@effect/ai` `McpServer`: mark tools of a `Toolkit` as paid with
  * `PaidMcpTool.paid({ planId, credits })`, register the toolkit with `PaidMcpTool.toolkit`, and each
- * paid tool's handler runs inside `Paywall.protect`, in band (wire.md §9); unpaid tools stay free.
+ * paid tool's handler runs inside `Paywall.protect`, in band (docs/mcp.md); unpaid tools stay free.
  *
  * Serve it with `PaidMcpTool.layerHttp` (`McpServer.layerHttp` plus the reading of the in-band
  * payment in `params._meta`, which the server's own request decoding drops). Under a plain
@@ -33,6 +33,7 @@ import * as Credits from "./Credits.js"
 import type { Facilitator } from "./Facilitator.js"
 import * as HttpPaywall from "./HttpPaywall.js"
 import { answerInternal, sealFailures } from "./internal/internalFailure.js"
+import { own } from "./internal/json.js"
 import { redactTokenHeaders } from "./internal/serverSpan.js"
 import * as McpPayment from "./McpPayment.js"
 import type * as PaymentContext from "./PaymentContext.js"
@@ -127,11 +128,6 @@ export class McpRequest extends Context.Tag("@effect-x402/core/PaidMcpTool/McpRe
   readonly meta: unknown
   readonly headers: { readonly [name: string]: string }
 }>() {}
-
-const own = (u: unknown, key: string): unknown =>
-  typeof u === "object" && u !== null && !Array.isArray(u) && Object.prototype.hasOwnProperty.call(u, key)
-    ? (u as Record<string, unknown>)[key]
-    : undefined
 
 const headersOf = (input: unknown): { readonly [name: string]: string } => {
   const headers: Record<string, string> = {}

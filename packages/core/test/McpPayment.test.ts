@@ -49,11 +49,27 @@ describe("McpPayment tokens", () => {
     assert.isTrue(Option.isNone(McpPayment.tokenFromMeta(huge)))
   })
 
-  it("in band first, then the headers", () => {
+  it("in band or in the headers; both disagreeing is no token (fail closed), both agreeing is the one", () => {
+    assert.isNull(value(McpPayment.tokenOf({ meta: { "x402/payment": "a" }, headers: { "payment-signature": "b" } })))
     assert.strictEqual(
-      value(McpPayment.tokenOf({ meta: { "x402/payment": "a" }, headers: { "payment-signature": "b" } })),
+      value(McpPayment.tokenOf({ meta: { "x402/payment": "a" }, headers: { "payment-signature": "a" } })),
       "a"
     )
+    const payload = { x402Version: 2, accepted: { planId: "plan-1" } }
+    const spaced = X402.encodeBase64(JSON.stringify(payload, null, 2))
+    assert.strictEqual(
+      value(McpPayment.tokenOf({ meta: { "x402/payment": payload }, headers: { "payment-signature": spaced } })),
+      X402.encodeBase64(JSON.stringify(payload))
+    )
+    // A malformed in-band payment is refused even beside a good header token.
+    assert.isNull(value(McpPayment.tokenOf({ meta: { "x402/payment": 42 }, headers: { "payment-signature": "b" } })))
+    // Payment metadata alone (a payment-identifier) is not a payment: the header's token pays.
+    const identifier = { extensions: { "payment-identifier": { info: { id: "k" } } } }
+    assert.strictEqual(
+      value(McpPayment.tokenOf({ meta: { "x402/payment": identifier }, headers: { "payment-signature": "b" } })),
+      "b"
+    )
+    assert.strictEqual(value(McpPayment.tokenOf({ meta: { "x402/payment": "a" } })), "a")
     assert.strictEqual(value(McpPayment.tokenOf({ meta: {}, headers: { "Payment-Signature": "b" } })), "b")
     assert.strictEqual(value(McpPayment.tokenOf({ headers: { "x-pay": "c" } }, ["x-pay"])), "c")
   })
@@ -72,7 +88,12 @@ describe("McpPayment results", () => {
   it("receipts merge into an existing _meta", () => {
     const settlement: X402.SettleResponse = { success: true, transaction: "0x1", network: "n", creditsRedeemed: "1" }
     const result = McpPayment.withReceipt(ok("x", { _meta: { creditsToCharge: 1 } }), settlement)
-    assert.deepStrictEqual(result._meta, { creditsToCharge: 1, "x402/payment-response": settlement })
+    assert.deepStrictEqual(result._meta, {
+      creditsToCharge: 1,
+      "x402/payment-response": settlement,
+      // For the Python SDK's clients.
+      x402: X402.metaOf(settlement)
+    })
   })
 
   it("each failure maps to a result a client can act on", () => {
@@ -279,5 +300,53 @@ describe("McpPayment in an MCP SDK server, over HTTP", () => {
       assert.strictEqual(receiptOf(paid)?.success, true)
       assert.strictEqual(ledger.balance(subscriber, "plan-1"), 8)
     }).pipe(Effect.provide(layer))
+  })
+
+  it.scopedLive("a client that reads only JSON-RPC bodies pays: PaymentRequired in the result, token in _meta, receipt in _meta", () => {
+    const ledger = new TestFacilitator.Ledger()
+    ledger.fund("0xsub", "plan-1", 10)
+    return Effect.gen(function*() {
+      const runtime = yield* Effect.runtime<Facilitator.Facilitator>()
+      const { url } = yield* serveSdk(runtime)
+      const connect = (headers: Record<string, string> = {}) =>
+        Effect.acquireRelease(
+          Effect.promise(async () => {
+            const client = new Client({ name: "body-only", version: "1.0.0" })
+            await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } }))
+            return client
+          }),
+          (client) => Effect.promise(() => client.close())
+        )
+      const client = yield* connect()
+      const call = (meta?: Record<string, unknown>) =>
+        Effect.promise(() =>
+          client.callTool({ name: "search", arguments: {}, ...(meta !== undefined ? { _meta: meta } : {}) })
+        ) as Effect.Effect<McpPayment.ToolResult>
+      const unpaid = yield* call()
+      const required = unpaid.structuredContent as X402.PaymentRequired
+      assert.strictEqual(required.x402Version, 2)
+      assert.deepStrictEqual(JSON.parse((unpaid.content[0] as { text: string }).text), unpaid.structuredContent)
+      const token = ledger.mintToken({ planId: required.accepts[0].planId, subscriber: "0xsub" })
+      for (let i = 0; i < 2; i++) {
+        const paid = yield* call({ [McpPayment.PAYMENT_META_KEY]: token })
+        assert.deepStrictEqual(paid.content, [{ type: "text", text: "sdk result" }])
+        assert.strictEqual(receiptOf(paid)?.success, true)
+        assert.deepStrictEqual(paid._meta?.x402, X402.metaOf(receiptOf(paid)!))
+      }
+      const forged = yield* call({ [McpPayment.PAYMENT_META_KEY]: "forged" })
+      assert.isTrue(forged.isError)
+      // A header token and a different _meta token: refused as ambiguous, the facilitator not asked.
+      const calls = ledger.calls.length
+      const both = yield* connect({ "payment-signature": ledger.mintToken({ planId: "plan-1", subscriber: "0xsub" }) })
+      const ambiguous = (yield* Effect.promise(() =>
+        both.callTool({ name: "search", arguments: {}, _meta: { [McpPayment.PAYMENT_META_KEY]: token } })
+      )) as McpPayment.ToolResult
+      assert.isTrue(ambiguous.isError)
+      assert.match(String((ambiguous.structuredContent as { error?: unknown }).error), /Ambiguous payment/)
+      assert.strictEqual(ledger.calls.length, calls)
+      // Reconciled: two paid calls, two settlements; the unpaid, forged and ambiguous ones none.
+      assert.strictEqual(ledger.settlements.length, 2)
+      assert.strictEqual(ledger.balance("0xsub", "plan-1"), 6)
+    }).pipe(Effect.provide(TestFacilitator.layer(ledger)))
   })
 })

@@ -1,5 +1,5 @@
 /**
- * The seed's `@requires_payment` for TypeScript: wraps an agent's Lambda handler (behind the
+ * The Python SDK's `@requires_payment` for TypeScript: wraps an agent's Lambda handler (behind the
  * AgentCore Gateway) so that each billable call is verified, run and settled in one invocation.
  *
  * @since 0.1.0
@@ -10,6 +10,7 @@ import * as Idempotency from "@effect-x402/core/Idempotency"
 import * as CallSpan from "@effect-x402/core/internal/callSpan"
 import * as Paywall from "@effect-x402/core/Paywall"
 import * as SettlementLedger from "@effect-x402/core/SettlementLedger"
+import type * as X402 from "@effect-x402/core/X402"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -17,8 +18,10 @@ import * as AgentCore from "./AgentCore.js"
 import { handlerFailureOutput, internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
 import { handlerFailed, invoke } from "./internal/handler.js"
 import { answerCodec, idempotencyFailureOutput, keyOfCall, withId } from "./internal/idempotency.js"
+import { tokenOfCall, withReceipt } from "./internal/inBand.js"
 import { lambdaDeadline } from "./internal/lambdaDeadline.js"
-import { redactedPolicy, requestIdOf } from "./internal/redact.js"
+import { paywallOf } from "./internal/paywalls.js"
+import { requestIdOf } from "./internal/redact.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
 
 /**
@@ -43,8 +46,11 @@ export interface ToolDeclaration<R = never> {
   readonly inputSchema: { readonly type: "object"; readonly [keyword: string]: unknown }
   readonly outputSchema?: { readonly type: "object"; readonly [keyword: string]: unknown } | undefined
   readonly annotations?: { readonly [key: string]: unknown } | undefined
-  /** Credits per call of this tool (a number or a function of the event). Default: the options' `credits`. */
-  readonly credits?: Credits.Policy<AgentCore.InterceptorInput, R> | undefined
+  /**
+   * Credits per call of this tool (a number or a function of the event). Default: the options'
+   * `credits`. Its services come from the options' `services` (not inferred from here).
+   */
+  readonly credits?: Credits.Policy<AgentCore.InterceptorInput, NoInfer<R>> | undefined
 }
 
 /**
@@ -103,8 +109,12 @@ export interface Options<R = never, LE = never, SE = never>
    * Credits per call, for verify and as the default settle amount: a number, or a function of the
    * event (sync, Promise or Effect). Default 1. The handler may override the settle amount with
    * `_meta.creditsToCharge`.
+   *
+   * An Effect policy's services come from `services`: the options' requirements are what `services`
+   * provides, so a policy needing one service and a handler needing another both compile when
+   * `services` provides the two, and a policy needing what `services` lacks is refused.
    */
-  readonly credits?: Credits.Policy<AgentCore.InterceptorInput, R> | undefined
+  readonly credits?: Credits.Policy<AgentCore.InterceptorInput, NoInfer<R>> | undefined
   /**
    * The tools the handler serves, by name (exact, case-sensitive; a gateway's `Target___` prefix is
    * dropped before matching). `tools/list` is answered from them, each with its price in
@@ -131,49 +141,118 @@ export interface Options<R = never, LE = never, SE = never>
   readonly chargeFromContent?: boolean | undefined
 }
 
-const PAYMENT_REQUIRED_MESSAGE = "Payment required to access this resource"
+/**
+ * The `_meta` the library adds to a paid call's result: the receipt for the x402 MCP transport
+ * (`x402/payment-response`) and for the Python SDK's clients (`x402`); `x402: true` on a
+ * payment-required answer (docs/mcp.md).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface ResultMeta {
+  readonly "x402/payment-response"?: typeof X402.SettleResponse.Encoded | undefined
+  readonly x402?: X402.MetaX402 | true | { readonly idempotency: string } | undefined
+  readonly [key: string]: unknown
+}
 
-const paywallOptions = <R>(
-  options: Options<R, unknown, unknown>,
-  credits: Credits.Policy<AgentCore.InterceptorInput, R> | undefined
-): Paywall.Options<
-  AgentCore.InterceptorInput,
-  R,
-  unknown
-> => ({
-  planId: options.planId,
-  planIds: options.planIds,
-  agentId: options.agentId,
-  // Its failures reach spans and errors as `InvalidCredits` details: redacted first.
-  credits: redactedPolicy(credits),
-  chargeFromContent: options.chargeFromContent,
-  endpoint: options.endpoint,
-  network: options.network,
-  scheme: options.scheme,
-  description: options.description,
-  // MCP over HTTP is always a POST: advertised on every 402, so single-use tokens bind to it.
-  httpVerb: "POST",
-  onSettleFailure: options.onSettleFailure,
-  onBeforeVerify: options.onBeforeVerify,
-  onAfterVerify: options.onAfterVerify,
-  onAfterSettle: options.onAfterSettle,
-  onPaymentError: options.onPaymentError
-})
+/**
+ * The error result the library answers itself (payment required, refused, failed; a handler
+ * failure): `isError`, one text item holding JSON, and for a payment-required answer the
+ * PaymentRequired as `structuredContent` (docs/mcp.md).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface ErrorResult {
+  readonly isError: true
+  readonly content: ReadonlyArray<{ readonly type: "text"; readonly text: string }>
+  readonly structuredContent?: { readonly [key: string]: unknown } | undefined
+  readonly _meta?: ResultMeta | undefined
+}
+
+/**
+ * The body of an answer: a JSON-RPC response whose `result` is the handler's result (with the
+ * receipt in `_meta`) or the library's `ErrorResult`; a JSON-RPC `error` for a refused method; the
+ * `{ error, requestId }` of an internal failure; `null` for an accepted notification.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type AnswerBody<A> = {
+  readonly jsonrpc?: string | undefined
+  readonly id?: AgentCore.JsonRpcId | undefined
+  readonly result?:
+    | (A & { readonly isError?: boolean | undefined; readonly _meta?: ResultMeta | undefined })
+    | ErrorResult
+    | undefined
+  readonly error?: { readonly code: number; readonly message: string } | string | undefined
+  readonly requestId?: string | undefined
+} | null
+
+/**
+ * What a handler's result is once run: an Effect's success, a Promise's value, or the value.
+ *
+ * @since 0.3.0
+ * @category type-level
+ */
+export type HandlerResult<H extends Handler> = SuccessOf<ReturnType<H>>
+
+// Distributes over a union of return types (an Effect on one path, a Promise on another).
+type SuccessOf<T> = T extends Effect.Effect<infer A, infer _E, infer _R> ? A : Awaited<T>
+
+/**
+ * The body of `requiresPayment`'s answers for a handler: typed as `AnswerBody` when the handler
+ * returns an MCP result; `unknown` when it may return an `InterceptorOutput` or a JSON-RPC response
+ * of its own (the library passes their body through), or is typed `unknown` or `any`.
+ *
+ * @since 0.3.0
+ * @category type-level
+ */
+export type BodyOf<H extends Handler> = unknown extends HandlerResult<H> ? unknown
+  : [Extract<HandlerResult<H>, { readonly interceptorOutputVersion: unknown } | { readonly jsonrpc: unknown }>] extends
+    [never] ? AnswerBody<HandlerResult<H>>
+  : unknown
+
+/**
+ * What `requiresPayment`'s Lambda answers: an `InterceptorOutput` that always carries a
+ * `transformedGatewayResponse`, whose body is typed where the handler's result type says what it is.
+ * It is an `AgentCore.InterceptorOutput`.
+ *
+ * @example
+ * ```ts
+ * const output = await handler(event, context)
+ * const text = output.mcp.transformedGatewayResponse.body?.result?.content[0]?.text
+ * ```
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Output<Body = unknown> extends AgentCore.InterceptorOutput {
+  readonly mcp: {
+    readonly transformedGatewayResponse: {
+      readonly statusCode: number
+      readonly headers?: { readonly [name: string]: string } | undefined
+      readonly body: Body
+    }
+  }
+}
+
+const PAYMENT_REQUIRED_MESSAGE = "Payment required to access this resource"
 
 const answerOf = (outcome: Idempotency.Outcome<AgentCore.Answer>, id: AgentCore.JsonRpcId): AgentCore.Answer => {
   switch (outcome._tag) {
     case "Replayed":
       // An earlier attempt's answer under this idempotency key: nothing run or charged now.
-      return AgentCore.enrich(withId(outcome.value, id), outcome.settlement)
+      return withReceipt(withId(outcome.value, id), outcome.settlement)
     case "Settled":
-      return AgentCore.enrich(outcome.value, outcome.settlement)
+      return withReceipt(outcome.value, outcome.settlement)
     case "NotCharged":
       return outcome.value
     case "Released":
       // The reference's behaviour: a receipt that says `success: false` when the facilitator
       // answered, none when the call itself failed.
       return outcome.error.settlement !== undefined
-        ? AgentCore.enrich(outcome.value, outcome.error.settlement)
+        ? withReceipt(outcome.value, outcome.error.settlement)
         : outcome.value
   }
 }
@@ -218,7 +297,7 @@ const listingOf = <R>(
  */
 export const effectHandler = <R = never, LE = never, SE = never>(options: Options<R, LE, SE>) => {
   // Validated now: a tool declared or priced wrongly should stop the cold start, not its first call.
-  const paywall = Paywall.make(paywallOptions(options, options.credits))
+  const paywall = paywallOf<R>(options)
   const { billable, free, tokenHeaders } = settingsOf(options, [])
   const declarations = options.tools === undefined ? undefined : Object.entries(options.tools).map(
     ([name, tool]): readonly [string, ToolDeclaration<R>, AnyPaywall<R>] => {
@@ -229,7 +308,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       return [
         name,
         tool,
-        tool.credits === undefined ? paywall : Paywall.make(paywallOptions(options, tool.credits))
+        tool.credits === undefined ? paywall : paywallOf<R>(options, { credits: tool.credits })
       ]
     }
   )
@@ -310,10 +389,14 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
           Effect.catchTag("HandlerFailed", (error) => handlerFailureOutput(call.id, error, requestIdOf(context)))
         )
       }
+      // From `params._meta["x402/payment"]` or a token header (docs/mcp.md). A malformed in-band
+      // payment, or one that disagrees with the header, is answered "payment required" with the
+      // reason, the facilitator never asked: no token is verified that another would settle.
+      const token = tokenOfCall(call, tokenHeaders)
       const paid = {
         request: call.event,
-        token: AgentCore.tokenOf(call.headers, tokenHeaders),
-        paymentRequiredMessage: PAYMENT_REQUIRED_MESSAGE,
+        token: token._tag === "Token" ? token.token : undefined,
+        paymentRequiredMessage: token._tag === "Refused" ? token.message : PAYMENT_REQUIRED_MESSAGE,
         deadline: yield* lambdaDeadline(context)
       }
       const key = Idempotency.validateKey(keyOfCall(call))
@@ -347,7 +430,7 @@ const protectOptions: Paywall.ProtectOptions<AgentCore.Answer> = {
 }
 
 /**
- * Wraps an agent's Lambda handler with x402 payment: the seed's `@requires_payment`.
+ * Wraps an agent's Lambda handler with x402 payment: the Python SDK's `@requires_payment`.
  *
  * - `initialize`, `ping` and `tools/list` are answered from the options (the tools and their
  *   prices), notifications accepted, unknown methods and tools refused, all without the handler;
@@ -356,7 +439,12 @@ const protectOptions: Paywall.ProtectOptions<AgentCore.Answer> = {
  * - the handler fails, throws or answers `isError`: an error result, nothing settled (a failure's
  *   message goes to the log, redacted; the caller gets a generic one and the request id);
  * - otherwise the credits are settled (`_meta.creditsToCharge` may override the amount) and the
- *   answer carries the `payment-response` receipt and `_meta.x402`.
+ *   answer carries the `payment-response` receipt header, `_meta["x402/payment-response"]` and
+ *   `_meta.x402`;
+ * - the token comes from the token header or `params._meta["x402/payment"]` (docs/mcp.md); both,
+ *   disagreeing, are refused as ambiguous without asking the facilitator. A payment-required answer
+ *   carries the PaymentRequired in the `payment-required` header and as the result's
+ *   `structuredContent`, so a client that reads only JSON-RPC bodies can pay.
  *
  * The runtime (facilitator, HTTP pool, services) is built on the first invocation and reused.
  *
@@ -379,7 +467,7 @@ export const requiresPayment = <R = never, LE = never, SE = never>(options: Opti
   const layer = LambdaRuntime.layerOf(options)
   return <H extends Handler>(
     handler: LambdaRuntime.Checked<H, R>
-  ): LambdaRuntime.Handler<unknown, AgentCore.InterceptorOutput> & {
+  ): LambdaRuntime.Handler<unknown, Output<BodyOf<H>>> & {
     readonly runtime: LambdaRuntime.LambdaRuntime<Facilitator | R>
   } => {
     // `Checked` proved that the handler needs nothing beyond `R`.
@@ -388,11 +476,13 @@ export const requiresPayment = <R = never, LE = never, SE = never>(options: Opti
       context: LambdaRuntime.LambdaContext
     ) => Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R>
     const runtime = LambdaRuntime.make(layer, { memoMap: options.memoMap })
-    const lambda = (event: unknown, context: LambdaRuntime.LambdaContext): Promise<AgentCore.InterceptorOutput> =>
+    // Every answer is `respond(...)` of a body built from the handler's result or by the library
+    // (`AnswerBody`), so it is an `Output`: the types only name what the runtime already holds.
+    const lambda = (event: unknown, context: LambdaRuntime.LambdaContext): Promise<Output<BodyOf<H>>> =>
       runtime.run(
         Effect.suspend(() => effect(event, context)),
         () => AgentCore.respond(AgentCore.internalErrorAnswerFor(requestIdOf(context)))
-      )
+      ) as Promise<Output<BodyOf<H>>>
     return Object.assign(lambda, { runtime })
   }
 }

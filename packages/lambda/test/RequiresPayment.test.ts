@@ -2,8 +2,8 @@ import { Facilitator, PaymentError, X402 } from "@effect-x402/core"
 import type { AgentCore } from "@effect-x402/lambda"
 import { requiresPayment } from "@effect-x402/lambda/RequiresPayment"
 import { AgentCoreEvents, TestFacilitator } from "@effect-x402/testing"
-import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
+import { assert, describe, it, vi } from "@effect/vitest"
+import { Context, Effect, Layer, Logger } from "effect"
 import {
   bodyOf,
   captureLogs,
@@ -19,9 +19,28 @@ import {
 const ENDPOINT = "https://gateway.example/mcp"
 const hello = { content: [{ type: "text", text: "Hello!" }] }
 
+// Passing tests print nothing: the library's log lines are dropped (a test that asserts on them adds
+// `captureLogs().layer` as `services`, which still receives every line).
+const quietly = <E>(layer: Layer.Layer<Facilitator.Facilitator, E>): Layer.Layer<Facilitator.Facilitator, E> =>
+  Layer.merge(layer, Logger.remove(Logger.defaultLogger))
+
+/** Runs `f` with `console.log` captured (the default logger's way out when no runtime exists). */
+const consoleLines = <A>(f: () => Promise<A>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => {
+      const lines: Array<string> = []
+      const spy = vi.spyOn(console, "log").mockImplementation((...args: Array<unknown>) => {
+        lines.push(args.map(String).join(" "))
+      })
+      return { lines, spy }
+    }),
+    ({ lines }) => Effect.map(Effect.promise(f), (value) => ({ value, lines })),
+    ({ spy }) => Effect.sync(() => spy.mockRestore())
+  )
+
 const setup = (credits = 10) => {
   const seeded = TestFacilitator.seeded({ planId: "plan-1", agentId: "agent-1", credits })
-  return { ...seeded, layer: TestFacilitator.layer(seeded.ledger), ctx: AgentCoreEvents.context() }
+  return { ...seeded, layer: quietly(TestFacilitator.layer(seeded.ledger)), ctx: AgentCoreEvents.context() }
 }
 
 const operations = (ledger: TestFacilitator.Ledger) => ledger.calls.map((c) => `${c.operation}:${c.outcome}`)
@@ -87,7 +106,7 @@ describe("requiresPayment: payment required", () => {
     Effect.gen(function*() {
       const ledger = new TestFacilitator.Ledger()
       ledger.addPlan({ planId: "plan-fiat", fiatPaymentProvider: "stripe" })
-      const layer = TestFacilitator.layer(ledger)
+      const layer = quietly(TestFacilitator.layer(ledger))
       const ctx = AgentCoreEvents.context()
       const byFacilitator = requiresPayment({ planIds: ["plan-1", "plan-fiat"], layer })(() => hello)
       const advertised = paymentRequiredOf(yield* Effect.promise(() => byFacilitator(AgentCoreEvents.request(), ctx)))
@@ -105,7 +124,7 @@ describe("requiresPayment: payment required", () => {
       const handler = requiresPayment({
         planIds: ["plan-a", "plan-b"],
         agentId: "agent-1",
-        layer: TestFacilitator.layer(ledger)
+        layer: quietly(TestFacilitator.layer(ledger))
       })(() => hello)
       const ctx = AgentCoreEvents.context()
       const required = paymentRequiredOf(yield* Effect.promise(() => handler(AgentCoreEvents.request(), ctx)))
@@ -776,7 +795,10 @@ describe("requiresPayment: runtime", () => {
         )
       )
       const handler = requiresPayment({ planId: "plan-1", layer })(() => hello)
-      const failed = yield* Effect.promise(() => handler(AgentCoreEvents.request({ token }), ctx))
+      // No runtime, so no logger of the options: the line goes to the console, checked and kept quiet.
+      const printed = yield* consoleLines(() => handler(AgentCoreEvents.request({ token }), ctx))
+      const failed = printed.value
+      assert.include(printed.lines.join("\n"), "x402: the Lambda runtime could not be built")
       assert.deepStrictEqual(responseOf(failed), {
         statusCode: 500,
         headers: { "Content-Type": "application/json" },

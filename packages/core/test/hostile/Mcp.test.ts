@@ -4,7 +4,7 @@
 // released unsettled; tool names match exactly), 6 (no tool failure, defect or credits-policy detail
 // in any answer or log), 10 (`Authorization` refused), 1 and 11 re-checked. Every case is reconciled
 // against the TestFacilitator ledger.
-import { McpPayment, Paywall, type X402 } from "@effect-x402/core"
+import { McpPayment, Paywall, X402 } from "@effect-x402/core"
 import * as PaidMcpTool from "@effect-x402/core/PaidMcpTool"
 import { TestFacilitator, TestTelemetry } from "@effect-x402/testing"
 import { Tool, Toolkit } from "@effect/ai"
@@ -312,5 +312,167 @@ describe("hostile: PaidMcpTool over HTTP", () => {
     for (const name of ["Authorization", "authorization", " AUTHORIZATION"]) {
       assert.throws(() => PaidMcpTool.paid({ planId: "plan-1", tokenHeaders: [name] }), RangeError)
     }
+  })
+})
+
+// The in-band token place (docs/mcp.md): what an attacker puts in `params._meta["x402/payment"]`.
+const META = McpPayment.PAYMENT_META_KEY
+const MALFORMED: ReadonlyArray<unknown> = [
+  42,
+  true,
+  null,
+  ["tok"],
+  "",
+  "   ",
+  "x".repeat(X402.MAX_HEADER_LENGTH + 1),
+  { x402Version: 2, payload: { pad: "x".repeat(X402.MAX_HEADER_LENGTH) } }
+]
+
+describe("hostile: in-band tokens (McpPayment.protect)", () => {
+  it.live("malformed, oversize or disagreeing tokens: the payment-required result, nothing verified, nothing run", () => {
+    const { ledger, subscriber, token } = TestFacilitator.seeded({ credits: 100 })
+    const other = ledger.mintToken({ planId: "plan-1", subscriber })
+    let runs = 0
+    const tool = Effect.sync(() => {
+      runs++
+      return { content: [{ type: "text", text: MARKER }] }
+    })
+    return Effect.gen(function*() {
+      const calls: Array<McpPayment.Call<unknown>> = [
+        ...MALFORMED.flatMap((payment) => [
+          { request: {}, meta: { [META]: payment } },
+          { request: {}, meta: { [META]: payment }, headers: { "payment-signature": token } }
+        ]),
+        { request: {}, meta: { [META]: other }, headers: { "payment-signature": token } }
+      ]
+      for (const call of calls) {
+        const result = yield* McpPayment.protect(paywallOf(), call, tool)
+        assert.isTrue(result.isError)
+        const required = result.structuredContent as X402.PaymentRequired & { readonly error: string }
+        assert.strictEqual(required.x402Version, 2)
+        assert.match(required.error, /Invalid payment|Ambiguous payment/)
+        assert.notInclude(JSON.stringify(result), MARKER)
+        assert.notInclude(JSON.stringify(result), token)
+      }
+      assert.strictEqual(runs, 0)
+      assert.deepStrictEqual(ledger.calls, [])
+      // The same token in both places is one payment: run and settled once.
+      const both = yield* McpPayment.protect(
+        paywallOf(),
+        { request: {}, meta: { [META]: token }, headers: { "payment-signature": token } },
+        tool
+      )
+      assert.strictEqual(receiptOf(both)?.success, true)
+      assert.strictEqual(ledger.settlements.length, 1)
+    }).pipe(Effect.provide(TestFacilitator.layer(ledger)))
+  })
+})
+
+/** One raw JSON-RPC POST to the MCP endpoint; the answer's JSON-RPC messages (JSON or SSE). */
+const rawRpc = (url: string, body: unknown, headers: Record<string, string> = {}) =>
+  Effect.promise(async () => {
+    const response = await fetch(`${url}/mcp`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
+      body: JSON.stringify(body)
+    })
+    return response.text()
+  })
+
+describe("hostile: in-band tokens (PaidMcpTool over HTTP)", () => {
+  it.scopedLive("a _meta token on initialize, tools/list or a free tool is never verified nor settled", () => {
+    const { ledger, token } = TestFacilitator.seeded({ credits: 100, agentId: "agent-1" })
+    return Effect.gen(function*() {
+      const url = yield* serveMcp(ledger)
+      const initialize = yield* rawRpc(url, {
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: {
+          protocolVersion: "2025-06-18",
+          capabilities: {},
+          clientInfo: { name: "attacker", version: "1.0.0" },
+          _meta: { [META]: token }
+        }
+      })
+      assert.include(initialize, "serverInfo")
+      const client = yield* connect(url)
+      const tools = yield* Effect.promise(() => client.listTools({ _meta: { [META]: token } }))
+      assert.includeMembers(tools.tools.map((t) => t.name), ["search", "free"])
+      const free = yield* callTool(client, "free", { query: "hello" }, token)
+      assert.isTrue(free.ok && free.result.isError !== true)
+      assert.isUndefined(free.ok ? free.result._meta?.[McpPayment.PAYMENT_RESPONSE_META_KEY] : undefined)
+      assert.deepStrictEqual(ledger.calls, [])
+    }).pipe(Effect.provide(TestTelemetry.make().layer))
+  })
+
+  it.scopedLive("a paid tool: malformed or disagreeing in-band tokens are refused unverified; the same id replayed with a single-use token is charged once", () => {
+    const ledger = new TestFacilitator.Ledger({ singleUseTokens: true })
+    ledger.addPlan({ planId: "plan-1", agentId: "agent-1" })
+    ledger.fund("0xsub", "plan-1", 100)
+    const token = ledger.mintToken({ planId: "plan-1", subscriber: "0xsub" })
+    const other = ledger.mintToken({ planId: "plan-1", subscriber: "0xsub" })
+    return Effect.gen(function*() {
+      const url = yield* serveMcp(ledger)
+      ran = 0
+      const request = (id: number, payment: unknown) => ({
+        jsonrpc: "2.0",
+        id,
+        method: "tools/call",
+        params: { name: "search", arguments: { query: "q" }, _meta: { [META]: payment } }
+      })
+      let id = 0
+      for (const payment of MALFORMED) {
+        for (const header of [{}, { "payment-signature": token }]) {
+          const answer = yield* rawRpc(url, request(++id, payment), header)
+          assert.include(answer, `"id":${id}`)
+          assert.include(answer, "isError")
+          assert.include(answer, "Invalid payment")
+          assert.notInclude(answer, MARKER)
+        }
+      }
+      const ambiguous = yield* rawRpc(url, request(++id, other), { "payment-signature": token })
+      assert.include(ambiguous, "Ambiguous payment")
+      assert.notInclude(ambiguous, MARKER)
+      assert.strictEqual(ran, 0)
+      assert.deepStrictEqual(ledger.calls, [])
+
+      // Paid once in band; the identical request (same JSON-RPC id, same single-use token) again.
+      const paid = yield* rawRpc(url, request(1_000, token))
+      assert.include(paid, MARKER)
+      assert.include(paid, McpPayment.PAYMENT_RESPONSE_META_KEY)
+      const replay = yield* rawRpc(url, request(1_000, token))
+      assert.notInclude(replay, MARKER)
+      assert.include(replay, "isError")
+      assert.strictEqual(ledger.settlements.length, 1)
+      assert.strictEqual(ledger.balance("0xsub", "plan-1"), 100 - PRICE)
+    }).pipe(Effect.provide(TestTelemetry.make().layer))
+  })
+
+  it.scopedLive("the MCP SDK client (bodies only) pays: PaymentRequired in the result, token in _meta, receipts under both keys", () => {
+    const ledger = new TestFacilitator.Ledger()
+    ledger.addPlan({ planId: "plan-1", agentId: "agent-1" })
+    ledger.fund("0xsub", "plan-1", 10)
+    return Effect.gen(function*() {
+      const client = yield* connect(yield* serveMcp(ledger))
+      ran = 0
+      const unpaid = yield* callTool(client, "search", { query: "q" })
+      assert.isTrue(unpaid.ok)
+      const required = (unpaid.ok ? unpaid.result.structuredContent : undefined) as X402.PaymentRequired
+      assert.strictEqual(required.x402Version, 2)
+      const token = ledger.mintToken({ planId: required.accepts[0].planId, subscriber: "0xsub" })
+      for (const query of ["a", "b"]) {
+        const paid = yield* callTool(client, "search", { query }, token)
+        assert.isTrue(paid.ok)
+        const result = paid.ok ? paid.result : undefined
+        assert.include(JSON.stringify(result?.content), MARKER)
+        const receipt = receiptOf(result)
+        assert.isTrue(receipt?.success)
+        assert.deepStrictEqual(result?._meta?.x402, X402.metaOf(receipt!))
+      }
+      assert.strictEqual(ran, 2)
+      assert.strictEqual(ledger.settlements.length, 2)
+      assert.strictEqual(ledger.balance("0xsub", "plan-1"), 10 - 2 * PRICE)
+    }).pipe(Effect.provide(TestTelemetry.make().layer))
   })
 })

@@ -6,6 +6,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as AgentCore from "../AgentCore.js"
 import type { HandlerFailed } from "./handler.js"
+import { withFailure } from "./inBand.js"
 import { methodSet } from "./methods.js"
 import { redact, redactCause } from "./redact.js"
 
@@ -43,7 +44,9 @@ export const paymentFailureOutput = <Req, R>(
       if (Either.isRight(answer)) return AgentCore.respond(answer.right)
       yield* Effect.logWarning(`x402: onPaymentError returned no usable answer (${answer.left}); default answer sent`)
     }
-    return AgentCore.respond(AgentCore.paymentFailureAnswer(id, failure, { ...messages, requestId }))
+    return AgentCore.respond(
+      withFailure(AgentCore.paymentFailureAnswer(id, failure, { ...messages, requestId }), failure)
+    )
   })
 
 const logPaymentFailure = (failure: PaymentError.PaymentFailure, requestId: string): Effect.Effect<void> => {

@@ -2,6 +2,7 @@ import * as Idempotency from "@effect-x402/core/Idempotency"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as AgentCore from "../AgentCore.js"
+import { withReceipt } from "./inBand.js"
 
 /**
  * The idempotency key of an AgentCore call: the `Idempotency-Key` header, else the x402
@@ -63,6 +64,6 @@ export const idempotencyFailureAnswer = (
   }, { meta: { x402: { idempotency: error.reason } } })
   const settlement = error.settlement
   return error.reason === "AlreadyPaid" && AgentCore.isRecord(settlement) && typeof settlement.success === "boolean"
-    ? AgentCore.enrich(answer, settlement as never)
+    ? withReceipt(answer, settlement as never)
     : answer
 }
