@@ -33,7 +33,7 @@ const call = (
   operation === "verify" ? live.verify(request) : live.settle(request)
 
 describe("Nevermined live layer: verify and settle on the wire", () => {
-  it.scoped("verify sends the exact request of wire.md §1 and decodes the answer", () =>
+  it.scoped("verify sends the exact request of docs/protocol.md §1 and decodes the answer", () =>
     Effect.gen(function*() {
       const fake = yield* FakeNevermined.make()
       const { redacted, token } = seed(fake)

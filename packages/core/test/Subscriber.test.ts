@@ -8,7 +8,7 @@ import { AGENT, FIAT_PLAN, PLAN, seed, subscriber, waitUntil } from "./Nevermine
 const { Fault } = FakeNevermined
 
 describe("Subscriber.accessToken", () => {
-  it.scoped("mints a token with the exact body of wire.md §1, usable for verify and settle", () =>
+  it.scoped("mints a token with the exact body of docs/protocol.md §1, usable for verify and settle", () =>
     Effect.gen(function*() {
       const fake = yield* FakeNevermined.make()
       seed(fake)
