@@ -28,14 +28,7 @@ beforeAll(async () => {
   fake = await FakeNevermined.start()
   fake.ledger.addPlan({ planId: "plan-123" })
   fake.ledger.fund(fake.subscriber, "plan-123", 10)
-  const delegation = fake.ledger.addDelegation({
-    owner: fake.subscriber,
-    provider: "erc4337",
-    currency: "usdc",
-    spendingLimitCents: 1000,
-    durationSecs: 3600,
-    createdAt: Date.now()
-  })
+  const delegation = fake.ledger.delegate(fake.subscriber)
   gateway = await LocalGateway.start({
     interceptor: interceptor({
       planId: "plan-123",

@@ -1,5 +1,5 @@
 import { Facilitator, Nevermined, type PaymentError, Paywall } from "@effect-x402/core"
-import { FakeNevermined, TestFacilitator } from "@effect-x402/testing"
+import { FakeNevermined, TestFacilitator, TestTelemetry } from "@effect-x402/testing"
 import { FetchHttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigError, ConfigProvider, Effect, Either, Fiber, Layer, Option, Redacted } from "effect"
@@ -578,10 +578,17 @@ describe("Nevermined live layer through Paywall: what a settle failure means", (
       const closedUrl = yield* Effect.scoped(Effect.map(FakeNevermined.make(), (fake) => fake.url))
       const fake = yield* FakeNevermined.make()
       const { redacted } = seed(fake)
+      // The plan lookup's warning is captured (not printed) and checked: it names the plan, never the key.
+      const telemetry = TestTelemetry.make()
       const live = yield* facilitator(fake, { backendUrl: closedUrl, retry: { baseDelay: "1 millis" } })
-      const error = yield* Effect.flip(protect(redacted)).pipe(Effect.provideService(Facilitator.Facilitator, live))
+      const error = yield* Effect.flip(protect(redacted)).pipe(
+        Effect.provideService(Facilitator.Facilitator, live),
+        Effect.provide(telemetry.layer)
+      )
       assert.strictEqual(error._tag, "VerifyFailed")
       assert.strictEqual(error._tag === "VerifyFailed" && error.reason, "Unavailable")
+      assert.isTrue(telemetry.logs.some((line) => line.includes("plan lookup failed")))
+      assert.notInclude(telemetry.text(), fake.apiKey)
     }))
 })
 

@@ -12,14 +12,7 @@ describe("Subscriber.accessToken", () => {
     Effect.gen(function*() {
       const fake = yield* FakeNevermined.make()
       seed(fake)
-      const delegation = fake.ledger.addDelegation({
-        owner: fake.subscriber,
-        provider: "erc4337",
-        currency: "usdc",
-        spendingLimitCents: 1000,
-        durationSecs: 3600,
-        createdAt: fake.ledger.now()
-      })
+      const delegation = fake.ledger.delegate(fake.subscriber)
       const live = yield* subscriber(fake, { delegationId: delegation.delegationId })
       const token = yield* live.accessToken({ planId: PLAN, agentId: AGENT })
       assert.isTrue(Redacted.isRedacted(token))
@@ -293,14 +286,7 @@ describe("Subscriber.layerConfig", () => {
     Effect.gen(function*() {
       const fake = yield* FakeNevermined.make()
       seed(fake)
-      const delegation = fake.ledger.addDelegation({
-        owner: fake.subscriber,
-        provider: "erc4337",
-        currency: "usdc",
-        spendingLimitCents: 1,
-        durationSecs: 60,
-        createdAt: fake.ledger.now()
-      })
+      const delegation = fake.ledger.delegate(fake.subscriber, { spendingLimitCents: 1, durationSecs: 60 })
       const env = new Map([
         ["NVM_API_KEY", fake.subscriberApiKey],
         ["NVM_BACKEND_URL", fake.url],

@@ -105,6 +105,19 @@ export type Fault =
   | { readonly _tag: "Indeterminate"; readonly applied: boolean }
 
 /**
+ * What a verify or settle call asks of the ledger.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CallRequest {
+  readonly paymentRequired: X402.PaymentRequired
+  readonly token: string
+  readonly maxAmount: number
+  readonly agentRequestId?: string | undefined
+}
+
+/**
  * One call the facilitator received (tokens appear only as fingerprints).
  *
  * @since 0.1.0
@@ -273,6 +286,25 @@ export class Ledger {
     return full
   }
 
+  /**
+   * Records a crypto (`erc4337`, `usdc`) delegation of `owner`, created now, with room to spare
+   * unless `limits` say otherwise (10 USD for an hour): what a test needs to let a subscriber pay.
+   */
+  delegate(
+    owner: string,
+    limits?: Partial<Omit<Delegation, "delegationId" | "status" | "amountSpentCents" | "transactionCount" | "owner">>
+  ): Delegation {
+    return this.addDelegation({
+      provider: "erc4337",
+      currency: "usdc",
+      spendingLimitCents: 1000,
+      durationSecs: 3600,
+      createdAt: this.now(),
+      ...limits,
+      owner
+    })
+  }
+
   /** When a delegation stops paying, epoch milliseconds. */
   expiresAt(delegation: Delegation): number {
     return delegation.createdAt + delegation.durationSecs * 1000
@@ -377,12 +409,7 @@ export class Ledger {
 
   /** The pure settle logic, without faults or latency. Burns the credits when it succeeds. */
   settle(
-    request: {
-      readonly paymentRequired: X402.PaymentRequired
-      readonly token: string
-      readonly maxAmount: number
-      readonly agentRequestId?: string | undefined
-    }
+    request: CallRequest
   ): X402.SettleResponse {
     const grant = this.tokens.get(request.token)
     const base = this.callBase("settle", request)
@@ -450,24 +477,14 @@ export class Ledger {
   /** Records a call that a fault answered. */
   recordFault(
     operation: "verify" | "settle",
-    request: {
-      readonly paymentRequired: X402.PaymentRequired
-      readonly token: string
-      readonly maxAmount: number
-      readonly agentRequestId?: string | undefined
-    }
+    request: CallRequest
   ): void {
     this.record({ ...this.callBase(operation, request), outcome: "fault" })
   }
 
   private callBase(
     operation: "verify" | "settle",
-    request: {
-      readonly paymentRequired: X402.PaymentRequired
-      readonly token: string
-      readonly maxAmount: number
-      readonly agentRequestId?: string | undefined
-    }
+    request: CallRequest
   ) {
     return {
       operation,
