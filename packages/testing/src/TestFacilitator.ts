@@ -569,6 +569,16 @@ const settled = (answer: X402.SettleResponse): Effect.Effect<X402.SettleResponse
     )
     : Effect.succeed(answer)
 
+// A transport fault as the error the live layer would give; a fault that has no meaning for the
+// operation (a settle-only fault at verify) as a malformed answer, so a test's mistake shows.
+const faultError = (operation: "verify" | "settle", fault: Fault): FacilitatorError =>
+  transportFault(operation, fault) ?? new FacilitatorError({
+    operation,
+    kind: "MalformedResponse",
+    requestSent: true,
+    detail: `fault ${fault._tag} does not apply to ${operation}`
+  })
+
 /**
  * A `Facilitator` over a ledger: faults queued with `failNext` are played first.
  *
@@ -594,14 +604,7 @@ export const makeFacilitator = (ledger: Ledger): Facilitator.Service => {
         if (fault._tag === "InsufficientFunds") {
           return Effect.succeed<X402.VerifyResponse>({ isValid: false, invalidReason: "insufficient_funds" })
         }
-        return Effect.fail(
-          transportFault("verify", fault) ?? new FacilitatorError({
-            operation: "verify",
-            kind: "MalformedResponse",
-            requestSent: true,
-            detail: `fault ${fault._tag} does not apply to verify`
-          })
-        )
+        return Effect.fail(faultError("verify", fault))
       })),
     settle: (request) =>
       delay(Effect.suspend(() => {
@@ -623,14 +626,7 @@ export const makeFacilitator = (ledger: Ledger): Facilitator.Service => {
           return Effect.fail(new FacilitatorError({ operation: "settle", kind: "Timeout", requestSent: true }))
         }
         ledger.recordFault("settle", raw)
-        return Effect.fail(
-          transportFault("settle", fault) ?? new FacilitatorError({
-            operation: "settle",
-            kind: "MalformedResponse",
-            requestSent: true,
-            detail: `fault ${fault._tag} does not apply to settle`
-          })
-        )
+        return Effect.fail(faultError("settle", fault))
       })),
     networkFor: (planId) => Effect.sync(() => ledger.networkOf(planId))
   }
