@@ -7,8 +7,7 @@ import * as SettlementLedger from "@effect-x402/core/SettlementLedger"
 import type * as X402 from "@effect-x402/core/X402"
 import * as DynamoDbLedger from "@effect-x402/lambda/DynamoDbLedger"
 import * as Effect from "effect/Effect"
-import type * as Http from "node:http"
-import type * as Net from "node:net"
+import type * as DynamoDbServer from "../../packages/lambda/test/dynamoDbServer.js"
 import { type Budget, measure, type Stats } from "./harness.js"
 
 export const MEMORY = "in-memory ledger: record + claim + finish"
@@ -41,35 +40,18 @@ const paidCall = (ledger: SettlementLedger.SettlementLedger.Service, requestId: 
   )
 
 const dynamo = async (calls: number): Promise<LedgerResult["dynamo"]> => {
-  let dynalite: (options: Record<string, number>) => Http.Server
+  // The repository's one dynalite helper (the ledger tests' store on loopback).
+  let Server: typeof DynamoDbServer
   try {
-    dynalite = (await import("dynalite")).default
+    Server = await import("../../packages/lambda/test/dynamoDbServer.js")
   } catch (error) {
     return { available: false, reason: `dynalite not available (${String(error).slice(0, 120)})` }
   }
-  const { CreateTableCommand, DynamoDBClient } = await import("@aws-sdk/client-dynamodb")
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 })
-  const counts = new Map<string, number>()
-  server.on("request", (req: Http.IncomingMessage) => {
-    const target = String(req.headers["x-amz-target"] ?? "?").replace(/^DynamoDB_\d+\./, "")
-    counts.set(target, (counts.get(target) ?? 0) + 1)
-  })
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
-  const endpoint = `http://127.0.0.1:${(server.address() as Net.AddressInfo).port}`
-  const region = "us-east-1"
-  const credentials = { accessKeyId: "bench", secretAccessKey: "bench" }
-  const tableName = "x402-ledger-bench"
+  const store = await Server.start("x402-ledger-bench")
+  const { endpoint, tableName } = store
+  const { credentials, region } = Server
+  const counts = store.requests
   try {
-    const admin = new DynamoDBClient({ endpoint, region, credentials })
-    await admin.send(
-      new CreateTableCommand({
-        TableName: tableName,
-        AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
-        KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
-        BillingMode: "PAY_PER_REQUEST"
-      })
-    )
-    admin.destroy()
     const perCall = (keyed: boolean) =>
       Effect.gen(function*() {
         const ledger = yield* DynamoDbLedger.make({ tableName, endpoint, region, credentials })
@@ -90,8 +72,7 @@ const dynamo = async (calls: number): Promise<LedgerResult["dynamo"]> => {
     const keyed = await perCall(true)
     return { available: true, calls, perCall: plain.out, perCallKeyed: keyed.out, medianMillis: plain.median }
   } finally {
-    server.closeAllConnections()
-    await new Promise<void>((resolve) => server.close(() => resolve()))
+    await store.close()
   }
 }
 

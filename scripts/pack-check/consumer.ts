@@ -1,6 +1,6 @@
 // A user's project outside the workspace: imports the three packed packages, type-checks with
 // tsc, and runs a paid call end to end on the in-memory facilitator.
-import { Paywall, X402 } from "@effect-x402/core"
+import { Adapter, CallSpan, HttpApiPaywall, Paywall, X402 } from "@effect-x402/core"
 import { RequiresPayment } from "@effect-x402/lambda"
 import { AgentCoreEvents, TestFacilitator } from "@effect-x402/testing"
 import { Effect } from "effect"
@@ -26,4 +26,22 @@ const receipt = paid.mcp.transformedGatewayResponse?.headers?.["payment-response
 assert.ok(typeof receipt === "string", "a paid answer carries payment-response")
 assert.equal(ledger.balance(subscriber, "plan-1"), 2)
 assert.equal(Paywall.make({ planId: "p" }).planIds[0], "p")
-console.log("pack-check: the packed packages type-check and run outside the workspace")
+// What an adapter author needs is public; the internal modules are not (`"./internal/*": null`).
+assert.equal(Adapter.redact("GET https://x.example/?api_key=k1"), "GET https://x.example/?<redacted>")
+assert.equal(await Effect.runPromise(CallSpan.wrap(Adapter.fromCallback(() => Promise.resolve(7)), "call")), 7)
+assert.equal(typeof HttpApiPaywall.layer, "function")
+for (
+  const path of [
+    "@effect-x402/core/internal/callSpan",
+    "@effect-x402/core/internal/answers",
+    "@effect-x402/lambda/internal/redact",
+    "@effect-x402/testing/internal/startScoped"
+  ]
+) {
+  await assert.rejects(
+    import(path),
+    (error: { code?: string }) => error.code === "ERR_PACKAGE_PATH_NOT_EXPORTED",
+    `${path} must not be importable`
+  )
+}
+console.log("pack-check: the packed packages type-check and run outside the workspace; internal/* is not exported")

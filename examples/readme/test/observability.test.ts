@@ -3,7 +3,7 @@
 // operator would check: one span per call, named for the adapter, with the x402 attributes, and no
 // token or API key in any span (paid, unpaid and refused calls).
 import { AgentCoreEvents, FakeNevermined } from "@effect-x402/testing"
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { afterAll, assert, beforeAll, describe, it, vi } from "@effect/vitest"
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 
 const saved = { ...process.env }
@@ -27,9 +27,23 @@ describe("observability", () => {
     const exporter = new InMemorySpanExporter()
     const handler = makeHandler(new SimpleSpanProcessor(exporter))
     const token = fake.ledger.mintToken({ planId: "plan-123", subscriber: fake.subscriber })
-    await handler(AgentCoreEvents.request({ tool: "forecast", token }), AgentCoreEvents.context())
-    await handler(AgentCoreEvents.request({ tool: "forecast" }), AgentCoreEvents.context())
-    await handler(AgentCoreEvents.request({ tool: "forecast", token: `${token}-forged` }), AgentCoreEvents.context())
+    // The JSON log lines go to the console: kept here (not printed) and checked.
+    const printed: Array<string> = []
+    const log = vi.spyOn(console, "log").mockImplementation((...parts: ReadonlyArray<unknown>) => {
+      printed.push(parts.map(String).join(" "))
+    })
+    try {
+      await handler(AgentCoreEvents.request({ tool: "forecast", token }), AgentCoreEvents.context())
+      await handler(AgentCoreEvents.request({ tool: "forecast" }), AgentCoreEvents.context())
+      await handler(AgentCoreEvents.request({ tool: "forecast", token: `${token}-forged` }), AgentCoreEvents.context())
+    } finally {
+      log.mockRestore()
+    }
+    // One JSON object per line (what CloudWatch Logs Insights reads), without the token.
+    const refused = printed.map((line) => JSON.parse(line) as { message: unknown; logLevel: string })
+      .find((line) => String(line.message).includes("Verification failed"))
+    assert.isDefined(refused)
+    assert.notInclude(printed.join("\n"), token)
     // Read before dispose: shutting the SDK down empties the in-memory exporter.
     const spans = [...exporter.getFinishedSpans()]
     await handler.runtime.dispose()

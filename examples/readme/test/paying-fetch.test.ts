@@ -1,16 +1,12 @@
 // The README's paying fetch, run as a user would: the MCP SDK client through the LocalGateway
 // (interceptor in front of an MCP target) over HTTP, the subscriber's settings from the environment.
-import { Nevermined } from "@effect-x402/core"
 import { AgentCore } from "@effect-x402/lambda"
-import { interceptor } from "@effect-x402/lambda/Interceptor"
-import { FakeNevermined, LocalGateway } from "@effect-x402/testing"
-import { FetchHttpClient } from "@effect/platform"
+import type { LocalGateway } from "@effect-x402/testing"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Layer, Logger } from "effect"
+import * as PayingGateway from "../../../packages/testing/test/fixtures/payingGateway.js"
 
 const saved = { ...process.env }
-let fake: Awaited<ReturnType<typeof FakeNevermined.start>>
-let gateway: Awaited<ReturnType<typeof LocalGateway.start>>
+let paying: PayingGateway.PayingGateway
 
 const target: LocalGateway.Target = ({ body }) => ({
   statusCode: 200,
@@ -25,43 +21,19 @@ const target: LocalGateway.Target = ({ body }) => ({
 })
 
 beforeAll(async () => {
-  fake = await FakeNevermined.start()
-  fake.ledger.addPlan({ planId: "plan-123" })
-  fake.ledger.fund(fake.subscriber, "plan-123", 10)
-  const delegation = fake.ledger.addDelegation({
-    owner: fake.subscriber,
-    provider: "erc4337",
-    currency: "usdc",
-    spendingLimitCents: 1000,
-    durationSecs: 3600,
-    createdAt: Date.now()
-  })
-  gateway = await LocalGateway.start({
-    interceptor: interceptor({
-      planId: "plan-123",
-      credits: 3,
-      endpoint: "http://127.0.0.1/mcp",
-      services: Logger.replace(Logger.defaultLogger, Logger.none) as Layer.Layer<never>,
-      layer: Nevermined.layer({ apiKey: fake.apiKey, backendUrl: fake.url }).pipe(Layer.provide(FetchHttpClient.layer))
-    }),
-    target
-  })
-  Object.assign(process.env, {
-    NVM_API_KEY: fake.subscriberApiKey,
-    NVM_BACKEND_URL: fake.url,
-    NVM_DELEGATION_ID: delegation.delegationId
-  })
+  paying = await PayingGateway.start({ planId: "plan-123", credits: 3, target })
+  Object.assign(process.env, paying.subscriberEnv)
 })
 
 afterAll(async () => {
   process.env = saved
-  await gateway.close()
-  await fake.close()
+  await paying?.close()
 })
 
 describe("the paying fetch", () => {
   it("lets the MCP SDK client pay for a tool call: one settlement, the receipt in _meta", async () => {
     const { connectPaid, payingFetch } = await import("../snippets/paying-fetch.js")
+    const { fake, gateway } = paying
     const client = await connectPaid(gateway.url)
     try {
       const result = await client.callTool({ name: "getPatient", arguments: { patient_id: "123" } })

@@ -8,11 +8,21 @@ import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda"
-import { Effect, Either, Layer } from "effect"
+import { Console, Effect, Either, Layer } from "effect"
 import { readdirSync, readFileSync } from "node:fs"
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import { join } from "node:path"
+
+/** A Console that keeps each printed line in `lines` instead of printing it. */
+const capturingConsole = (lines: Array<string>): Console.Console => {
+  const unsafeWrite = (...parts: ReadonlyArray<unknown>) => void lines.push(parts.map(String).join(" "))
+  const write = (...parts: ReadonlyArray<unknown>) => Effect.sync(() => unsafeWrite(...parts))
+  const unsafe = new Proxy({} as Console.UnsafeConsole, { get: () => unsafeWrite })
+  return new Proxy({} as Console.Console, {
+    get: (_, key) => key === Console.TypeId ? Console.TypeId : key === "unsafe" ? unsafe : write
+  })
+}
 
 const root = join(import.meta.dirname, "..", "..", "..")
 const snippets = join(import.meta.dirname, "..", "snippets")
@@ -221,18 +231,23 @@ describe("against the Nevermined wire (FakeNevermined on loopback)", () => {
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/agent`
     const before = balance()
+    // What the client prints is kept (not printed) and checked.
+    const printed: Array<string> = []
     const body = await Effect.runPromise(
       callAgent(url).pipe(
         Effect.provide(
           Subscriber.layer({ apiKey: fake.subscriberApiKey, backendUrl: fake.url }).pipe(
             Layer.provideMerge(FetchHttpClient.layer)
           )
-        )
+        ),
+        Effect.withConsole(capturingConsole(printed))
       )
     )
     await new Promise<void>((resolve) => server.close(() => resolve()))
     assert.deepStrictEqual(body, { answer: "You asked for /agent" })
     assert.strictEqual(balance(), before - 1)
+    assert.include(printed, `Balance: ${before} credits`)
+    assert.include(printed, "Credits redeemed: 1")
     assert.isAbove(fake.calls("delegationCreate"), 0)
   })
 })

@@ -1,14 +1,13 @@
 // The CLI run in-process with NodeContext, its console captured: decode, balance and pay against
 // FakeNevermined and a LocalGateway (interceptor in front of an MCP target) on loopback.
 import { Cli } from "@effect-x402/cli"
-import { Nevermined, X402 } from "@effect-x402/core"
+import { X402 } from "@effect-x402/core"
 import { AgentCore } from "@effect-x402/lambda"
-import { interceptor } from "@effect-x402/lambda/Interceptor"
-import { FakeNevermined, LocalGateway } from "@effect-x402/testing"
-import { FetchHttpClient } from "@effect/platform"
+import type { LocalGateway } from "@effect-x402/testing"
 import { NodeContext } from "@effect/platform-node"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Console, Effect, Exit, Layer, Logger } from "effect"
+import { Console, Effect, Exit } from "effect"
+import * as PayingGateway from "../../testing/test/fixtures/payingGateway.js"
 
 /** Runs `effect-x402 ...args`, returning what it printed and how it ended. */
 const cli = (...args: ReadonlyArray<string>) => {
@@ -29,8 +28,9 @@ const cli = (...args: ReadonlyArray<string>) => {
 
 const PLAN = "plan-cli"
 const saved = { ...process.env }
-let fake: Awaited<ReturnType<typeof FakeNevermined.start>>
-let gateway: Awaited<ReturnType<typeof LocalGateway.start>>
+let paying: PayingGateway.PayingGateway
+let fake: PayingGateway.PayingGateway["fake"]
+let gateway: PayingGateway.PayingGateway["gateway"]
 
 const target: LocalGateway.Target = ({ body }) => ({
   statusCode: 200,
@@ -48,39 +48,15 @@ const target: LocalGateway.Target = ({ body }) => ({
 })
 
 beforeAll(async () => {
-  fake = await FakeNevermined.start()
-  fake.ledger.addPlan({ planId: PLAN, agentId: "agent-cli" })
-  fake.ledger.fund(fake.subscriber, PLAN, 10)
-  const delegation = fake.ledger.addDelegation({
-    owner: fake.subscriber,
-    provider: "erc4337",
-    currency: "usdc",
-    spendingLimitCents: 1000,
-    durationSecs: 3600,
-    createdAt: Date.now()
-  })
-  gateway = await LocalGateway.start({
-    interceptor: interceptor({
-      planId: PLAN,
-      agentId: "agent-cli",
-      credits: 2,
-      endpoint: "http://127.0.0.1/mcp",
-      services: Logger.replace(Logger.defaultLogger, Logger.none) as Layer.Layer<never>,
-      layer: Nevermined.layer({ apiKey: fake.apiKey, backendUrl: fake.url }).pipe(Layer.provide(FetchHttpClient.layer))
-    }),
-    target
-  })
-  Object.assign(process.env, {
-    NVM_API_KEY: fake.subscriberApiKey,
-    NVM_BACKEND_URL: fake.url,
-    NVM_DELEGATION_ID: delegation.delegationId
-  })
+  paying = await PayingGateway.start({ planId: PLAN, agentId: "agent-cli", credits: 2, target })
+  fake = paying.fake
+  gateway = paying.gateway
+  Object.assign(process.env, paying.subscriberEnv)
 })
 
 afterAll(async () => {
   process.env = saved
-  await gateway.close()
-  await fake.close()
+  await paying?.close()
 })
 
 describe("effect-x402 decode", () => {

@@ -7,7 +7,9 @@
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import { fromCallback } from "./internal/callback.js"
 import { redact } from "./internal/internalFailure.js"
+import { own } from "./internal/json.js"
 import { InvalidCredits } from "./PaymentError.js"
 
 /**
@@ -76,10 +78,6 @@ export const validate = (value: unknown, source = "credits"): Either.Either<numb
 export const validateSync = (value: unknown, source = "credits"): number =>
   Either.getOrThrowWith(validate(value, source), (error) => new RangeError(error.message))
 
-const isEffect = (u: unknown): u is Effect.Effect<unknown, unknown, unknown> => Effect.isEffect(u)
-const isThenable = (u: unknown): u is PromiseLike<unknown> =>
-  typeof u === "object" && u !== null && typeof (u as { then?: unknown }).then === "function"
-
 /**
  * Resolves a policy for one request to a validated amount. A policy that throws, rejects or fails
  * is an `InvalidCredits` with reason `PolicyFailed`.
@@ -100,28 +98,11 @@ export const resolve = <Req, R = never>(
       // source, since this detail reaches logs and spans (never an answer).
       detail: cause instanceof Error ? redact(cause.message) : "the credits function failed"
     })
-  return Effect.suspend(() => {
-    let out: unknown
-    try {
-      out = policy(request)
-    } catch (cause) {
-      return Effect.fail(policyFailed(cause))
-    }
-    const value: Effect.Effect<unknown, InvalidCredits, R> = isEffect(out)
-      ? Effect.mapError(out as Effect.Effect<unknown, unknown, R>, policyFailed)
-      : isThenable(out)
-      ? Effect.tryPromise({ try: () => Promise.resolve(out), catch: policyFailed })
-      : Effect.succeed(out)
-    return Effect.flatMap(value, (amount) => validate(amount, "credits policy"))
-  })
+  return Effect.flatMap(
+    Effect.mapError(fromCallback(() => policy(request)), policyFailed),
+    (amount) => validate(amount, "credits policy")
+  )
 }
-
-// Reads an own property only: hostile objects (`__proto__`, getters on the prototype) cannot
-// inject an amount.
-const own = (u: unknown, key: string): unknown =>
-  typeof u === "object" && u !== null && !Array.isArray(u) && Object.prototype.hasOwnProperty.call(u, key)
-    ? (u as Record<string, unknown>)[key]
-    : undefined
 
 const present = (u: unknown): boolean => u !== undefined && u !== null
 

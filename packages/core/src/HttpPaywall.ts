@@ -1,49 +1,40 @@
 /**
- * The x402 HTTP transport (wire.md §8) for agents served over HTTP with `@effect/platform`: a
- * middleware for any `HttpApp` or router route, an `HttpApiMiddleware` for `HttpApi` endpoints, and
- * the pure mapping between the payment pipeline and HTTP (token from headers, failure to status,
- * headers and body, receipt header) that other HTTP adapters reuse.
+ * The x402 HTTP transport (docs/protocol.md §8) for agents served over HTTP with `@effect/platform`: a
+ * middleware for any `HttpApp` or router route, and the pure mapping between the payment pipeline
+ * and HTTP (token from headers, failure to status, headers and body, receipt header) that other
+ * HTTP adapters reuse. `HttpApi` endpoints use `HttpApiPaywall`.
  *
  * @since 0.1.0
  */
 import * as Headers from "@effect/platform/Headers"
-import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
-import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
-import * as HttpApp from "@effect/platform/HttpApp"
-import * as HttpBody from "@effect/platform/HttpBody"
+import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Encoding from "effect/Encoding"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
-import * as Credits from "./Credits.js"
 import type { Facilitator } from "./Facilitator.js"
+import * as HttpApiPaywall from "./HttpApiPaywall.js"
 import * as Idempotency from "./Idempotency.js"
-import {
-  answerInternal,
-  correlationId,
-  INTERNAL_MESSAGE,
-  InternalFailure,
-  logInternal,
-  redact,
-  sealFailures
-} from "./internal/internalFailure.js"
+import * as answers from "./internal/answers.js"
+import * as httpServer from "./internal/httpServer.js"
+import type { InternalFailure } from "./internal/internalFailure.js"
+import { answerInternal, INTERNAL_MESSAGE, sealFailures } from "./internal/internalFailure.js"
 import { redactTokenHeaders } from "./internal/serverSpan.js"
 import * as PaymentContext from "./PaymentContext.js"
-import { isPaymentFailure, type PaymentFailure, SettleFailed } from "./PaymentError.js"
+import { isPaymentFailure } from "./PaymentError.js"
 import * as Paywall from "./Paywall.js"
 import * as SettlementLedger from "./SettlementLedger.js"
 import * as X402 from "./X402.js"
 
+const { callOf, chargeSource, failureResponse, forRequest, guardStream, withoutChargeHeader, withReceipt } = httpServer
+
 // ---------------------------------------------------------------------------
-// The x402 HTTP mapping, pure
+// The x402 HTTP mapping, pure (implemented in internal/answers.ts, shared with the MCP transports)
 // ---------------------------------------------------------------------------
 
 /**
@@ -53,10 +44,7 @@ import * as X402 from "./X402.js"
  * @since 0.1.0
  * @category models
  */
-export type HeadersInput =
-  | { readonly [name: string]: string | ReadonlyArray<string> | undefined | null }
-  | null
-  | undefined
+export type HeadersInput = answers.HeadersInput
 
 /**
  * The header names tried for the token when none are configured.
@@ -64,7 +52,7 @@ export type HeadersInput =
  * @since 0.1.0
  * @category constants
  */
-export const DEFAULT_TOKEN_HEADERS: ReadonlyArray<string> = [X402.PAYMENT_SIGNATURE_HEADER]
+export const DEFAULT_TOKEN_HEADERS: typeof answers.DEFAULT_TOKEN_HEADERS = answers.DEFAULT_TOKEN_HEADERS
 
 /**
  * Validates the `tokenHeaders` option: at least one name, none empty, and never `Authorization`.
@@ -75,20 +63,7 @@ export const DEFAULT_TOKEN_HEADERS: ReadonlyArray<string> = [X402.PAYMENT_SIGNAT
  * @since 0.2.0
  * @category mapping
  */
-export const tokenHeaderNames = (option: ReadonlyArray<string> | undefined): ReadonlyArray<string> => {
-  if (option === undefined) return DEFAULT_TOKEN_HEADERS
-  const names = Array.isArray(option) ? option.map((name) => typeof name === "string" ? name.trim() : "") : []
-  if (names.length === 0 || names.some((name) => name.length === 0)) {
-    throw new RangeError("tokenHeaders must name at least one header, and no empty one")
-  }
-  if (names.some((name) => name.toLowerCase() === "authorization")) {
-    throw new RangeError(
-      "tokenHeaders must not include Authorization: behind a gateway it carries the caller's identity token, " +
-        "which would be sent to the facilitator; use payment-signature or a dedicated header such as X-Payment"
-    )
-  }
-  return names
-}
+export const tokenHeaderNames: typeof answers.tokenHeaderNames = answers.tokenHeaderNames
 
 /**
  * The caller's token: the configured header names are tried in order, each matched
@@ -98,25 +73,7 @@ export const tokenHeaderNames = (option: ReadonlyArray<string> | undefined): Rea
  * @since 0.1.0
  * @category mapping
  */
-export const tokenFromHeaders = (
-  headers: HeadersInput,
-  names: ReadonlyArray<string> = DEFAULT_TOKEN_HEADERS
-): Option.Option<Redacted.Redacted<string>> => {
-  if (typeof headers !== "object" || headers === null) return Option.none()
-  const keys = Object.keys(headers)
-  for (const name of names) {
-    const wanted = name.toLowerCase()
-    if (wanted === "authorization") continue
-    for (const key of keys) {
-      if (key.toLowerCase() !== wanted) continue
-      const raw = (headers as Record<string, unknown>)[key]
-      const value = typeof raw === "string" ? raw : Array.isArray(raw) && typeof raw[0] === "string" ? raw[0] : null
-      const token = Paywall.token(value)
-      if (Option.isSome(token)) return token
-    }
-  }
-  return Option.none()
-}
+export const tokenFromHeaders: typeof answers.tokenFromHeaders = answers.tokenFromHeaders
 
 /**
  * Whether a response of this status is paid for: x402 settles only successful answers, so a
@@ -125,7 +82,7 @@ export const tokenFromHeaders = (
  * @since 0.1.0
  * @category mapping
  */
-export const isChargeable = (status: number): boolean => status < 400
+export const isChargeable: typeof answers.isChargeable = answers.isChargeable
 
 /**
  * A transport-neutral HTTP answer: status, headers and JSON body. `requestId` (since 0.2.0) is the
@@ -134,36 +91,7 @@ export const isChargeable = (status: number): boolean => status < 400
  * @since 0.1.0
  * @category models
  */
-export interface Answer {
-  readonly status: number
-  readonly headers: { readonly [name: string]: string }
-  readonly body: { readonly error: string; readonly message: string; readonly requestId?: string }
-}
-
-const answer = (
-  status: number,
-  error: string,
-  message: string,
-  headers: { readonly [name: string]: string }
-): Answer => ({ status, headers: { "content-type": "application/json", ...headers }, body: { error, message } })
-
-const requiredHeader = (paymentRequired: X402.PaymentRequired) => ({
-  [X402.PAYMENT_REQUIRED_HEADER]: X402.PaymentRequiredHeader.encode(paymentRequired)
-})
-
-const settleErrorReason = (error: SettleFailed): string => {
-  switch (error.reason) {
-    case "Rejected":
-      return error.cause?._tag === "FacilitatorError" && error.cause.code !== undefined
-        ? error.cause.code
-        : "unexpected_settle_error"
-    case "InvalidAmount":
-      return "invalid_payload"
-    case "Indeterminate":
-    case "Unavailable":
-      return "unexpected_settle_error"
-  }
-}
+export type Answer = answers.Answer
 
 /**
  * The `success: false` settlement that goes in the `payment-response` of a failed settlement: the
@@ -172,13 +100,7 @@ const settleErrorReason = (error: SettleFailed): string => {
  * @since 0.1.0
  * @category mapping
  */
-export const failedSettlement = (error: SettleFailed): X402.SettleResponse =>
-  error.settlement ?? {
-    success: false,
-    errorReason: settleErrorReason(error),
-    transaction: "",
-    network: error.paymentRequired.accepts[0].network
-  }
+export const failedSettlement: typeof answers.failedSettlement = answers.failedSettlement
 
 /**
  * The `payment-response` header of a settlement (base64 of the settle response).
@@ -186,9 +108,7 @@ export const failedSettlement = (error: SettleFailed): X402.SettleResponse =>
  * @since 0.1.0
  * @category mapping
  */
-export const receiptHeaders = (settlement: X402.SettleResponse): { readonly [name: string]: string } => ({
-  [X402.PAYMENT_RESPONSE_HEADER]: X402.SettleResponseHeader.encode(settlement)
-})
+export const receiptHeaders: typeof answers.receiptHeaders = answers.receiptHeaders
 
 /**
  * The answer to a payment failure:
@@ -206,36 +126,7 @@ export const receiptHeaders = (settlement: X402.SettleResponse): { readonly [nam
  * @since 0.1.0
  * @category mapping
  */
-export const failureAnswer = (error: PaymentFailure): Answer => {
-  switch (error._tag) {
-    case "PaymentRequired":
-      return answer(402, "Payment Required", error.message, requiredHeader(error.paymentRequired))
-    case "VerifyFailed":
-      switch (error.reason) {
-        case "Invalid":
-          return answer(402, "Payment Required", error.message, requiredHeader(error.paymentRequired))
-        case "Unavailable":
-          return answer(502, "Bad Gateway", error.message, {})
-        case "InvalidAmount":
-          return answer(500, "Internal Server Error", INTERNAL_MESSAGE, {})
-      }
-    case "SettleFailed": {
-      const receipt = receiptHeaders(failedSettlement(error))
-      switch (error.reason) {
-        case "Rejected":
-          return answer(402, "Payment Required", error.message, {
-            ...requiredHeader(error.paymentRequired),
-            ...receipt
-          })
-        case "Indeterminate":
-        case "Unavailable":
-          return answer(502, "Bad Gateway", error.message, receipt)
-        case "InvalidAmount":
-          return answer(500, "Internal Server Error", INTERNAL_MESSAGE, receipt)
-      }
-    }
-  }
-}
+export const failureAnswer: typeof answers.failureAnswer = answers.failureAnswer
 
 // ---------------------------------------------------------------------------
 // @effect/platform
@@ -271,75 +162,7 @@ export interface Options<R = never> extends
  * @since 0.1.0
  * @category conversions
  */
-export const toResponse = (answer: Answer): HttpServerResponse.HttpServerResponse =>
-  HttpServerResponse.unsafeJson(answer.body, { status: answer.status, headers: answer.headers })
-
-const resourceUrlOf = (request: HttpServerRequest.HttpServerRequest): string | undefined =>
-  Option.match(HttpServerRequest.toURL(request), {
-    onNone: () => undefined,
-    onSome: (url) => `${url.origin}${url.pathname}`
-  })
-
-const forRequest = <R>(
-  paywall: Paywall.Paywall<HttpServerRequest.HttpServerRequest, R, HttpServerResponse.HttpServerResponse>,
-  request: HttpServerRequest.HttpServerRequest
-) =>
-  paywall.options.httpVerb === undefined
-    ? { ...paywall, options: { ...paywall.options, httpVerb: request.method } }
-    : paywall
-
-const callOf = (
-  request: HttpServerRequest.HttpServerRequest,
-  names: ReadonlyArray<string>
-): Paywall.Call<HttpServerRequest.HttpServerRequest> => ({
-  request,
-  token: Option.getOrUndefined(tokenFromHeaders(request.headers, names)),
-  resourceUrl: resourceUrlOf(request)
-})
-
-// The handler's explicit `chargeCredits` wins over its `X-Credits-To-Charge` header. The body is
-// never read: that would mean buffering streams, and the header says the same thing for free.
-const chargeSource = (
-  response: HttpServerResponse.HttpServerResponse,
-  requested: Option.Option<number>
-): Credits.ChargeSource => Option.isSome(requested) ? { requested: requested.value } : { headers: response.headers }
-
-// The override header is an instruction to the paywall, not part of the answer.
-const withoutChargeHeader = (response: HttpServerResponse.HttpServerResponse) =>
-  Headers.has(response.headers, Credits.CREDITS_HEADER)
-    ? HttpServerResponse.setBody(
-      HttpServerResponse.empty({
-        status: response.status,
-        statusText: response.statusText,
-        headers: Headers.remove(response.headers, Credits.CREDITS_HEADER),
-        cookies: response.cookies
-      }),
-      response.body
-    )
-    : response
-
-const withReceipt = (response: HttpServerResponse.HttpServerResponse, settlement: X402.SettleResponse) =>
-  HttpServerResponse.setHeaders(withoutChargeHeader(response), receiptHeaders(settlement))
-
-const failureResponse = <R>(
-  paywall: Paywall.Paywall<HttpServerRequest.HttpServerRequest, R, HttpServerResponse.HttpServerResponse>,
-  error: PaymentFailure
-): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
-  Effect.flatMap(
-    Paywall.replacementFor(paywall, error),
-    Option.match({ onSome: Effect.succeed, onNone: () => Effect.map(canonicalAnswer(error), toResponse) })
-  )
-
-// The canonical answer, with a 500's detail logged (redacted) under the id the caller gets.
-const canonicalAnswer = (error: PaymentFailure): Effect.Effect<Answer> => {
-  const canonical = failureAnswer(error)
-  if (canonical.status !== 500) return Effect.succeed(canonical)
-  return Effect.flatMap(correlationId, (requestId) =>
-    Effect.as(
-      logInternal("the amount of a paid call could not be determined", requestId, Cause.fail(error)),
-      { ...canonical, body: { ...canonical.body, requestId } }
-    ))
-}
+export const toResponse: (answer: Answer) => HttpServerResponse.HttpServerResponse = httpServer.toResponse
 
 const internalResponse = (requestId: string) =>
   HttpServerResponse.unsafeJson({ error: "Internal Server Error", message: INTERNAL_MESSAGE, requestId }, {
@@ -361,89 +184,6 @@ const sealApp = <E, R>(
         ([rendered]) => rendered.status === 500 ? Option.none() : Option.some(rendered)
       )
   )
-
-const SSE = /^\s*text\/event-stream/i
-const encoder = new TextEncoder()
-
-/**
- * A paid answer's streamed body that fails midway must not look complete: the platform would end
- * it cleanly (a truncated answer that reads as whole). The failure is logged (redacted) under a
- * correlation id; an event stream gets an `event: error` frame; then the connection is aborted, so
- * that the client's read fails. The settlement stands: it happened when the headers went out.
- */
-const guardStream = (
-  response: HttpServerResponse.HttpServerResponse,
-  request: HttpServerRequest.HttpServerRequest
-): HttpServerResponse.HttpServerResponse => {
-  const body = response.body
-  if (body._tag !== "Stream") return response
-  const sse = SSE.test(body.contentType) || SSE.test(response.headers["content-type"] ?? "")
-  const guarded = Stream.catchAllCause(
-    body.stream,
-    (cause) =>
-      Cause.isInterruptedOnly(cause) ? Stream.failCause(cause) : Stream.unwrap(
-        Effect.map(correlationId, (requestId) =>
-          Stream.concat(
-            sse
-              ? Stream.make(encoder.encode(
-                `event: error\ndata: ${
-                  JSON.stringify({
-                    error: "Internal Server Error",
-                    message: "The answer failed while streaming",
-                    requestId
-                  })
-                }\n\n`
-              ))
-              : Stream.empty,
-            Stream.fromEffect(
-              Effect.zipRight(
-                logInternal("a paid answer failed while streaming; the connection was aborted", requestId, cause),
-                abortConnection(request)
-              )
-            ).pipe(
-              Stream.drain,
-              // The platform sees a failure (it must not end the body as complete), never the original.
-              Stream.concat(Stream.fail(new InternalFailure({ requestId, what: "the answer failed while streaming" })))
-            )
-          ))
-      )
-  )
-  return HttpServerResponse.setBody(response, HttpBody.stream(guarded, body.contentType, body.contentLength))
-}
-
-interface NodeSocketLike {
-  readonly destroyed: boolean
-  readonly write: (data: string, callback: (error?: unknown) => void) => boolean
-  readonly destroy: () => void
-}
-
-const socketOf = (request: HttpServerRequest.HttpServerRequest): NodeSocketLike | undefined => {
-  const socket = typeof request.source === "object" && request.source !== null
-    ? (request.source as { readonly socket?: unknown }).socket
-    : undefined
-  return typeof socket === "object" && socket !== null &&
-      typeof (socket as NodeSocketLike).write === "function" && typeof (socket as NodeSocketLike).destroy === "function"
-    ? socket as NodeSocketLike
-    : undefined
-}
-
-// Destroys the connection once what was already written is flushed (the error frame), before the
-// platform could end the body cleanly. A server without a Node socket cannot abort a body: there the
-// stream's failure is left to the platform.
-const abortConnection = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    const socket = socketOf(request)
-    if (socket === undefined || socket.destroyed) return resume(Effect.void)
-    try {
-      socket.write("", () => {
-        socket.destroy()
-        resume(Effect.void)
-      })
-    } catch {
-      socket.destroy()
-      resume(Effect.void)
-    }
-  })
 
 // How a paid response is kept in the ledger: status, headers and a byte body (base64). A streamed
 // or otherwise unbuffered body is not kept (a retry then gets 409 "already paid").
@@ -608,159 +348,62 @@ export const withTokenRedaction =
       ...tokenHeaders.filter((name) => !names.includes(name))
     ])
 
+// ---------------------------------------------------------------------------
+// HttpApi: moved to HttpApiPaywall, kept here for the code that imports them from this module
+// ---------------------------------------------------------------------------
+
 /**
- * The failure an `HttpApi` paywall middleware declares: a payment that did not go through. The
- * answer actually sent is the canonical one of `failureAnswer` (status, `payment-required` and
- * `payment-response` headers, `{"error","message"}` body); this schema documents it in the API.
+ * The failure an `HttpApi` paywall middleware declares (`HttpApiPaywall.PaymentFailed`).
  *
  * @since 0.1.0
  * @category HttpApi
  */
-export class PaymentFailed extends Schema.TaggedError<PaymentFailed>("@effect-x402/core/HttpPaywall/PaymentFailed")(
-  "PaymentFailed",
-  { error: Schema.String, message: Schema.String },
-  HttpApiSchema.annotations({ status: 402, description: "Payment Required" })
-) {}
+export const PaymentFailed = HttpApiPaywall.PaymentFailed
 
 /**
- * The ready-made `HttpApiMiddleware` of a paid endpoint: add it to endpoints or groups with
- * `.middleware(HttpPaywall.Paid)`, provide it with `HttpPaywall.layerHttpApi(options)`, and read
- * the payment in the handler with `PaymentContext`. For several prices in one API, declare one
- * tag per price with the same options object and provide each with `httpApiMiddleware`.
+ * The failure an `HttpApi` paywall middleware declares (`HttpApiPaywall.PaymentFailed`).
  *
  * @since 0.1.0
  * @category HttpApi
  */
-export class Paid extends HttpApiMiddleware.Tag<Paid>()("@effect-x402/core/HttpPaywall/Paid", {
-  provides: PaymentContext.PaymentContext,
-  failure: PaymentFailed
-}) {}
+export type PaymentFailed = HttpApiPaywall.PaymentFailed
 
 /**
- * The options of a paid `HttpApiMiddleware` tag: it provides `PaymentContext` and fails with
- * `PaymentFailed`.
- *
- * @example
- * ```ts
- * import { HttpApiMiddleware } from "@effect/platform"
- * import { HttpPaywall } from "@effect-x402/core"
- *
- * class Premium extends HttpApiMiddleware.Tag<Premium>()("Premium", HttpPaywall.paidTagOptions) {}
- * ```
+ * The ready-made `HttpApiMiddleware` of a paid endpoint (`HttpApiPaywall.Paid`).
  *
  * @since 0.1.0
  * @category HttpApi
  */
-export const paidTagOptions = {
-  provides: PaymentContext.PaymentContext,
-  failure: PaymentFailed
-} as const
+export const Paid = HttpApiPaywall.Paid
 
 /**
- * The implementation of a paid `HttpApiMiddleware`: it verifies before the handler runs and
- * provides `PaymentContext`; once the response is ready it settles (only a status < 400) and adds
- * the receipt, or withholds the output when settlement fails (see `failureAnswer`). A refused
- * payment answers the canonical 402 / 502 / 500 of `failureAnswer`.
+ * The ready-made `HttpApiMiddleware` of a paid endpoint (`HttpApiPaywall.Paid`).
  *
  * @since 0.1.0
  * @category HttpApi
  */
-export const httpApiMiddleware = <R = never>(
-  options: Options<R>
-): Effect.Effect<
-  Effect.Effect<PaymentContext.PaymentContext.Service, PaymentFailed, HttpServerRequest.HttpServerRequest>,
-  never,
-  Facilitator | R
-> => {
-  const paywall = Paywall.make(options)
-  const names = tokenHeaderNames(options.tokenHeaders)
-  return Effect.map(
-    Effect.context<Facilitator | R>(),
-    (context) =>
-      Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-        const configured = forRequest(paywall, request)
-        return Effect.zipRight(
-          redactTokenHeaders(request.headers, names),
-          Paywall.verify(configured, callOf(request, names))
-        ).pipe(
-          Effect.matchEffect({
-            onFailure: (error) =>
-              Effect.zipRight(
-                // The declared failure only documents the API: the answer sent is the canonical one.
-                Effect.flatMap(failureResponse(configured, error), (response) =>
-                  HttpApp.appendPreResponseHandler((_request, encoded) =>
-                    Effect.succeed(replacing(encoded, response))
-                  )),
-                Effect.fail(new PaymentFailed(pick(failureAnswer(error).body)))
-              ),
-            onSuccess: (verified) => {
-              const payment = PaymentContext.make(verified)
-              let settled = false
-              return Effect.as(
-                HttpApp.appendPreResponseHandler((_request, response) => {
-                  if (settled || !isChargeable(response.status)) return Effect.succeed(response)
-                  settled = true
-                  return settleAnswer(configured, verified, response, payment.requestedCharge()).pipe(
-                    Effect.map((answer) => guardStream(answer, request)),
-                    Effect.provide(context)
-                  )
-                }),
-                payment.service
-              )
-            }
-          }),
-          Effect.provide(context),
-          Effect.withSpan("HttpPaywall.httpApiMiddleware", { attributes: { "http.method": request.method } })
-        )
-      })
-  )
-}
-
-const pick = (body: Answer["body"]) => ({ error: body.error, message: body.message })
-
-// Headers other middleware put on the encoded error (CORS, tracing) survive the replacement.
-const replacing = (
-  encoded: HttpServerResponse.HttpServerResponse,
-  response: HttpServerResponse.HttpServerResponse
-): HttpServerResponse.HttpServerResponse => {
-  const kept: Record<string, string> = {}
-  for (const [name, value] of Object.entries(encoded.headers)) {
-    if (name.startsWith("content-") || Headers.has(response.headers, name)) continue
-    kept[name] = value
-  }
-  return HttpServerResponse.setHeaders(response, kept)
-}
-
-const settleAnswer = <R>(
-  paywall: Paywall.Paywall<HttpServerRequest.HttpServerRequest, R, HttpServerResponse.HttpServerResponse>,
-  verified: Paywall.Verified,
-  response: HttpServerResponse.HttpServerResponse,
-  requested: Option.Option<number>
-): Effect.Effect<HttpServerResponse.HttpServerResponse, never, Facilitator> =>
-  Either.match(Credits.settleAmount(chargeSource(response, requested), verified.credits), {
-    onLeft: (cause): Effect.Effect<X402.SettleResponse, SettleFailed, Facilitator> =>
-      Effect.fail(
-        new SettleFailed({ reason: "InvalidAmount", paymentRequired: verified.paymentRequired, credits: 0, cause })
-      ),
-    onRight: (credits) => Paywall.settle(paywall, { ...verified, credits })
-  }).pipe(
-    Effect.matchEffect({
-      onSuccess: (settlement) => Effect.succeed(withReceipt(response, settlement)),
-      onFailure: (error) =>
-        Paywall.releases(paywall, error)
-          ? Effect.as(
-            Effect.logWarning(`x402 settlement failed, output released by policy: ${redact(error.message)}`),
-            withReceipt(response, failedSettlement(error))
-          )
-          : failureResponse(paywall, error)
-    })
-  )
+export type Paid = HttpApiPaywall.Paid
 
 /**
- * Provides `HttpPaywall.Paid` with the given options.
+ * The options of a paid `HttpApiMiddleware` tag (`HttpApiPaywall.paidTagOptions`).
  *
  * @since 0.1.0
  * @category HttpApi
  */
-export const layerHttpApi = <R = never>(options: Options<R>): Layer.Layer<Paid, never, Facilitator | R> =>
-  Layer.effect(Paid, httpApiMiddleware(options))
+export const paidTagOptions = HttpApiPaywall.paidTagOptions
+
+/**
+ * The implementation of a paid `HttpApiMiddleware` (`HttpApiPaywall.httpApiMiddleware`).
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export const httpApiMiddleware = HttpApiPaywall.httpApiMiddleware
+
+/**
+ * Provides `Paid` with the given options (`HttpApiPaywall.layer`).
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export const layerHttpApi = HttpApiPaywall.layer

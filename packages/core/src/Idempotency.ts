@@ -30,6 +30,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { Facilitator } from "./Facilitator.js"
+import { own } from "./internal/json.js"
 import { sha256Hex } from "./internal/sha256.js"
 import * as PaymentError from "./PaymentError.js"
 import * as Paywall from "./Paywall.js"
@@ -189,11 +190,6 @@ export const validateKey = (raw: unknown): Either.Either<string | undefined, Ide
   }
   return KEY_PATTERN.test(raw) ? Either.right(raw) : Either.left(new IdempotencyError({ reason: "InvalidKey" }))
 }
-
-const own = (u: unknown, key: string): unknown =>
-  typeof u === "object" && u !== null && Object.prototype.hasOwnProperty.call(u, key)
-    ? (u as Record<string, unknown>)[key]
-    : undefined
 
 /**
  * The `payment-identifier` id of an x402 PaymentPayload (`extensions["payment-identifier"].info.id`).

@@ -75,7 +75,7 @@ export const isSingleUseAccessToken: (token: Redacted.Redacted<string> | string)
   X402.isSingleUseAccessToken
 
 /**
- * The wire body of a delegation to create (wire.md §1). `provider` is `erc4337` for crypto plans, or a
+ * The wire body of a delegation to create (docs/protocol.md §1). `provider` is `erc4337` for crypto plans, or a
  * card provider (`stripe`, `braintree`, `visa`).
  *
  * @since 0.1.0

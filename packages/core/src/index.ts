@@ -3,11 +3,26 @@
  */
 
 /**
+ * What an adapter author needs beside `Paywall`: the one redaction rule, user callbacks (value,
+ * Promise or Effect) as Effects, and the transport-neutral pieces of an answer.
+ *
+ * @since 0.2.0
+ */
+export * as Adapter from "./Adapter.js"
+
+/**
  * Limits on the work one call may cause (JSON depth), shared by every adapter.
  *
  * @since 0.2.0
  */
 export * as Bounds from "./Bounds.js"
+
+/**
+ * One span per paid call, and none when nobody listens: what an adapter wraps its call in.
+ *
+ * @since 0.2.0
+ */
+export * as CallSpan from "./CallSpan.js"
 
 /**
  * How many credits a call costs: policy, validation, and the settle-amount override rules.
@@ -24,7 +39,14 @@ export * as Credits from "./Credits.js"
 export * as Facilitator from "./Facilitator.js"
 
 /**
- * The x402 HTTP transport as `@effect/platform` middleware for `HttpApp`, routes and `HttpApi`.
+ * x402 payments for `HttpApi` endpoints: the `Paid` middleware tag, its layer, tags of your own.
+ *
+ * @since 0.2.0
+ */
+export * as HttpApiPaywall from "./HttpApiPaywall.js"
+
+/**
+ * The x402 HTTP transport as `@effect/platform` middleware for `HttpApp` and routes, and its pure mapping.
  *
  * @since 0.1.0
  */

@@ -83,7 +83,7 @@ describe("Credits.resolve", () => {
     }))
 })
 
-describe("Credits.findCharge (wire.md §5 order)", () => {
+describe("Credits.findCharge (docs/protocol.md §5 order)", () => {
   const textItem = (json: unknown) => ({ type: "text", text: JSON.stringify(json) })
 
   it("result._meta.creditsToCharge wins over everything", () => {

@@ -1,5 +1,5 @@
 import { HttpPaywall, PaymentContext } from "@effect-x402/core"
-import { TestFacilitator } from "@effect-x402/testing"
+import { TestFacilitator, TestTelemetry } from "@effect-x402/testing"
 import {
   HttpApi,
   HttpApiBuilder,
@@ -60,9 +60,11 @@ const serveApi = (options: Partial<HttpPaywall.Options> = {}) =>
     )
   )
 
+// The server's logs are captured, not printed: the tests where they matter assert on them.
 const setup = (credits = 10) => {
   const { ledger, subscriber, token } = TestFacilitator.seeded({ credits })
-  return { ledger, subscriber, token, layer: TestFacilitator.layer(ledger) }
+  const telemetry = TestTelemetry.make()
+  return { ledger, subscriber, token, telemetry, layer: Layer.merge(TestFacilitator.layer(ledger), telemetry.layer) }
 }
 
 describe("HttpPaywall on HttpApi endpoints, over HTTP", () => {

@@ -1,13 +1,15 @@
 import { HttpPaywall, PaymentContext, PaymentError, X402 } from "@effect-x402/core"
-import { TestFacilitator } from "@effect-x402/testing"
+import { TestFacilitator, TestTelemetry } from "@effect-x402/testing"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Either, Option, Redacted, Schedule, Schema, Stream } from "effect"
+import { Chunk, Effect, Either, Layer, Option, Redacted, Schedule, Schema, Stream } from "effect"
 import { post, serve } from "./HttpPaywall.fixtures.js"
 
+// The server's logs are captured, not printed: the tests where they matter assert on them.
 const setup = (credits = 10) => {
   const { ledger, subscriber, token } = TestFacilitator.seeded({ credits, agentId: "agent-1" })
-  return { ledger, subscriber, token, layer: TestFacilitator.layer(ledger) }
+  const telemetry = TestTelemetry.make()
+  return { ledger, subscriber, token, telemetry, layer: Layer.merge(TestFacilitator.layer(ledger), telemetry.layer) }
 }
 
 const operations = (ledger: TestFacilitator.Ledger) => ledger.calls.map((call) => call.operation)
@@ -149,7 +151,7 @@ describe("HttpPaywall.middleware on an HttpApp, over HTTP", () => {
   })
 
   it.scopedLive("handler answers >= 400, fails or dies: passed through, never settled", () => {
-    const { layer, ledger, subscriber, token } = setup()
+    const { layer, ledger, subscriber, telemetry, token } = setup()
     class Boom extends Schema.TaggedError<Boom>()("Boom", {}) {}
     const router = HttpRouter.empty.pipe(
       HttpRouter.post("/404", HttpServerResponse.text("nope", { status: 404 })),
@@ -166,6 +168,11 @@ describe("HttpPaywall.middleware on an HttpApp, over HTTP", () => {
       const died = yield* post(`${url}/die`, { token })
       assert.strictEqual(died.status, 500)
       assert.isUndefined(died.paymentResponse)
+      // The defect's detail is in the log, under the id the caller got; never in the answer.
+      assert.notInclude(died.text, "kaput")
+      const requestId = (died.json as { requestId: string }).requestId
+      assert.isTrue(telemetry.logs.some((line) => line.startsWith("ERROR") && line.includes(requestId)))
+      assert.isTrue(telemetry.logs.some((line) => line.includes("kaput")))
       assert.deepStrictEqual(operations(ledger), ["verify", "verify", "verify", "verify"])
       assert.strictEqual(ledger.balance(subscriber, "plan-1"), 10)
     }).pipe(Effect.provide(layer))

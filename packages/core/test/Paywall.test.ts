@@ -1,5 +1,5 @@
 import { Facilitator, Paywall, X402 } from "@effect-x402/core"
-import * as CallSpan from "@effect-x402/core/internal/callSpan"
+import * as CallSpan from "@effect-x402/core/CallSpan"
 import { TestFacilitator, TestTelemetry } from "@effect-x402/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, TestClock } from "effect"

@@ -1,7 +1,7 @@
-import { sha256Hex } from "@effect-x402/core/internal/sha256"
 import { assert, describe, it } from "@effect/vitest"
 import * as fc from "effect/FastCheck"
 import { createHash } from "node:crypto"
+import { sha256Hex } from "../src/internal/sha256.js"
 
 describe("internal/sha256", () => {
   it("matches node:crypto on known vectors and on generated strings (any length, any UTF-16)", () => {

@@ -8,18 +8,11 @@ import { AGENT, FIAT_PLAN, PLAN, seed, subscriber, waitUntil } from "./Nevermine
 const { Fault } = FakeNevermined
 
 describe("Subscriber.accessToken", () => {
-  it.scoped("mints a token with the exact body of wire.md §1, usable for verify and settle", () =>
+  it.scoped("mints a token with the exact body of docs/protocol.md §1, usable for verify and settle", () =>
     Effect.gen(function*() {
       const fake = yield* FakeNevermined.make()
       seed(fake)
-      const delegation = fake.ledger.addDelegation({
-        owner: fake.subscriber,
-        provider: "erc4337",
-        currency: "usdc",
-        spendingLimitCents: 1000,
-        durationSecs: 3600,
-        createdAt: fake.ledger.now()
-      })
+      const delegation = fake.ledger.delegate(fake.subscriber)
       const live = yield* subscriber(fake, { delegationId: delegation.delegationId })
       const token = yield* live.accessToken({ planId: PLAN, agentId: AGENT })
       assert.isTrue(Redacted.isRedacted(token))
@@ -293,14 +286,7 @@ describe("Subscriber.layerConfig", () => {
     Effect.gen(function*() {
       const fake = yield* FakeNevermined.make()
       seed(fake)
-      const delegation = fake.ledger.addDelegation({
-        owner: fake.subscriber,
-        provider: "erc4337",
-        currency: "usdc",
-        spendingLimitCents: 1,
-        durationSecs: 60,
-        createdAt: fake.ledger.now()
-      })
+      const delegation = fake.ledger.delegate(fake.subscriber, { spendingLimitCents: 1, durationSecs: 60 })
       const env = new Map([
         ["NVM_API_KEY", fake.subscriberApiKey],
         ["NVM_BACKEND_URL", fake.url],

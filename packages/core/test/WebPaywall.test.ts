@@ -1,6 +1,7 @@
 import { WebPaywall } from "@effect-x402/core"
-import { TestFacilitator } from "@effect-x402/testing"
+import { TestFacilitator, TestTelemetry } from "@effect-x402/testing"
 import { assert, describe, it } from "@effect/vitest"
+import { Layer } from "effect"
 
 const ok = (text: string) => () => new Response(text, { status: 200, headers: { "content-type": "text/plain" } })
 
@@ -56,7 +57,10 @@ describe("WebPaywall", () => {
 
   it("toFetchHandler: one price for every request; a failing handler is a 500 that charges nothing", async () => {
     const { ledger, token } = TestFacilitator.seeded({ planId: "plan-1", credits: 10 })
-    const handler = WebPaywall.toFetchHandler({ planId: "plan-1", credits: 1 }, TestFacilitator.layer(ledger))(
+    // The server's logs are captured, not printed.
+    const telemetry = TestTelemetry.make()
+    const layer = Layer.merge(TestFacilitator.layer(ledger), telemetry.layer)
+    const handler = WebPaywall.toFetchHandler({ planId: "plan-1", credits: 1 }, layer)(
       (request) => {
         if (new URL(request.url).pathname === "/boom") throw new Error("db password=hunter2 at 10.0.0.1")
         return new Response("fine")
@@ -68,7 +72,13 @@ describe("WebPaywall", () => {
     assert.strictEqual(await paid.text(), "fine")
     const failed = await handler(new Request("http://agent.test/boom", { headers: { "payment-signature": token } }))
     assert.strictEqual(failed.status, 500)
-    assert.notInclude(await failed.text(), "hunter2")
+    const body = await failed.json() as { requestId: string }
+    assert.notInclude(JSON.stringify(body), "hunter2")
+    // The detail went to the log, redacted, under the id the caller got.
+    const logged = telemetry.logs.find((line) => line.includes(body.requestId))
+    assert.isDefined(logged)
+    assert.include(logged, "password=<redacted>")
+    assert.notInclude(telemetry.text(), "hunter2")
     assert.deepStrictEqual(ledger.settlements.map((s) => s.credits), [1])
     await handler.dispose()
   })

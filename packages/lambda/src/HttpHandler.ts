@@ -6,11 +6,11 @@
  * @since 0.1.0
  */
 import * as Bounds from "@effect-x402/core/Bounds"
+import * as CallSpan from "@effect-x402/core/CallSpan"
 import * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
 import * as HttpPaywall from "@effect-x402/core/HttpPaywall"
 import * as Idempotency from "@effect-x402/core/Idempotency"
-import * as CallSpan from "@effect-x402/core/internal/callSpan"
 import * as PaymentContext from "@effect-x402/core/PaymentContext"
 import { isPaymentFailure, type PaymentFailure } from "@effect-x402/core/PaymentError"
 import * as Paywall from "@effect-x402/core/Paywall"

@@ -5,9 +5,9 @@
  *
  * @since 0.1.0
  */
+import * as CallSpan from "@effect-x402/core/CallSpan"
 import * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
-import * as CallSpan from "@effect-x402/core/internal/callSpan"
 import { PaymentRequired, SettleFailed } from "@effect-x402/core/PaymentError"
 import * as Paywall from "@effect-x402/core/Paywall"
 import * as SettlementLedger from "@effect-x402/core/SettlementLedger"

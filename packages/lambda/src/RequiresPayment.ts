@@ -4,10 +4,10 @@
  *
  * @since 0.1.0
  */
+import * as CallSpan from "@effect-x402/core/CallSpan"
 import type * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
 import * as Idempotency from "@effect-x402/core/Idempotency"
-import * as CallSpan from "@effect-x402/core/internal/callSpan"
 import * as Paywall from "@effect-x402/core/Paywall"
 import * as SettlementLedger from "@effect-x402/core/SettlementLedger"
 import type * as X402 from "@effect-x402/core/X402"

@@ -31,7 +31,7 @@ export * as Interceptor from "./Interceptor.js"
 export * as LambdaRuntime from "./LambdaRuntime.js"
 
 /**
- * The seed's `@requires_payment`: verify, run and settle in one Lambda invocation.
+ * The `@requires_payment` decorator of the Python SDK: verify, run and settle in one Lambda invocation.
  *
  * @since 0.1.0
  */

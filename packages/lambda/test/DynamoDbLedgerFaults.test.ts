@@ -5,7 +5,6 @@
 // interceptor (two instances sharing the table), a fault at REQUEST forwards nothing, a fault at
 // RESPONSE releases no output and settles nothing, both within the Lambda's remaining time; once
 // the store is back, the call settles at most once (a replay answers the same receipt).
-import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb"
 import { Paywall, SettlementLedger } from "@effect-x402/core"
 import * as DynamoDbLedger from "@effect-x402/lambda/DynamoDbLedger"
 import { interceptor } from "@effect-x402/lambda/Interceptor"
@@ -153,20 +152,7 @@ describe("DynamoDbLedger store faults through the interceptor (two instances, on
   // A table of its own per test: each test's facilitator issues the same request ids.
   const freshTable = Effect.promise(async () => {
     const tableName = `x402-ledger-faults-${++tables}`
-    const client = new DynamoDBClient({
-      endpoint: store.endpoint,
-      region: Server.region,
-      credentials: Server.credentials
-    })
-    await client.send(
-      new CreateTableCommand({
-        TableName: tableName,
-        AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
-        KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
-        BillingMode: "PAY_PER_REQUEST"
-      })
-    )
-    client.destroy()
+    await Server.createTable(store.endpoint, tableName)
     return tableName
   })
   const setup = () =>

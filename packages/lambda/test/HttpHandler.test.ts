@@ -4,12 +4,20 @@ import { httpHandler } from "@effect-x402/lambda/HttpHandler"
 import { AgentCoreEvents, TestFacilitator } from "@effect-x402/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Layer } from "effect"
+import { captureLogs } from "./helpers.js"
 
 const DOMAIN = "abc123.execute-api.us-east-1.amazonaws.com"
 
+// The handler's logs are kept, not printed: the tests where they matter assert on `logs.lines`.
 const setup = (credits = 10) => {
   const seeded = TestFacilitator.seeded({ planId: "plan-1", agentId: "agent-1", credits })
-  return { ...seeded, layer: TestFacilitator.layer(seeded.ledger), ctx: AgentCoreEvents.context() }
+  const logs = captureLogs()
+  return {
+    ...seeded,
+    logs,
+    layer: Layer.merge(TestFacilitator.layer(seeded.ledger), logs.layer),
+    ctx: AgentCoreEvents.context()
+  }
 }
 
 const header = (result: HttpHandler.HttpResult, name: string): string | undefined => {
@@ -165,12 +173,16 @@ describe("httpHandler: paid answers", () => {
   ) {
     it.effect(`answers 500 and settles nothing when the handler ${name}`, () =>
       Effect.gen(function*() {
-        const { ctx, layer, ledger, token } = setup()
+        const { ctx, layer, ledger, logs, token } = setup()
         const handler = httpHandler({ planId: "plan-1", layer })(body)
         const result = yield* Effect.promise(() => handler(AgentCoreEvents.apiGatewayV2({ token }), ctx))
         assert.strictEqual(result.statusCode, 500)
         assert.notInclude(result.body ?? "", "secret")
         assert.deepStrictEqual(operations(ledger), ["verify:valid"])
+        // The detail is in the log, under the id the caller got.
+        const requestId = json(result).requestId
+        assert.isString(requestId)
+        assert.isTrue(logs.lines.some((line) => line.startsWith("ERROR") && line.includes(requestId)))
       }))
   }
 

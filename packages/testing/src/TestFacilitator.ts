@@ -105,6 +105,19 @@ export type Fault =
   | { readonly _tag: "Indeterminate"; readonly applied: boolean }
 
 /**
+ * What a verify or settle call asks of the ledger.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CallRequest {
+  readonly paymentRequired: X402.PaymentRequired
+  readonly token: string
+  readonly maxAmount: number
+  readonly agentRequestId?: string | undefined
+}
+
+/**
  * One call the facilitator received (tokens appear only as fingerprints).
  *
  * @since 0.1.0
@@ -273,6 +286,25 @@ export class Ledger {
     return full
   }
 
+  /**
+   * Records a crypto (`erc4337`, `usdc`) delegation of `owner`, created now, with room to spare
+   * unless `limits` say otherwise (10 USD for an hour): what a test needs to let a subscriber pay.
+   */
+  delegate(
+    owner: string,
+    limits?: Partial<Omit<Delegation, "delegationId" | "status" | "amountSpentCents" | "transactionCount" | "owner">>
+  ): Delegation {
+    return this.addDelegation({
+      provider: "erc4337",
+      currency: "usdc",
+      spendingLimitCents: 1000,
+      durationSecs: 3600,
+      createdAt: this.now(),
+      ...limits,
+      owner
+    })
+  }
+
   /** When a delegation stops paying, epoch milliseconds. */
   expiresAt(delegation: Delegation): number {
     return delegation.createdAt + delegation.durationSecs * 1000
@@ -377,12 +409,7 @@ export class Ledger {
 
   /** The pure settle logic, without faults or latency. Burns the credits when it succeeds. */
   settle(
-    request: {
-      readonly paymentRequired: X402.PaymentRequired
-      readonly token: string
-      readonly maxAmount: number
-      readonly agentRequestId?: string | undefined
-    }
+    request: CallRequest
   ): X402.SettleResponse {
     const grant = this.tokens.get(request.token)
     const base = this.callBase("settle", request)
@@ -450,24 +477,14 @@ export class Ledger {
   /** Records a call that a fault answered. */
   recordFault(
     operation: "verify" | "settle",
-    request: {
-      readonly paymentRequired: X402.PaymentRequired
-      readonly token: string
-      readonly maxAmount: number
-      readonly agentRequestId?: string | undefined
-    }
+    request: CallRequest
   ): void {
     this.record({ ...this.callBase(operation, request), outcome: "fault" })
   }
 
   private callBase(
     operation: "verify" | "settle",
-    request: {
-      readonly paymentRequired: X402.PaymentRequired
-      readonly token: string
-      readonly maxAmount: number
-      readonly agentRequestId?: string | undefined
-    }
+    request: CallRequest
   ) {
     return {
       operation,
@@ -552,6 +569,16 @@ const settled = (answer: X402.SettleResponse): Effect.Effect<X402.SettleResponse
     )
     : Effect.succeed(answer)
 
+// A transport fault as the error the live layer would give; a fault that has no meaning for the
+// operation (a settle-only fault at verify) as a malformed answer, so a test's mistake shows.
+const faultError = (operation: "verify" | "settle", fault: Fault): FacilitatorError =>
+  transportFault(operation, fault) ?? new FacilitatorError({
+    operation,
+    kind: "MalformedResponse",
+    requestSent: true,
+    detail: `fault ${fault._tag} does not apply to ${operation}`
+  })
+
 /**
  * A `Facilitator` over a ledger: faults queued with `failNext` are played first.
  *
@@ -577,14 +604,7 @@ export const makeFacilitator = (ledger: Ledger): Facilitator.Service => {
         if (fault._tag === "InsufficientFunds") {
           return Effect.succeed<X402.VerifyResponse>({ isValid: false, invalidReason: "insufficient_funds" })
         }
-        return Effect.fail(
-          transportFault("verify", fault) ?? new FacilitatorError({
-            operation: "verify",
-            kind: "MalformedResponse",
-            requestSent: true,
-            detail: `fault ${fault._tag} does not apply to verify`
-          })
-        )
+        return Effect.fail(faultError("verify", fault))
       })),
     settle: (request) =>
       delay(Effect.suspend(() => {
@@ -606,14 +626,7 @@ export const makeFacilitator = (ledger: Ledger): Facilitator.Service => {
           return Effect.fail(new FacilitatorError({ operation: "settle", kind: "Timeout", requestSent: true }))
         }
         ledger.recordFault("settle", raw)
-        return Effect.fail(
-          transportFault("settle", fault) ?? new FacilitatorError({
-            operation: "settle",
-            kind: "MalformedResponse",
-            requestSent: true,
-            detail: `fault ${fault._tag} does not apply to settle`
-          })
-        )
+        return Effect.fail(faultError("settle", fault))
       })),
     networkFor: (planId) => Effect.sync(() => ledger.networkOf(planId))
   }

@@ -3,21 +3,43 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 
+// URL queries (an API key in `?api_key=`) and URL credentials of any scheme, `Bearer`/`Basic`
+// credentials, and `key=value` pairs whose key names a secret. The quotes around a pair may come
+// escaped (`\"`, `\\\"`) when a JSON text is rendered inside another one.
+const URL_QUERY = /\b([a-z][a-z0-9+.-]*:\/\/[^\s?#"'<>]*)\?[^\s#"'<>]*/gi
+const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@"'<>]+@/gi
+const AUTH_SCHEME = /\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+/gi
+const SECRET_PAIR =
+  /\b([a-z0-9_-]*(?:api[-_]?key|token|secret|password|passwd|signature|credential|session|authorization)[a-z0-9_-]*)((?:\\*["'])?\s*[:=]\s*(?:\\*["'])?)[^\s&"',;}\\]+/gi
+
 /**
  * Text about a failure inside the server (a handler's error, a credits policy's) may carry secrets: a
  * URL with an API key in its query, a bearer token, `key=value` credentials. The log keeps the shape
- * of the message, never those values.
+ * of the message, never those values. The one redaction rule of every adapter (public as
+ * `Adapter.redact`).
  *
  * @internal
  */
 export const redact = (text: string): string =>
   text
-    .replace(/\b([a-z][a-z0-9+.-]*:\/\/[^\s?#"'<>]*)\?[^\s#"'<>]*/gi, "$1?<redacted>")
-    .replace(/\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+/gi, "$1 <redacted>")
-    .replace(
-      /\b([a-z0-9_-]*(?:api[-_]?key|token|secret|password|passwd|signature|credential|session)[a-z0-9_-]*)(["']?\s*[:=]\s*["']?)[^\s&"',;}]+/gi,
-      "$1$2<redacted>"
-    )
+    .replace(URL_QUERY, "$1?<redacted>")
+    .replace(URL_USERINFO, "$1<redacted>@")
+    .replace(AUTH_SCHEME, "$1 <redacted>")
+    .replace(SECRET_PAIR, "$1$2<redacted>")
+
+/**
+ * A failure cause as the log shows it (messages and stack), redacted.
+ *
+ * @internal
+ */
+export const redactCause = (cause: Cause.Cause<unknown>): string => {
+  try {
+    return redact(Cause.pretty(cause))
+  } catch {
+    // A cause whose error throws from its own `message` or `toString`: nothing of it is shown.
+    return "<a failure that could not be rendered>"
+  }
+}
 
 /**
  * The id a caller quotes to the operator for a failure whose detail went to the log only: the
@@ -40,7 +62,7 @@ export const correlationId: Effect.Effect<string> = Effect.map(
  */
 export const logInternal = (what: string, id: string, cause: Cause.Cause<unknown>): Effect.Effect<void> =>
   Effect.annotateLogs(
-    Effect.logError(`x402: ${what} (correlation id ${id})`, redact(Cause.pretty(cause))),
+    Effect.logError(`x402: ${what} (correlation id ${id})`, redactCause(cause)),
     "correlationId",
     id
   )

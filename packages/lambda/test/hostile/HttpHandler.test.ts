@@ -5,7 +5,7 @@ import type { HttpHandler as Http } from "@effect-x402/lambda"
 import { httpHandler } from "@effect-x402/lambda/HttpHandler"
 import { AgentCoreEvents, TestFacilitator } from "@effect-x402/testing"
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, FastCheck as fc } from "effect"
+import { Duration, Effect, FastCheck as fc, Layer } from "effect"
 import { captureLogs } from "../helpers.js"
 
 const PLAN = "plan-1"
@@ -17,9 +17,12 @@ const LEAKY = `GET https://api.vendor.example/v1/search?q=x&api_key=${SECRET} fa
 
 const setup = (credits = 100) => {
   const seeded = TestFacilitator.seeded({ planId: PLAN, agentId: "agent-1", credits })
+  // The handlers' logs are kept, not printed (`logs.lines`).
+  const logs = captureLogs()
   return {
     ...seeded,
-    layer: TestFacilitator.layer(seeded.ledger),
+    logs,
+    layer: Layer.merge(TestFacilitator.layer(seeded.ledger), logs.layer),
     ctx: AgentCoreEvents.context({ awsRequestId: REQUEST_ID })
   }
 }

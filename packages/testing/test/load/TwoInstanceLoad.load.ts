@@ -27,7 +27,7 @@ import { FakeNevermined, LocalGateway } from "@effect-x402/testing"
 import { FetchHttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Layer, Logger, Redacted } from "effect"
-import * as Dynalite from "./dynaliteStore.js"
+import * as Dynalite from "../../../lambda/test/dynamoDbServer.js"
 
 const PLAN = "plan-two-instances"
 const CALLS = Number(process.env.LOAD2_CALLS ?? 800)
@@ -152,7 +152,7 @@ describe("load: two interceptor instances sharing a DynamoDB ledger (dynalite)",
     `${CALLS} calls at concurrency ${CONCURRENCY}, REQUEST and RESPONSE on different instances: no double settlement, ledger reconciled`,
     () =>
       Effect.gen(function*() {
-        const store = yield* Effect.acquireRelease(Effect.promise(() => Dynalite.start()), (s) =>
+        const store = yield* Effect.acquireRelease(Effect.promise(() => Dynalite.start("x402-ledger-load")), (s) =>
           Effect.promise(() => s.close()))
         const fake = yield* FakeNevermined.make()
         const { ledger } = fake
