@@ -24,7 +24,7 @@ import {
   sealFailures
 } from "./internal/internalFailure.js"
 import { own } from "./internal/json.js"
-import * as InBand from "./internal/mcp.js"
+import * as InBand from "./McpInBand.js"
 import * as PaymentContext from "./PaymentContext.js"
 import { isPaymentFailure, type PaymentFailure } from "./PaymentError.js"
 import * as Paywall from "./Paywall.js"

@@ -53,6 +53,14 @@ export * as HttpApiPaywall from "./HttpApiPaywall.js"
 export * as HttpPaywall from "./HttpPaywall.js"
 
 /**
+ * The x402 MCP in-band format, read and written in one place (docs/mcp.md): the token in
+ * `params._meta["x402/payment"]`, the PaymentRequired as `structuredContent`, receipts in `_meta`.
+ *
+ * @since 0.3.0
+ */
+export * as McpInBand from "./McpInBand.js"
+
+/**
  * The x402 MCP in-band transport: payment and receipt in `_meta`, payment required as a result.
  *
  * @since 0.1.0

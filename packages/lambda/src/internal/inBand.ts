@@ -1,10 +1,10 @@
 /**
  * The x402 MCP in-band format on AgentCore answers (docs/mcp.md), through core's one reader and
- * writer of it (`@effect-x402/core/internal/mcp`): the token from `params._meta` or a header, the
+ * writer of it (`@effect-x402/core/McpInBand`): the token from `params._meta` or a header, the
  * PaymentRequired in the JSON-RPC answer beside the `payment-required` header, and the receipt in
  * `_meta["x402/payment-response"]` beside the `payment-response` header and `_meta.x402`.
  */
-import * as InBand from "@effect-x402/core/internal/mcp"
+import * as InBand from "@effect-x402/core/McpInBand"
 import type * as PaymentError from "@effect-x402/core/PaymentError"
 import type * as X402 from "@effect-x402/core/X402"
 import * as AgentCore from "../AgentCore.js"

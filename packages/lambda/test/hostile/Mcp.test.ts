@@ -6,7 +6,7 @@
 // never verified against one token and settled against another. Reconciled against the
 // `TestFacilitator` ledger: one settlement per paid call, none for a refused one.
 import { X402 } from "@effect-x402/core"
-import * as InBand from "@effect-x402/core/internal/mcp"
+import * as InBand from "@effect-x402/core/McpInBand"
 import type { AgentCore } from "@effect-x402/lambda"
 import { requiresPayment } from "@effect-x402/lambda/RequiresPayment"
 import { AgentCoreEvents, LocalGateway, TestFacilitator } from "@effect-x402/testing"

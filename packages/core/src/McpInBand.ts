@@ -9,21 +9,34 @@
  * - a receipt goes to the result's `_meta["x402/payment-response"]` and, for the Python SDK's
  *   clients, `_meta.x402`.
  *
- * No Schema runs here: this sits on the hot path of every paid call, and reading an absent `_meta`
- * costs one property lookup.
+ * Public for adapter authors (another MCP transport speaks the same format through it). No Schema
+ * runs here: this sits on the hot path of every paid call, and reading an absent `_meta` costs one
+ * property lookup.
  *
- * @internal
+ * @since 0.3.0
  */
-import * as X402 from "../X402.js"
-import { isRecord, own } from "./json.js"
+import { isRecord, own } from "./internal/json.js"
+import * as X402 from "./X402.js"
 
-/** The `_meta` key of the payment in a request's params. */
+/**
+ * The `_meta` key of the payment in a request's params.
+ *
+ * @since 0.3.0
+ */
 export const PAYMENT_META_KEY = "x402/payment"
 
-/** The `_meta` key of the receipt in a result. */
+/**
+ * The `_meta` key of the receipt in a result.
+ *
+ * @since 0.3.0
+ */
 export const PAYMENT_RESPONSE_META_KEY = "x402/payment-response"
 
-/** The `_meta` key of the receipt for the Python SDK's clients. */
+/**
+ * The `_meta` key of the receipt for the Python SDK's clients.
+ *
+ * @since 0.3.0
+ */
 export const PYTHON_META_KEY = "x402"
 
 /**
@@ -33,6 +46,8 @@ export const PYTHON_META_KEY = "x402"
  * - `Refused`: a payment that must not be used (malformed or oversize in `_meta`, or a `_meta`
  *   payment and a header token that disagree). It is answered as "payment required" with `message`,
  *   without asking the facilitator: never verify one token and settle another.
+ *
+ * @since 0.3.0
  */
 export type Resolved =
   | { readonly _tag: "Token"; readonly token: string }
@@ -41,7 +56,11 @@ export type Resolved =
 
 const NONE: Resolved = { _tag: "None" }
 
-/** Why an in-band payment was refused: fixed words, never the caller's text. */
+/**
+ * Why an in-band payment was refused: fixed words, never the caller's text.
+ *
+ * @since 0.3.0
+ */
 export const REFUSED_INVALID =
   `Invalid payment in _meta["${PAYMENT_META_KEY}"]: expected a PaymentPayload object or a token`
 export const REFUSED_OVERSIZE = `Invalid payment in _meta["${PAYMENT_META_KEY}"]: too large`
@@ -60,6 +79,8 @@ const isPaymentPayload = (u: { readonly [key: string]: unknown }): boolean =>
  * Nevermined encodes it). `undefined` when there is none (or only payment metadata, such as a
  * `payment-identifier` extension); a `Refused` when what is there is not a payment (another type,
  * or larger than a header could be).
+ *
+ * @since 0.3.0
  */
 export const metaToken = (meta: unknown): string | undefined | Extract<Resolved, { _tag: "Refused" }> => {
   if (meta === undefined) return undefined
@@ -103,6 +124,8 @@ const samePayment = (headerToken: string, inBand: string): boolean => {
  * The token of a request from its `params._meta` and the token found in its headers (already read,
  * trimmed; `undefined` when none). Fails closed: a malformed `_meta` payment is refused even when a
  * header carries a token, and two different payments are refused.
+ *
+ * @since 0.3.0
  */
 export const resolveToken = (meta: unknown, headerToken: string | undefined): Resolved => {
   const inBand = metaToken(meta)
@@ -114,10 +137,18 @@ export const resolveToken = (meta: unknown, headerToken: string | undefined): Re
   return { _tag: "Token", token: inBand }
 }
 
-/** The `_meta` of a request's params (`undefined` when absent): one own-property read. */
+/**
+ * The `_meta` of a request's params (`undefined` when absent): one own-property read.
+ *
+ * @since 0.3.0
+ */
 export const metaOfParams = (params: unknown): unknown => own(params, "_meta")
 
-/** A settlement as the x402 MCP transport's `SettlementResponse` JSON: the defined fields only. */
+/**
+ * A settlement as the x402 MCP transport's `SettlementResponse` JSON: the defined fields only.
+ *
+ * @since 0.3.0
+ */
 export const settlementJson = (settlement: X402.SettleResponse): { readonly [key: string]: unknown } => {
   const json: Record<string, unknown> = {
     success: settlement.success,
@@ -135,6 +166,8 @@ export const settlementJson = (settlement: X402.SettleResponse): { readonly [key
 /**
  * A result's `_meta` with the receipt added under both keys, its other own entries kept (a
  * `__proto__` key of the caller's result is not copied into a prototype).
+ *
+ * @since 0.3.0
  */
 export const withReceiptMeta = (
   meta: unknown,
@@ -152,6 +185,8 @@ export const withReceiptMeta = (
 /**
  * A tool result with the receipt in its `_meta` (`result` must be an object; anything else is
  * returned as is).
+ *
+ * @since 0.3.0
  */
 export const resultWithReceipt = <A>(result: A, settlement: X402.SettleResponse): A =>
   isRecord(result) ? { ...result, _meta: withReceiptMeta(own(result, "_meta"), settlement) } as A : result
@@ -159,6 +194,8 @@ export const resultWithReceipt = <A>(result: A, settlement: X402.SettleResponse)
 /**
  * The PaymentRequired as the x402 MCP transport's `structuredContent`: its JSON (already encoded,
  * see `X402.PaymentRequired`), with `error` saying why.
+ *
+ * @since 0.3.0
  */
 export const paymentRequiredContent = (
   encoded: { readonly [key: string]: unknown },
