@@ -15,7 +15,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { Facilitator } from "./Facilitator.js"
-import * as HttpPaywall from "./HttpPaywall.js"
+import * as Answers from "./internal/answers.js"
 import {
   answerInternal,
   correlationId,
@@ -104,20 +104,20 @@ export const tokenFromMeta = (meta: unknown): Option.Option<Redacted.Redacted<st
  * @category tokens
  */
 export const tokenOf = (
-  request: { readonly meta?: unknown; readonly headers?: HttpPaywall.HeadersInput },
-  tokenHeaders: ReadonlyArray<string> = HttpPaywall.DEFAULT_TOKEN_HEADERS
+  request: { readonly meta?: unknown; readonly headers?: Answers.HeadersInput },
+  tokenHeaders: ReadonlyArray<string> = Answers.DEFAULT_TOKEN_HEADERS
 ): Option.Option<Redacted.Redacted<string>> => {
   const resolved = resolve(request, tokenHeaders)
   return resolved._tag === "Token" ? Paywall.token(resolved.token) : Option.none()
 }
 
 const resolve = (
-  request: { readonly meta?: unknown; readonly headers?: HttpPaywall.HeadersInput },
+  request: { readonly meta?: unknown; readonly headers?: Answers.HeadersInput },
   tokenHeaders: ReadonlyArray<string>
 ): InBand.Resolved =>
   InBand.resolveToken(
     request.meta,
-    Option.getOrUndefined(Option.map(HttpPaywall.tokenFromHeaders(request.headers, tokenHeaders), Redacted.value))
+    Option.getOrUndefined(Option.map(Answers.tokenFromHeaders(request.headers, tokenHeaders), Redacted.value))
   )
 
 const encodePaymentRequired = Schema.encodeSync(X402.PaymentRequired)
@@ -191,7 +191,7 @@ export const failureResult = (error: PaymentFailure): PaymentResult => {
         : error.reason === "InvalidAmount"
         ? errorResult(500, INTERNAL_MESSAGE)
         : errorResult(502, error.message)
-      return withReceipt(result, HttpPaywall.failedSettlement(error))
+      return withReceipt(result, Answers.failedSettlement(error))
     }
   }
 }
@@ -204,7 +204,7 @@ const canonicalResult = (error: PaymentFailure): Effect.Effect<ToolResult> => {
     Effect.as(
       logInternal("the amount of a paid call could not be determined", requestId, Cause.fail(error)),
       error._tag === "SettleFailed"
-        ? withReceipt(internalErrorResult(requestId), HttpPaywall.failedSettlement(error))
+        ? withReceipt(internalErrorResult(requestId), Answers.failedSettlement(error))
         : internalErrorResult(requestId)
     ))
 }
@@ -221,7 +221,7 @@ export interface Call<Req> {
   /** The request's `params._meta`. */
   readonly meta?: unknown
   /** The MCP HTTP request's headers, when there is one. */
-  readonly headers?: HttpPaywall.HeadersInput
+  readonly headers?: Answers.HeadersInput
   /** Header names that may carry the token; default `payment-signature`. `Authorization` is never read. */
   readonly tokenHeaders?: ReadonlyArray<string> | undefined
   /** The tool's name, for the payment-required message. */
@@ -257,7 +257,7 @@ export const protect = <Req, R, A extends ToolResult, E, R2>(
     let requested = (): Option.Option<number> => Option.none()
     // A refused token (malformed in `_meta`, or `_meta` and a header disagreeing) is answered as
     // payment required, the facilitator never asked: neither token is verified nor settled.
-    const resolved = resolve(call, call.tokenHeaders ?? HttpPaywall.DEFAULT_TOKEN_HEADERS)
+    const resolved = resolve(call, call.tokenHeaders ?? Answers.DEFAULT_TOKEN_HEADERS)
     return Paywall.protect(paywall, {
       request: call.request,
       token: resolved._tag === "Token" ? resolved.token : undefined,
@@ -287,7 +287,7 @@ export const protect = <Req, R, A extends ToolResult, E, R2>(
           case "Settled":
             return withReceipt(outcome.value, outcome.settlement)
           case "Released":
-            return withReceipt(outcome.value, HttpPaywall.failedSettlement(outcome.error))
+            return withReceipt(outcome.value, Answers.failedSettlement(outcome.error))
           case "NotCharged":
             return outcome.value
         }

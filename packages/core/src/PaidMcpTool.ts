@@ -31,7 +31,7 @@ import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import * as Credits from "./Credits.js"
 import type { Facilitator } from "./Facilitator.js"
-import * as HttpPaywall from "./HttpPaywall.js"
+import * as Answers from "./internal/answers.js"
 import { answerInternal, sealFailures } from "./internal/internalFailure.js"
 import { own } from "./internal/json.js"
 import { redactTokenHeaders } from "./internal/serverSpan.js"
@@ -103,7 +103,7 @@ export const paid = (options: Options) => {
   if (options.credits !== undefined && typeof options.credits !== "function") {
     Credits.validateSync(options.credits, "credits option")
   }
-  HttpPaywall.tokenHeaderNames(options.tokenHeaders)
+  Answers.tokenHeaderNames(options.tokenHeaders)
   return <
     Name extends string,
     Config extends {
@@ -150,7 +150,7 @@ const headersOf = (input: unknown): { readonly [name: string]: string } => {
  */
 export const withInBandPayments = (
   protocol: RpcServer.Protocol["Type"],
-  tokenHeaderNames: ReadonlyArray<string> = HttpPaywall.DEFAULT_TOKEN_HEADERS
+  tokenHeaderNames: ReadonlyArray<string> = Answers.DEFAULT_TOKEN_HEADERS
 ): RpcServer.Protocol["Type"] =>
   RpcServer.Protocol.of({
     ...protocol,
@@ -335,7 +335,7 @@ export const registerToolkit: <Tools extends Record<string, AiTool.Any>>(
       )
     const paywall = Option.map(Context.getOption(tool.annotations, Paid), (paidOptions) => {
       const merged = mergeOptions(options?.defaults, paidOptions)
-      return { paywall: Paywall.make(merged), tokenHeaders: HttpPaywall.tokenHeaderNames(merged.tokenHeaders) }
+      return { paywall: Paywall.make(merged), tokenHeaders: Answers.tokenHeaderNames(merged.tokenHeaders) }
     })
     yield* registry.addTool({
       tool: mcpToolOf(tool),
@@ -346,7 +346,7 @@ export const registerToolkit: <Tools extends Record<string, AiTool.Any>>(
             Effect.gen(function*() {
               const request = yield* Effect.serviceOption(McpRequest)
               const http = yield* Effect.serviceOption(HttpServerRequest.HttpServerRequest)
-              const headers: HttpPaywall.HeadersInput = Option.match(request, {
+              const headers: Answers.HeadersInput = Option.match(request, {
                 onSome: (request) => request.headers,
                 onNone: () => Option.getOrUndefined(Option.map(http, (http) => http.headers))
               })

@@ -1,3 +1,4 @@
+import * as Adapter from "@effect-x402/core/Adapter"
 import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -18,9 +19,6 @@ export class HandlerFailed extends Data.TaggedError("HandlerFailed")<{
 /** A `HandlerFailed` for a failure cause, redacted. */
 export const handlerFailed = (message: string, cause: Cause.Cause<unknown>): HandlerFailed =>
   new HandlerFailed({ message: redact(message), detail: redactCause(cause) })
-
-const isThenable = (u: unknown): u is PromiseLike<unknown> =>
-  typeof u === "object" && u !== null && typeof (u as { then?: unknown }).then === "function"
 
 /** A readable message of whatever a handler failed with, like Python's `str(e)`. */
 export const messageOf = (error: unknown): string => {
@@ -49,11 +47,6 @@ export const messageOfCause = (cause: Cause.Cause<unknown>): string => {
  * fail becomes a `HandlerFailed`.
  */
 export const invoke = <R>(thunk: () => unknown): Effect.Effect<unknown, HandlerFailed, R> =>
-  Effect.suspend((): Effect.Effect<unknown, unknown, R> => {
-    const out = thunk()
-    if (Effect.isEffect(out)) return out as Effect.Effect<unknown, unknown, R>
-    if (isThenable(out)) return Effect.tryPromise({ try: () => Promise.resolve(out), catch: (error) => error })
-    return Effect.succeed(out)
-  }).pipe(
+  Adapter.fromCallback(thunk as () => unknown | Effect.Effect<unknown, unknown, R>).pipe(
     Effect.catchAllCause((cause) => Effect.fail(handlerFailed(messageOfCause(cause), cause)))
   )
