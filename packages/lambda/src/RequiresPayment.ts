@@ -129,7 +129,10 @@ export interface Options<R = never, LE = never, SE = never>
   readonly serverInfo?: { readonly name: string; readonly version: string } | undefined
   /** What `initialize` answers as `instructions`. */
   readonly instructions?: string | undefined
-  /** Advertised as `resource.url`. */
+  /**
+   * Advertised as `resource.url`. Default: the function's ARN from the Lambda context (since 0.3.0;
+   * before, an empty URL), as the interceptor does; with neither, a warning says to set it.
+   */
   readonly endpoint?: string | undefined
   /**
    * Let a JSON content text item (`{"creditsToCharge": n}`) or the answer's top level set the settle
@@ -319,6 +322,23 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
   const serverInfo = options.serverInfo ?? { name: "effect-x402", version: "0.2.0" }
   // Idempotent retries use the context's SettlementLedger, else this one (one per cold start).
   const ledger = SettlementLedger.contextOrMemory()
+  // Without an `endpoint` the resource URL is the function's ARN (as the interceptor, and the
+  // Python SDK's interceptor, advertise); with neither, the 402 would name no resource: said once.
+  let unnamedResourceWarned = options.endpoint !== undefined
+  const resourceUrlOf = (context: LambdaRuntime.LambdaContext): Effect.Effect<string | undefined> => {
+    if (options.endpoint !== undefined) return Effect.succeed(undefined)
+    const arn = AgentCore.own(context, "invokedFunctionArn")
+    if (typeof arn === "string" && arn.length > 0) return Effect.succeed(arn)
+    if (unnamedResourceWarned) return Effect.succeed(undefined)
+    unnamedResourceWarned = true
+    return Effect.as(
+      Effect.logWarning(
+        "x402: requiresPayment has no `endpoint` and the Lambda context no function ARN: the 402 names no " +
+          "resource URL. Set `endpoint` to the URL callers use (e.g. the gateway's MCP URL)."
+      ),
+      undefined
+    )
+  }
 
   // What the library answers itself, without the handler (`undefined`: not one of these).
   const builtIn = (call: AgentCore.Call): AgentCore.Answer | undefined => {
@@ -397,6 +417,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         request: call.event,
         token: token._tag === "Token" ? token.token : undefined,
         paymentRequiredMessage: token._tag === "Refused" ? token.message : PAYMENT_REQUIRED_MESSAGE,
+        resourceUrl: yield* resourceUrlOf(context),
         deadline: yield* lambdaDeadline(context)
       }
       const key = Idempotency.validateKey(keyOfCall(call))

@@ -93,13 +93,35 @@ describe("requiresPayment: payment required", () => {
       }
     }))
 
-  it.effect("omits agentId when none is configured, and resource.url is empty without an endpoint", () =>
+  it.effect("omits agentId when none is configured; without an endpoint resource.url is the function's ARN", () =>
     Effect.gen(function*() {
       const { ctx, layer } = setup()
       const handler = requiresPayment({ planId: "plan-1", layer })(() => hello)
       const required = paymentRequiredOf(yield* Effect.promise(() => handler(AgentCoreEvents.request(), ctx)))
       assert.isUndefined(required.accepts[0].extra?.agentId)
-      assert.strictEqual(required.resource.url, "")
+      assert.isTrue(ctx.invokedFunctionArn.startsWith("arn:aws:lambda:"))
+      assert.strictEqual(required.resource.url, ctx.invokedFunctionArn)
+      const configured = requiresPayment({ planId: "plan-1", endpoint: ENDPOINT, layer })(() => hello)
+      const named = paymentRequiredOf(yield* Effect.promise(() => configured(AgentCoreEvents.request(), ctx)))
+      assert.strictEqual(named.resource.url, ENDPOINT)
+    }))
+
+  it.effect("with neither an endpoint nor a function ARN, the 402 names no resource and a warning says what to set, once", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      const ledger = new TestFacilitator.Ledger()
+      ledger.addPlan({ planId: "plan-1" })
+      const handler = requiresPayment({ planId: "plan-1", layer: TestFacilitator.layer(ledger), services: logs.layer })(
+        () => hello
+      )
+      const ctx = { ...AgentCoreEvents.context(), invokedFunctionArn: "" }
+      for (let i = 0; i < 3; i++) {
+        const required = paymentRequiredOf(yield* Effect.promise(() => handler(AgentCoreEvents.request(), ctx)))
+        assert.strictEqual(required.resource.url, "")
+      }
+      const warnings = logs.lines.filter((line) => line.includes("has no `endpoint`"))
+      assert.strictEqual(warnings.length, 1)
+      assert.include(warnings[0], "Set `endpoint`")
     }))
 
   it.effect("advertises the configured network, else the facilitator's (a fiat plan's provider)", () =>
