@@ -270,6 +270,149 @@ export const InterceptorOutput = Schema.Struct({
 export interface InterceptorOutput extends Schema.Schema.Type<typeof InterceptorOutput> {}
 
 // ---------------------------------------------------------------------------
+// HTTP targets (AgentCore Runtime, passthrough): the `http` flavour of the events
+// ---------------------------------------------------------------------------
+
+/**
+ * The client's request to an HTTP target as the gateway passes it on: the body is base64 text
+ * (`headers` only with `passRequestHeaders: true`).
+ *
+ * @since 0.3.0
+ * @category schemas
+ */
+export const HttpGatewayRequest = Schema.Struct({
+  httpMethod: Schema.optional(Schema.String),
+  path: Schema.optional(Schema.String),
+  headers: Schema.optional(Schema.NullOr(Headers)),
+  body: Schema.optional(Schema.NullOr(Schema.String))
+})
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export interface HttpGatewayRequest extends Schema.Schema.Type<typeof HttpGatewayRequest> {}
+
+/**
+ * An HTTP target's answer in the RESPONSE phase: base64 body (`null` when the gateway's
+ * `payloadFilter` excludes it); with a streaming target, one JSON-RPC event per RESPONSE call,
+ * flagged `isStreamingResponse`.
+ *
+ * @since 0.3.0
+ * @category schemas
+ */
+export const HttpGatewayResponse = Schema.Struct({
+  statusCode: Schema.optional(Schema.Number),
+  headers: Schema.optional(Schema.NullOr(Headers)),
+  contentType: Schema.optional(Schema.NullOr(Schema.String)),
+  body: Schema.optional(Schema.NullOr(Schema.String)),
+  isStreamingResponse: Schema.optional(Schema.Boolean)
+})
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export interface HttpGatewayResponse extends Schema.Schema.Type<typeof HttpGatewayResponse> {}
+
+/**
+ * The event the gateway sends for an HTTP target. In the RESPONSE phase `gatewayRequest` is
+ * `null`: the interceptor finds the call through its ledger (docs/protocol.md, "HTTP targets").
+ *
+ * @since 0.3.0
+ * @category schemas
+ */
+export const HttpInterceptorInput = Schema.Struct({
+  interceptorInputVersion: Schema.optional(Schema.String),
+  http: Schema.Struct({
+    gatewayRequest: Schema.optional(Schema.NullOr(HttpGatewayRequest)),
+    gatewayResponse: Schema.optional(Schema.NullOr(HttpGatewayResponse))
+  })
+})
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export interface HttpInterceptorInput extends Schema.Schema.Type<typeof HttpInterceptorInput> {}
+
+/**
+ * What an interceptor answers for an HTTP target: bodies are base64 text; a `null` response body
+ * keeps the target's.
+ *
+ * @since 0.3.0
+ * @category schemas
+ */
+export const HttpInterceptorOutput = Schema.Struct({
+  interceptorOutputVersion: Schema.Literal(OUTPUT_VERSION),
+  http: Schema.Struct({
+    transformedGatewayResponse: Schema.optional(Schema.Struct({
+      statusCode: Schema.Number,
+      headers: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
+      body: Schema.NullOr(Schema.String)
+    })),
+    transformedGatewayRequest: Schema.optional(Schema.Struct({
+      headers: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
+      body: Schema.NullOr(Schema.String)
+    }))
+  })
+})
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export interface HttpInterceptorOutput extends Schema.Schema.Type<typeof HttpInterceptorOutput> {}
+
+/**
+ * Whether an event is of the HTTP flavour (an `http` key, no `mcp` key).
+ *
+ * @since 0.3.0
+ * @category decoding
+ */
+export const isHttpEvent = (event: unknown): boolean =>
+  typeof event === "object" && event !== null && Object.prototype.hasOwnProperty.call(event, "http") &&
+  !Object.prototype.hasOwnProperty.call(event, "mcp")
+
+const base64Of = (body: unknown): string | null =>
+  body === undefined || body === null
+    ? null
+    : Buffer.from(typeof body === "string" ? body : JSON.stringify(body) ?? "null", "utf8").toString("base64")
+
+/**
+ * An output in the HTTP flavour: the same answer or forwarded request, its body as base64 text.
+ *
+ * @since 0.3.0
+ * @category answers
+ */
+export const toHttpOutput = (output: InterceptorOutput): HttpInterceptorOutput => {
+  const response = output.mcp.transformedGatewayResponse
+  const request = output.mcp.transformedGatewayRequest
+  return {
+    interceptorOutputVersion: OUTPUT_VERSION,
+    http: {
+      ...(response !== undefined
+        ? {
+          transformedGatewayResponse: {
+            statusCode: response.statusCode,
+            ...(response.headers !== undefined ? { headers: response.headers } : {}),
+            body: base64Of(response.body)
+          }
+        }
+        : {}),
+      ...(request !== undefined
+        ? {
+          transformedGatewayRequest: {
+            ...(request.headers !== undefined ? { headers: request.headers } : {}),
+            body: base64Of(request.body)
+          }
+        }
+        : {})
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Own-property readers
 // ---------------------------------------------------------------------------
 
