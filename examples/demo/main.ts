@@ -126,6 +126,8 @@ const makeStory = (options: DemoOptions, gateway: () => LocalGateway.LocalGatewa
         ? "target"
         : gateway()?.mode === "decorator"
         ? "Lambda"
+        : streamed(invocation.event)
+        ? `${invocation.phase} (streamed)`
         : invocation.phase
       calls[calls.length - 1]?.push(label)
       const answer = invocation._tag === "Lambda" ? outputHeaders(invocation.output) : undefined
@@ -163,6 +165,11 @@ const repeated = (calls: ReadonlyArray<string>): ReadonlyArray<string> => {
   }
   return calls
 }
+
+/** Whether a RESPONSE event is one event of a streamed answer (an HTTP target answering SSE). */
+const streamed = (event: unknown): boolean =>
+  (event as { http?: { gatewayResponse?: { isStreamingResponse?: boolean } | null } } | undefined)?.http
+    ?.gatewayResponse?.isStreamingResponse === true
 
 type Flavoured = { transformedGatewayResponse?: { headers?: Record<string, unknown> } }
 
