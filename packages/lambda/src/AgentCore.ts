@@ -888,7 +888,8 @@ export const internalErrorAnswerFor = (requestId: string): Answer => ({
 export const JsonRpcErrorCode = {
   InvalidRequest: -32600,
   MethodNotFound: -32601,
-  InvalidParams: -32602
+  InvalidParams: -32602,
+  InternalError: -32603
 } as const
 
 /**

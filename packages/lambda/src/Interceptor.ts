@@ -284,10 +284,18 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
   }
 
   // The generic answer to an output that cannot be matched to a verified call: withheld.
-  const unmatched = (context: LambdaRuntime.LambdaContext, why: string) =>
+  // A JSON-RPC error (a streamed answer's later events cannot change the status): generic, with the
+  // Lambda request id the log line has.
+  const unmatched = (context: LambdaRuntime.LambdaContext, why: string, id: unknown = null) =>
     Effect.sync(() => requestIdOf(context)).pipe(
       Effect.tap((requestId) => Effect.logWarning(`x402: output withheld, ${why} (request ${requestId})`)),
-      Effect.map((requestId) => AgentCore.internalErrorAnswerFor(requestId))
+      Effect.map((requestId): AgentCore.Answer =>
+        AgentCore.rpcErrorAnswer(
+          typeof id === "string" || typeof id === "number" ? id : null,
+          AgentCore.JsonRpcErrorCode.InternalError,
+          `Internal interceptor error: the output was withheld (request ${requestId})`
+        )
+      )
     )
 
   const answerOf = (output: AgentCore.InterceptorOutput): AgentCore.Answer => {
@@ -336,9 +344,11 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         ? paywallOf_(method, typeof name === "string" ? { name } : {})
         : undefined
       if (entry.state !== "verified" || typeof token !== "string" || paywall === undefined) {
+        // A call this agent did forward (its seal checks out): withheld under the caller's id.
         return yield* unmatched(
           context,
-          `call ${key} is ${entry.state} in the ledger, or its sealed record is unusable`
+          `call ${key} is ${entry.state} in the ledger, or its sealed record is unusable`,
+          forwarded.callerId
         )
       }
       const paymentRequired = yield* Paywall.requirements(paywall, resourceUrlOf(context))

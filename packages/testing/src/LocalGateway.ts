@@ -499,7 +499,10 @@ export const make = (
         Effect.sync(() =>
           invocations.push({
             _tag: "Target",
-            request: { headers: request.headers, body: parseJson(request.body).pipe(Either.getOrElse(() => request.body)) },
+            request: {
+              headers: request.headers,
+              body: parseJson(request.body).pipe(Either.getOrElse(() => request.body))
+            },
             response
           })
         )
@@ -530,7 +533,11 @@ export const make = (
     }
 
     const httpAnswerOf = (
-      response: { readonly statusCode: number; readonly headers?: { readonly [name: string]: string } | undefined; readonly body: string | null },
+      response: {
+        readonly statusCode: number
+        readonly headers?: { readonly [name: string]: string } | undefined
+        readonly body: string | null
+      },
       fallback: HttpAnswer | undefined
     ): Answer => {
       const text = response.body === null ? fallback?.text : fromBase64(response.body)
@@ -574,7 +581,11 @@ export const make = (
         }
         const target = yield* callHttpTarget(url, forwarded, id)
         if (!points.has("RESPONSE")) {
-          return { status: target.status, headers: target.headers, body: target.text.length > 0 ? { text: target.text } : undefined }
+          return {
+            status: target.status,
+            headers: target.headers,
+            body: target.text.length > 0 ? { text: target.text } : undefined
+          }
         }
         const contentType = target.headers["content-type"] ?? null
         const responseEvent = (body: string, streaming: boolean): AgentCore.HttpInterceptorInput => ({
