@@ -497,8 +497,9 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     }
     const paywall = paywallFor(call)
     if (paywall !== undefined) return request(call, paywall, context, true)
+    // The target has no use for a credential that spends the caller's credits, even on a free call.
     const headers = AgentCore.isRecord(call.event.mcp.gatewayRequest.headers)
-      ? { headers: AgentCore.copyHeaders(call.headers) }
+      ? { headers: AgentCore.copyHeaders(call.headers, tokenHeaders) }
       : {}
     // A notification has no answer to match; a request gets a sealed id, so that its answer is known
     // for a free one (every other answer is withheld).
