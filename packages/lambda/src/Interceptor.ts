@@ -17,7 +17,6 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import * as Crypto from "node:crypto"
 import * as AgentCore from "./AgentCore.js"
 import { internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
 import * as HttpEvent from "./internal/httpEvent.js"
@@ -240,47 +239,41 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     context: LambdaRuntime.LambdaContext
   ): Effect.Effect<AgentCore.InterceptorOutput> => {
     const id = verified.agentRequestId
-    const ledgerKey = id ?? `x402_${Crypto.randomUUID()}`
     const name = AgentCore.own(call.request.params, "name")
-    const sealed = RequestSeal.box(
-      sealKey,
-      ledgerKey,
-      JSON.stringify({
-        t: Redacted.value(verified.token),
-        m: call.method,
-        n: typeof name === "string" ? name : null,
-        a: id ?? null
-      })
-    )
-    const forward = AgentCore.forward({
-      headers: {
-        ...AgentCore.copyHeaders(call.headers, [
-          ...tokenHeaders,
-          AgentCore.AGENT_REQUEST_ID_HEADER,
-          RequestSeal.SEAL_HEADER
-        ]),
-        ...(id !== undefined ? { [AgentCore.AGENT_REQUEST_ID_HEADER]: id } : {})
-      },
-      body: JSON.parse(
-        HttpEvent.withId(call.request, call.rawBody, RequestSeal.paidId(sealKey, ledgerKey, payer, call.id))
-      )
+    const secret = JSON.stringify({
+      t: Redacted.value(verified.token),
+      m: call.method,
+      n: typeof name === "string" ? name : null,
+      a: id ?? null
     })
-    return Effect.flatMap(
-      ledgerOf,
-      (ledger) =>
+    const headers = {
+      ...AgentCore.copyHeaders(call.headers, [
+        ...tokenHeaders,
+        AgentCore.AGENT_REQUEST_ID_HEADER,
+        RequestSeal.SEAL_HEADER
+      ]),
+      ...(id !== undefined ? { [AgentCore.AGENT_REQUEST_ID_HEADER]: id } : {})
+    }
+    // A fresh key per attempt: a numeric id's random part may, rarely, meet a live row (`Conflict`).
+    const attempt = (left: number): Effect.Effect<AgentCore.InterceptorOutput> => {
+      const forwarded = RequestSeal.forwardPaid(sealKey, payer, call.id)
+      const sealed = RequestSeal.box(sealKey, forwarded.ledgerKey, secret)
+      return Effect.flatMap(ledgerOf, (ledger) =>
         withinDeadline(
-          ledger.record({ requestId: ledgerKey, payer, amount: verified.credits, sealed }),
+          ledger.record({ requestId: forwarded.ledgerKey, payer, amount: verified.credits, sealed }),
           "record",
           deadline
-        )
-          .pipe(
-            Effect.as(forward),
-            // A retried REQUEST of the same issued id: the row it recorded serves both.
-            Effect.catchAll((error) =>
-              error.reason === "Conflict" ? Effect.succeed(forward) : recordFailed(error, context)
-            )
+        ).pipe(
+          Effect.as(AgentCore.forward({
+            headers,
+            body: JSON.parse(HttpEvent.withId(call.request, call.rawBody, forwarded.id))
+          })),
+          Effect.catchAll((error) =>
+            error.reason === "Conflict" && left > 0 ? attempt(left - 1) : recordFailed(error, context)
           )
-    )
+        ))
+    }
+    return attempt(3)
   }
 
   // The generic answer to an output that cannot be matched to a verified call: withheld.
@@ -506,7 +499,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     if (call.request.id === undefined) return Effect.succeed(AgentCore.forward({ ...headers, body: call.rawBody }))
     return Effect.succeed(AgentCore.forward({
       ...headers,
-      body: JSON.parse(HttpEvent.withId(call.request, call.rawBody, RequestSeal.freeId(sealKey, call.id)))
+      body: JSON.parse(HttpEvent.withId(call.request, call.rawBody, RequestSeal.forwardFree(sealKey, call.id)))
     }))
   }
 

@@ -60,6 +60,12 @@ const answered = (output: unknown) => {
   return answer!
 }
 
+/** The ledger row a forwarded id names (docs/protocol.md, "HTTP targets"). */
+const ledgerKeyOf = (id: unknown): string =>
+  typeof id === "number"
+    ? `x402_fwd_${id}`
+    : Buffer.from(String(id).split(".")[1], "base64url").toString("utf8")
+
 const header = (headers: Record<string, string>, name: string) =>
   Object.entries(headers).find(([key]) => key.toLowerCase() === name)?.[1]
 
@@ -74,8 +80,8 @@ describe("interceptor: HTTP targets", () => {
       assert.strictEqual(forwarded.body.method, "tools/call")
       assert.isUndefined(header(forwarded.headers, "payment-signature"))
       assert.notInclude(JSON.stringify(forwarded), token)
-      const requestId = header(forwarded.headers, "x-nvm-agent-request-id")!
-      const entry = Option.getOrThrow(yield* store.get(requestId))
+      assert.isDefined(header(forwarded.headers, "x-nvm-agent-request-id"))
+      const entry = Option.getOrThrow(yield* store.get(ledgerKeyOf(id)))
       assert.strictEqual(entry.state, "verified")
       assert.isString(entry.sealed)
       assert.notInclude(JSON.stringify(entry), token)
@@ -95,10 +101,28 @@ describe("interceptor: HTTP targets", () => {
       assert.isDefined(header(out.headers, "payment-response"))
       assert.isDefined(body.result._meta.x402)
       assert.deepStrictEqual(ledger.settlements.map((s) => s.credits), [3])
-      const entry = Option.getOrThrow(yield* store.get(header(forwarded.headers, "x-nvm-agent-request-id")!))
+      const entry = Option.getOrThrow(yield* store.get(ledgerKeyOf(forwarded.body.id)))
       assert.strictEqual(entry.state, "settled")
       // The sealed token is gone once the attempt ended.
       assert.isUndefined(entry.sealed)
+    }))
+
+  it.effect("a small numeric caller id is forwarded as a number (numeric-only JSON-RPC servers) and restored", () =>
+    Effect.gen(function*() {
+      const { instance, ledger, token } = yield* setup()
+      const { call } = instance()
+      const forwarded = yield* forwardPaid(call, token, { id: 3 })
+      const id = forwarded.body.id as number
+      assert.isTrue(Number.isSafeInteger(id) && id >= 2 ** 52)
+      const out = answered(yield* call(AgentCoreEvents.httpResponse({ body: result(id) })))
+      assert.strictEqual(JSON.parse(out.text!).id, 3)
+      assert.strictEqual(ledger.settlements.length, 1)
+      // Another number in the paid range names no row; a free-range number with a wrong tag is no call.
+      for (const forged of [id + 2 ** 20, 2 ** 52 + 3, 7 * 2 ** 20 + 3]) {
+        const text = answered(yield* call(AgentCoreEvents.httpResponse({ body: result(forged) }))).text!
+        assert.notInclude(text, PAID)
+      }
+      assert.strictEqual(ledger.settlements.length, 1)
     }))
 
   it.effect("a replayed RESPONSE is answered with the one receipt and never settles again", () =>
@@ -140,7 +164,7 @@ describe("interceptor: HTTP targets", () => {
         7,
         null,
         `${id.slice(0, -4)}AAAA`,
-        id.replace(/^x402:p\.[^.]+/, `x402:p.${Buffer.from("someone-else").toString("base64url")}`),
+        id.replace(/^x402:p\.[^.]+/, `x402:p.${Buffer.from("x402_someone-else").toString("base64url")}`),
         "x402:f.bnVsbA.not-a-seal"
       ]
       for (const candidate of forged) {
@@ -180,7 +204,9 @@ describe("interceptor: HTTP targets", () => {
       const forwarded = AgentCoreEvents.forwardedHttp(
         yield* call(AgentCoreEvents.httpRequest({ method: "tools/list", id: 5 }))
       )!
-      assert.match(forwarded.body.id as string, /^x402:f\./)
+      // A small numeric id stays a number (some JSON-RPC servers take no other), tagged.
+      assert.isNumber(forwarded.body.id)
+      assert.notStrictEqual(forwarded.body.id, 5)
       const out = answered(
         yield* call(
           AgentCoreEvents.httpResponse({ body: { jsonrpc: "2.0", id: forwarded.body.id, result: { tools: [] } } })
@@ -249,7 +275,7 @@ describe("interceptor: streamed answers (isStreamingResponse)", () => {
         assert.strictEqual(JSON.parse(text).id, "client-7")
       }
       assert.strictEqual(ledger.settlements.length, 0)
-      const entry = Option.getOrThrow(yield* store.get(header(forwarded.headers, "x-nvm-agent-request-id")!))
+      const entry = Option.getOrThrow(yield* store.get(ledgerKeyOf(forwarded.body.id)))
       assert.strictEqual(entry.state, "rejected")
     }))
 })

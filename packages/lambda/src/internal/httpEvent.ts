@@ -73,7 +73,7 @@ export const read = (event: unknown): Either.Either<HttpEvent, AgentCore.Invalid
 }
 
 /** The JSON-RPC request body with another id, as text (the target gets JSON). */
-export const withId = (request: AgentCore.JsonRpcRequest, rawBody: unknown, id: string): string => {
+export const withId = (request: AgentCore.JsonRpcRequest, rawBody: unknown, id: string | number): string => {
   let body: unknown = rawBody
   if (typeof body === "string") {
     try {

@@ -58,32 +58,64 @@ export const exchangeKey = (payer: string, request: string, response: string): s
 // ---------------------------------------------------------------------------
 
 /**
- * The prefix of the JSON-RPC ids the REQUEST phase gives the requests it forwards when the RESPONSE
- * phase will not see the request: a JSON-RPC server echoes the id, so the answer names its call.
- * A caller's own id with this prefix is refused (it could impersonate a forwarded call).
+ * The prefix of the string JSON-RPC ids the REQUEST phase gives the requests it forwards when the
+ * RESPONSE phase will not see the request: a JSON-RPC server echoes the id, so the answer names its
+ * call. A caller's own id with this prefix is refused (it could pose as a forwarded call).
  */
 export const ID_PREFIX = "x402:"
 
-/** The id forwarded for a paid call: its ledger key, the caller's id, and the seal over both. */
-export const paidId = (key: Buffer, ledgerKey: string, payer: string, callerId: unknown): string => {
-  const caller = Buffer.from(JSON.stringify(callerId ?? null), "utf8").toString("base64url")
-  return `${ID_PREFIX}p.${Buffer.from(ledgerKey, "utf8").toString("base64url")}.${caller}.${
-    seal(key, `${ledgerKey}\n${caller}`, payer)
-  }`
+// A caller's id that is a small non-negative integer (what MCP clients send) is forwarded as a
+// number, since some JSON-RPC servers take numeric ids only: the low 20 bits carry the caller's id,
+// the bits above a random tag (paid, at 2^52 and up) or an HMAC tag (free, below 2^52). Every such
+// id stays under 2^53, exact in JSON and in a JavaScript number. Any other caller id is forwarded
+// as a string with the prefix above.
+const SMALL = 2 ** 20
+const PAID_BASE = 2 ** 52
+const isSmall = (id: unknown): id is number => typeof id === "number" && Number.isInteger(id) && id >= 0 && id < SMALL
+
+const encodeCaller = (callerId: unknown): string =>
+  Buffer.from(JSON.stringify(callerId ?? null), "utf8").toString("base64url")
+
+const freeTag = (key: Buffer, callerId: number): number =>
+  Crypto.createHmac("sha256", key).update("free\n").update(String(callerId)).digest().readUInt32BE(0)
+
+/**
+ * The id and ledger key of a paid call forwarded for `payer`: a fresh ledger key each time (the
+ * facilitator's request id travels in the sealed record).
+ */
+export const forwardPaid = (
+  key: Buffer,
+  payer: string,
+  callerId: unknown
+): { readonly id: string | number; readonly ledgerKey: string } => {
+  if (isSmall(callerId)) {
+    const id = PAID_BASE + Crypto.randomBytes(4).readUInt32BE(0) * SMALL + callerId
+    return { id, ledgerKey: `x402_fwd_${id}` }
+  }
+  const ledgerKey = `x402_${Crypto.randomUUID()}`
+  const caller = encodeCaller(callerId)
+  return {
+    id: `${ID_PREFIX}p.${Buffer.from(ledgerKey, "utf8").toString("base64url")}.${caller}.${
+      seal(key, `${ledgerKey}\n${caller}`, payer)
+    }`,
+    ledgerKey
+  }
 }
 
-/** The id forwarded for a free call: only the caller's id, sealed so the target cannot forge one. */
-export const freeId = (key: Buffer, callerId: unknown): string => {
-  const caller = Buffer.from(JSON.stringify(callerId ?? null), "utf8").toString("base64url")
+/** The id forwarded for a free call: the caller's id, tagged so that a target cannot forge one. */
+export const forwardFree = (key: Buffer, callerId: unknown): string | number => {
+  if (isSmall(callerId)) return freeTag(key, callerId) * SMALL + callerId
+  const caller = encodeCaller(callerId)
   return `${ID_PREFIX}f.${caller}.${seal(key, caller, "free")}`
 }
 
-/** A forwarded id, read back (its seal still to be checked, for a paid one, against the payer). */
+/** A forwarded id, read back (a paid one still to be matched with its ledger row). */
 export type ForwardedId =
   | {
     readonly _tag: "Paid"
     readonly ledgerKey: string
     readonly callerId: unknown
+    /** Whether the id was sealed for this payer (a numeric id: its ledger row's sealed record vouches). */
     readonly check: (payer: string) => boolean
   }
   | { readonly _tag: "Free"; readonly callerId: unknown }
@@ -97,8 +129,16 @@ const callerIdOf = (encoded: string): { readonly ok: true; readonly id: unknown 
   }
 }
 
-/** Reads an id this agent forwarded; `undefined` for any other id or a free id whose seal fails. */
+const always = () => true
+
+/** Reads an id this agent forwarded; `undefined` for any other id, or a free id whose tag fails. */
 export const readForwardedId = (key: Buffer, id: unknown): ForwardedId | undefined => {
+  if (typeof id === "number") {
+    if (!Number.isSafeInteger(id) || id < 0) return undefined
+    const callerId = id % SMALL
+    if (id >= PAID_BASE) return { _tag: "Paid", ledgerKey: `x402_fwd_${id}`, callerId, check: always }
+    return Math.floor(id / SMALL) === freeTag(key, callerId) ? { _tag: "Free", callerId } : undefined
+  }
   if (typeof id !== "string" || !id.startsWith(ID_PREFIX) || id.length > 1024) return undefined
   const parts = id.slice(ID_PREFIX.length).split(".")
   if (parts[0] === "f" && parts.length === 3) {
