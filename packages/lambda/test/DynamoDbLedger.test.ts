@@ -196,6 +196,28 @@ describe("DynamoDbLedger (dynalite on loopback, two instances sharing one table)
       assert.deepStrictEqual(Object.fromEntries(server.requests), { PutItem: 2 })
     }).pipe(Effect.scoped))
 
+  it.live("sealed material (an HTTP target's RESPONSE needs it) is stored as given, read back, and removed when the attempt ends", () =>
+    Effect.gen(function*() {
+      const [a, b] = [yield* instance(), yield* instance()]
+      const id = fresh("sealed")
+      const sealed = "opaque-ciphertext-AAAA"
+      yield* a.record({ requestId: id, payer, amount: 2, sealed })
+      assert.strictEqual(Option.getOrThrow(yield* b.get(id)).sealed, sealed)
+      const claim = yield* b.claim(id)
+      assert.strictEqual(claim._tag === "Claimed" && claim.entry.sealed, sealed)
+      yield* b.finish(id, { _tag: "Settled", receipt })
+      assert.isUndefined(Option.getOrThrow(yield* a.get(id)).sealed)
+      const row = yield* Effect.promise(() =>
+        rawClient().send(new GetItemCommand({ TableName: server.tableName, Key: { pk: { S: `req#${id}` } } }))
+      )
+      assert.isUndefined(row.Item?.sealed)
+      // An empty sealed value is refused, as any invalid input.
+      assert.deepStrictEqual(
+        yield* failure(a.record({ requestId: fresh("sealed"), payer, amount: 1, sealed: "" })),
+        { reason: "InvalidInput", state: undefined }
+      )
+    }).pipe(Effect.scoped))
+
   it.live("layerConfig reads the table from X402_LEDGER_TABLE", () =>
     Effect.gen(function*() {
       const ledger = yield* SettlementLedger.SettlementLedger
