@@ -20,6 +20,12 @@ import { Effect, Either, Layer, Logger, LogLevel, Redacted, Schema, type Scope }
 import * as Crypto from "node:crypto"
 import * as Http from "node:http"
 
+/** An own property of a JSON value (never one its prototype carries), else `undefined`. */
+const field = (value: unknown, key: string): unknown =>
+  typeof value === "object" && value !== null && Object.prototype.hasOwnProperty.call(value, key)
+    ? (value as Record<string, unknown>)[key]
+    : undefined
+
 /** What the agent needs to know to get paid. */
 export interface PaymentConfig {
   readonly planId: string
@@ -172,9 +178,9 @@ export const paymentInterceptor = (config: PaymentConfig) =>
 
 /** The target behind the interceptor: a plain MCP tool server that knows nothing about payments. */
 export const toolServer = async (request: { readonly body: unknown }) => {
-  const id = AgentCore.own(request.body, "id") ?? null
-  const method = AgentCore.own(request.body, "method")
-  const params = AgentCore.own(request.body, "params")
+  const id = field(request.body, "id") ?? null
+  const method = field(request.body, "method")
+  const params = field(request.body, "params")
   const headers = { "Content-Type": "application/json" }
   if (method !== "tools/list" && method !== "tools/call") {
     return {
@@ -185,7 +191,7 @@ export const toolServer = async (request: { readonly body: unknown }) => {
   }
   const result = method === "tools/list"
     ? { tools }
-    : await Effect.runPromise(runTool(AgentCore.toolNameOf(method, params), AgentCore.own(params, "arguments")))
+    : await Effect.runPromise(runTool(AgentCore.toolNameOf(method, params), field(params, "arguments")))
   return { statusCode: 200, headers, body: { jsonrpc: "2.0", id, result } }
 }
 
@@ -225,13 +231,13 @@ export const runtimeTarget: Effect.Effect<{ readonly url: string }, never, Scope
           res.end(JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: -32700, message: "Parse error" } }))
           return
         }
-        if (AgentCore.own(body, "id") === undefined) {
+        if (field(body, "id") === undefined) {
           res.writeHead(202).end()
           return
         }
-        const params = AgentCore.own(body, "params")
-        const streamed = AgentCore.own(body, "method") === "tools/call" &&
-          AgentCore.own(params, "name") === "research" &&
+        const params = field(body, "params")
+        const streamed = field(body, "method") === "tools/call" &&
+          field(params, "name") === "research" &&
           (req.headers.accept ?? "").includes("text/event-stream")
         toolServer({ body }).then((answer) => {
           if (!streamed) {

@@ -7,12 +7,13 @@
  */
 import * as Bounds from "@effect-x402/core/Bounds"
 import type * as Credits from "@effect-x402/core/Credits"
+import * as HttpPaywall from "@effect-x402/core/HttpPaywall"
 import type * as PaymentError from "@effect-x402/core/PaymentError"
 import type * as Paywall from "@effect-x402/core/Paywall"
 import * as X402 from "@effect-x402/core/X402"
 import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as Json from "./internal/json.js"
 import { receiptHeader } from "./internal/receipt.js"
 
 /**
@@ -419,39 +420,30 @@ export const toHttpOutput = (output: InterceptorOutput): HttpInterceptorOutput =
 /**
  * Whether a value is a plain JSON-like object (not null, not an array).
  *
+ * @deprecated Internal reader, kept for existing callers; read your own JSON (it is not part of the
+ * gateway contract). Will leave the public API.
  * @since 0.1.0
  * @category readers
  */
-export const isRecord = (u: unknown): u is { readonly [key: string]: unknown } =>
-  typeof u === "object" && u !== null && !Array.isArray(u)
+export const isRecord: (u: unknown) => u is { readonly [key: string]: unknown } = Json.isRecord
 
 /**
  * Reads an own property: inherited values (a polluted prototype, a `__proto__` key) never count.
  *
+ * @deprecated Internal reader, kept for existing callers. Will leave the public API.
  * @since 0.1.0
  * @category readers
  */
-export const own = (u: unknown, key: string): unknown =>
-  isRecord(u) && Object.prototype.hasOwnProperty.call(u, key) ? u[key] : undefined
+export const own: (u: unknown, key: string) => unknown = Json.own
 
 /**
- * The value of a header, its name matched case-insensitively; only string values count.
+ * A header's value, whatever the case of its name.
  *
+ * @deprecated Internal reader, kept for existing callers. Will leave the public API.
  * @since 0.1.0
  * @category readers
  */
-export const headerValue = (headers: unknown, name: string): string | undefined => {
-  if (!isRecord(headers)) return undefined
-  const wanted = name.toLowerCase()
-  for (const key of Object.keys(headers)) {
-    if (key.toLowerCase() !== wanted) continue
-    const value = headers[key]
-    if (typeof value === "string") return value
-    // Multi-value shapes (some proxies send arrays): the first string wins.
-    if (Array.isArray(value) && typeof value[0] === "string") return value[0]
-  }
-  return undefined
-}
+export const headerValue: (headers: unknown, name: string) => string | undefined = Json.headerValue
 
 /**
  * Normalises the `tokenHeader` option: lower-cased names, in order. Throws a `RangeError` on an
@@ -632,17 +624,6 @@ const idOf = (body: unknown): JsonRpcId => {
   return typeof id === "string" || typeof id === "number" ? id : null
 }
 
-// The first issue, short: the tree formatter would echo the whole schema back for a wrong root type.
-const formatError = (error: ParseResult.ParseError): string => {
-  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-  if (issue === undefined) return "invalid"
-  const where = issue.path.length > 0 ? issue.path.join(".") : "the value"
-  // Never echo the value: a malformed event may carry a token where a header map should be, and this
-  // message goes to the logs and back to the caller.
-  const message = issue.message.replace(/, actual [\s\S]*$/, "")
-  return message.length > 120 ? `${where} has the wrong shape` : `${where}: ${message}`
-}
-
 /**
  * Reads a gateway event. Anything that is not one event carrying one JSON-RPC request with a
  * `method` is an `InvalidEvent`: a batch or a method-less body could otherwise slip past the
@@ -654,7 +635,7 @@ const formatError = (error: ParseResult.ParseError): string => {
 export const decodeCall = (event: unknown): Either.Either<Call, InvalidEvent> => {
   const input = decodeInput(event)
   if (Either.isLeft(input)) {
-    return Either.left(new InvalidEvent({ reason: "NotAnEvent", detail: formatError(input.left), id: null }))
+    return Either.left(new InvalidEvent({ reason: "NotAnEvent", detail: Json.formatError(input.left), id: null }))
   }
   const gatewayRequest = input.right.mcp.gatewayRequest
   const body = parseBody(gatewayRequest.body)
@@ -665,7 +646,9 @@ export const decodeCall = (event: unknown): Either.Either<Call, InvalidEvent> =>
   }
   const request = decodeRequest(body)
   if (Either.isLeft(request)) {
-    return Either.left(new InvalidEvent({ reason: "NotJsonRpc", detail: formatError(request.left), id: idOf(body) }))
+    return Either.left(
+      new InvalidEvent({ reason: "NotJsonRpc", detail: Json.formatError(request.left), id: idOf(body) })
+    )
   }
   const response = input.right.mcp.gatewayResponse ?? undefined
   const method = request.right.method
@@ -980,20 +963,6 @@ export const settleFailureMessage = (failure: PaymentError.SettleFailed): string
 }
 
 /**
- * The receipt of a settlement that did not happen, when the facilitator gave none.
- *
- * @since 0.1.0
- * @category answers
- */
-export const failedSettlement = (error: PaymentError.SettleFailed): X402.SettleResponse =>
-  error.settlement !== undefined ? safeSettlement(error.settlement) : {
-    success: false,
-    errorReason: "unexpected_settle_error",
-    transaction: "",
-    network: error.paymentRequired.accepts[0].network
-  }
-
-/**
  * The answer to a payment failure, per docs/protocol.md §3 and §6:
  * - no token, or a token the facilitator refused: the payment-required answer;
  * - facilitator unavailable: an error result with code 502, nothing charged;
@@ -1040,7 +1009,9 @@ export const paymentFailureAnswer = (
           })
       }
     case "SettleFailed": {
-      const settlement = failedSettlement(failure)
+      // The facilitator's own answer, else one whose reason names the failure (HttpPaywall's mapping,
+      // shared by every adapter), made safe to show either way.
+      const settlement = safeSettlement(HttpPaywall.failedSettlement(failure))
       const code = failure.reason === "Rejected" ? 402 : failure.reason === "InvalidAmount" ? 500 : 502
       // Generic per reason: the failure's own message may carry the facilitator's detail text.
       const message = settleFailureMessage(failure)

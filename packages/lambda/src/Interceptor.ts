@@ -20,6 +20,7 @@ import * as Redacted from "effect/Redacted"
 import * as AgentCore from "./AgentCore.js"
 import { internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
 import * as HttpEvent from "./internal/httpEvent.js"
+import * as Json from "./internal/json.js"
 import { lambdaDeadline } from "./internal/lambdaDeadline.js"
 import { redact, redactedPolicy, requestIdOf } from "./internal/redact.js"
 import * as RequestSeal from "./internal/requestSeal.js"
@@ -239,7 +240,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     context: LambdaRuntime.LambdaContext
   ): Effect.Effect<AgentCore.InterceptorOutput> => {
     const id = verified.agentRequestId
-    const name = AgentCore.own(call.request.params, "name")
+    const name = Json.own(call.request.params, "name")
     const secret = JSON.stringify({
       t: Redacted.value(verified.token),
       m: call.method,
@@ -329,10 +330,10 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       }
       const opened = entry.sealed !== undefined ? RequestSeal.unbox(sealKey, key, entry.sealed) : undefined
       const sealed = opened !== undefined ? safeParse(opened) : undefined
-      const method = AgentCore.own(sealed, "m")
-      const token = AgentCore.own(sealed, "t")
-      const name = AgentCore.own(sealed, "n")
-      const issued = AgentCore.own(sealed, "a")
+      const method = Json.own(sealed, "m")
+      const token = Json.own(sealed, "t")
+      const name = Json.own(sealed, "n")
+      const issued = Json.own(sealed, "a")
       const paywall = typeof method === "string"
         ? paywallOf_(method, typeof name === "string" ? { name } : {})
         : undefined
@@ -417,14 +418,14 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     context: LambdaRuntime.LambdaContext
   ): Effect.Effect<AgentCore.Answer, never, Facilitator | R> => {
     const headers = AgentCore.copyHeaders(targetHeaders)
-    if (!AgentCore.isRecord(message)) {
+    if (!Json.isRecord(message)) {
       return AgentCore.isChargeable({ statusCode, body: message })
         ? unmatched(context, "the target answered something that is not JSON-RPC")
         : Effect.succeed({ statusCode, headers, body: message })
     }
-    const forwarded = RequestSeal.readForwardedId(sealKey, AgentCore.own(message, "id"))
+    const forwarded = RequestSeal.readForwardedId(sealKey, Json.own(message, "id"))
     // A request or notification from the target (progress, sampling): no paid result in it.
-    if (typeof AgentCore.own(message, "method") === "string") {
+    if (typeof Json.own(message, "method") === "string") {
       return Effect.succeed({
         statusCode,
         headers,
@@ -491,7 +492,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     const paywall = paywallFor(call)
     if (paywall !== undefined) return request(call, paywall, context, true)
     // The target has no use for a credential that spends the caller's credits, even on a free call.
-    const headers = AgentCore.isRecord(call.event.mcp.gatewayRequest.headers)
+    const headers = Json.isRecord(call.event.mcp.gatewayRequest.headers)
       ? { headers: AgentCore.copyHeaders(call.headers, tokenHeaders) }
       : {}
     // A notification has no answer to match; a request gets a sealed id, so that its answer is known
@@ -548,7 +549,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       if (correlateMcp) {
         // The target echoes the id the REQUEST phase gave the call: the ledger holds the rest.
         const message = AgentCore.responseOf(target.body)
-        if (RequestSeal.readForwardedId(sealKey, AgentCore.own(message, "id"))?._tag === "Paid") {
+        if (RequestSeal.readForwardedId(sealKey, Json.own(message, "id"))?._tag === "Paid") {
           return AgentCore.respond(yield* messageAnswer(message, statusCode, target.headers, context))
         }
       }
@@ -755,7 +756,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       if (call.phase === "RESPONSE") return yield* response(call, paywall, call.response ?? {}, context)
       if (paywall === undefined) {
         return AgentCore.forward({
-          ...(AgentCore.isRecord(call.event.mcp.gatewayRequest.headers)
+          ...(Json.isRecord(call.event.mcp.gatewayRequest.headers)
             ? { headers: AgentCore.copyHeaders(call.headers) }
             : {}),
           body: call.rawBody
@@ -819,7 +820,7 @@ const withinDeadline = <A>(
   })
 
 const resourceUrlOf = (context: LambdaRuntime.LambdaContext | undefined): string | undefined => {
-  const arn = AgentCore.own(context, "invokedFunctionArn")
+  const arn = Json.own(context, "invokedFunctionArn")
   return typeof arn === "string" && arn.length > 0 ? arn : undefined
 }
 

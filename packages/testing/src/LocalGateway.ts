@@ -21,6 +21,7 @@
  *
  * @since 0.1.0
  */
+import * as Json from "@effect-x402/core/internal/json"
 import * as X402 from "@effect-x402/core/X402"
 import * as AgentCore from "@effect-x402/lambda/AgentCore"
 import type * as LambdaRuntime from "@effect-x402/lambda/LambdaRuntime"
@@ -287,7 +288,7 @@ const parseJson = (text: string): Either.Either<unknown, string> => {
 }
 
 const idOf = (message: unknown): JsonRpcId => {
-  const id = AgentCore.own(message, "id")
+  const id = Json.own(message, "id")
   return typeof id === "string" || typeof id === "number" ? id : null
 }
 
@@ -615,7 +616,7 @@ export const make = (
         const events: Array<string> = []
         for (const data of sseData(target.text)) {
           const parsed = parseJson(data)
-          const eventId = Either.isRight(parsed) ? AgentCore.own(parsed.right, "id") : undefined
+          const eventId = Either.isRight(parsed) ? Json.own(parsed.right, "id") : undefined
           if (eventId === undefined || eventId === null) {
             events.push(data)
             continue
@@ -777,7 +778,7 @@ export const make = (
         if (Array.isArray(message)) {
           return rpcError(400, null, INVALID_REQUEST, "Invalid Request: JSON-RPC batches are not supported")
         }
-        if (!AgentCore.isRecord(message)) {
+        if (!Json.isRecord(message)) {
           return rpcError(400, null, INVALID_REQUEST, "Invalid Request: not a JSON-RPC message")
         }
         if (httpMode) {
@@ -786,19 +787,19 @@ export const make = (
             Effect.catchAll((failed) => Effect.succeed(failed.answer))
           )
         }
-        const method = AgentCore.own(message, "method")
+        const method = Json.own(message, "method")
         const hasId = Object.prototype.hasOwnProperty.call(message, "id")
         const id = idOf(message)
-        if (method === undefined && (AgentCore.own(message, "result") !== undefined || "error" in message)) {
+        if (method === undefined && (Json.own(message, "result") !== undefined || "error" in message)) {
           // A client's answer to a server request: this gateway sends none, so there is nothing to route.
           return { status: 202, headers: {}, body: undefined }
         }
-        if (AgentCore.own(message, "jsonrpc") !== "2.0" || typeof method !== "string" || method.length === 0) {
+        if (Json.own(message, "jsonrpc") !== "2.0" || typeof method !== "string" || method.length === 0) {
           return rpcError(400, id, INVALID_REQUEST, "Invalid Request: expected jsonrpc \"2.0\" and a method")
         }
         if (!hasId || method.startsWith("notifications/")) return { status: 202, headers: {}, body: undefined }
         if (method === "initialize") {
-          const requested = AgentCore.own(AgentCore.own(message, "params"), "protocolVersion")
+          const requested = Json.own(Json.own(message, "params"), "protocolVersion")
           const protocolVersion = typeof requested === "string" && PROTOCOL_VERSIONS.includes(requested)
             ? requested
             : PROTOCOL_VERSIONS[0]

@@ -7,6 +7,7 @@
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import * as AgentCore from "../AgentCore.js"
+import * as Json from "./json.js"
 
 /** An HTTP-flavour event, read. */
 export type HttpEvent =
@@ -82,7 +83,7 @@ export const withId = (request: AgentCore.JsonRpcRequest, rawBody: unknown, id: 
       body = request
     }
   }
-  return JSON.stringify({ ...(AgentCore.isRecord(body) ? body : request), id })
+  return JSON.stringify({ ...(Json.isRecord(body) ? body : request), id })
 }
 
 /** The SSE text of JSON-RPC messages (one `message` event each). */
@@ -91,7 +92,7 @@ export const sseOf = (messages: ReadonlyArray<unknown>): string =>
 
 /** Whether a body is SSE-framed (by its content type, else by its first field). */
 export const isSse = (headers: { readonly [name: string]: unknown }, body: string): boolean => {
-  const contentType = AgentCore.headerValue(headers, "content-type")
+  const contentType = Json.headerValue(headers, "content-type")
   if (contentType !== undefined) return contentType.toLowerCase().includes("text/event-stream")
   return /^(event|data|id|retry):/m.test(body.trimStart().slice(0, 16))
 }

@@ -201,7 +201,9 @@ describe("hostile: HTTP targets and streamed answers (property, invariants 4 and
         })
       })
       yield* Effect.acquireRelease(
-        Effect.async<void>((resume) => server.listen(0, "127.0.0.1", () => resume(Effect.void))),
+        Effect.async<void>((resume) => {
+          server.listen(0, "127.0.0.1", () => resume(Effect.void))
+        }),
         () => Effect.sync(() => server.close())
       )
       const address = server.address() as { port: number }
