@@ -1,5 +1,5 @@
 /**
- * The two-phase AgentCore Gateway interceptor (the seed's `AgentCoreInterceptor`): a separate
+ * The two-phase AgentCore Gateway interceptor (docs/protocol.md §3 and §7): a separate
  * Lambda in front of an existing target. The REQUEST phase verifies and forwards; the RESPONSE
  * phase settles and adds the receipt.
  *
