@@ -21,7 +21,10 @@ const ARN = "arn:aws:lambda:us-east-1:123456789012:function:x402-interceptor"
 // Quiet by default (the library's log lines stay out of the test output); a test that reads the
 // logs passes its own `services`.
 const interceptor = (<R = never, LE = never, SE = never>(options: Options<R, LE, SE>) =>
-  makeInterceptor({ services: captureLogs().layer as unknown as Layer.Layer<R, SE>, ...options })) as typeof makeInterceptor
+  makeInterceptor({
+    services: captureLogs().layer as unknown as Layer.Layer<R, SE>,
+    ...options
+  })) as typeof makeInterceptor
 
 const setup = (credits = 20) => {
   const seeded = TestFacilitator.seeded({ planId: "plan-1", agentId: "agent-1", credits })

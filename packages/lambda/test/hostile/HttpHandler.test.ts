@@ -50,7 +50,10 @@ describe("hostile httpHandler: fail closed on answers (invariant 2)", () => {
         const { ctx, layer, ledger, token } = setup(1000)
         for (let statusCode = 200; statusCode <= 299; statusCode++) {
           const before = ledger.settlements.length
-          const handler = httpHandler({ planId: PLAN, credits: CREDITS, layer, services: captureLogs().layer })(() => ({ statusCode, ...shape }))
+          const handler = httpHandler({ planId: PLAN, credits: CREDITS, layer, services: captureLogs().layer })(() => ({
+            statusCode,
+            ...shape
+          }))
           const result = yield* call(handler, AgentCoreEvents.apiGatewayV2({ token }), ctx)
           assert.strictEqual(result.statusCode, statusCode)
           const burned = ledger.settlements.slice(before)
@@ -65,7 +68,10 @@ describe("hostile httpHandler: fail closed on answers (invariant 2)", () => {
     Effect.gen(function*() {
       const { ctx, layer, ledger, token } = setup()
       for (const statusCode of [400, 404, 429, 500, 503]) {
-        const handler = httpHandler({ planId: PLAN, layer, services: captureLogs().layer })(() => ({ statusCode, body: "no" }))
+        const handler = httpHandler({ planId: PLAN, layer, services: captureLogs().layer })(() => ({
+          statusCode,
+          body: "no"
+        }))
         const result = yield* call(handler, AgentCoreEvents.apiGatewayV2({ token }), ctx)
         assert.strictEqual(result.statusCode, statusCode)
       }
