@@ -6,13 +6,13 @@
  * @since 0.1.0
  */
 import * as Bounds from "@effect-x402/core/Bounds"
-import type * as Credits from "@effect-x402/core/Credits"
 import * as HttpPaywall from "@effect-x402/core/HttpPaywall"
 import type * as PaymentError from "@effect-x402/core/PaymentError"
 import type * as Paywall from "@effect-x402/core/Paywall"
 import * as X402 from "@effect-x402/core/X402"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
+import * as Events from "./internal/events.js"
 import * as Json from "./internal/json.js"
 import { receiptHeader } from "./internal/receipt.js"
 
@@ -97,7 +97,7 @@ export interface GatewayOptions {
  * @since 0.1.0
  * @category constants
  */
-export const DEFAULT_TOKEN_HEADERS: ReadonlyArray<string> = [X402.PAYMENT_SIGNATURE_HEADER]
+export const DEFAULT_TOKEN_HEADERS: ReadonlyArray<string> = Events.DEFAULT_TOKEN_HEADERS
 
 // ---------------------------------------------------------------------------
 // Schemas
@@ -452,24 +452,7 @@ export const headerValue: (headers: unknown, name: string) => string | undefined
  * @since 0.1.0
  * @category tokens
  */
-export const tokenHeaders = (option: string | ReadonlyArray<string> | undefined): ReadonlyArray<string> => {
-  const names = (option === undefined ? DEFAULT_TOKEN_HEADERS : typeof option === "string" ? [option] : option)
-    .map((name) => typeof name === "string" ? name.trim().toLowerCase() : "")
-  if (names.length === 0 || names.some((name) => name.length === 0)) {
-    throw new RangeError("tokenHeader must name at least one header, and no empty one")
-  }
-  // Behind a gateway, `Authorization` carries the gateway's inbound identity JWT (itself a `Bearer`
-  // value, so a prefix check cannot tell it from an x402 token): it would go to the facilitator.
-  if (names.includes("authorization")) {
-    throw new RangeError(
-      "tokenHeader must not be Authorization: behind a gateway it carries the caller's identity token, " +
-        "which would be sent to the facilitator; use payment-signature or a dedicated header such as X-Payment"
-    )
-  }
-  return names
-}
-
-const BEARER = /^bearer\s+/i
+export const tokenHeaders = Events.tokenHeaders
 
 /**
  * The caller's token: the configured headers are tried in order (case-insensitively) and the first
@@ -478,13 +461,7 @@ const BEARER = /^bearer\s+/i
  * @since 0.1.0
  * @category tokens
  */
-export const tokenOf = (headers: unknown, names: ReadonlyArray<string>): string | undefined => {
-  for (const name of names) {
-    const value = headerValue(headers, name)?.replace(BEARER, "").trim()
-    if (value !== undefined && value.length > 0) return value
-  }
-  return undefined
-}
+export const tokenOf = Events.tokenOf
 
 /**
  * The tool named by a `tools/call`: the part after the last `___` (AgentCore prefixes the target).
@@ -492,13 +469,7 @@ export const tokenOf = (headers: unknown, names: ReadonlyArray<string>): string 
  * @since 0.1.0
  * @category readers
  */
-export const toolNameOf = (method: string, params: unknown): string | undefined => {
-  if (method !== "tools/call") return undefined
-  const name = own(params, "name")
-  if (typeof name !== "string" || name.length === 0) return undefined
-  const cut = name.lastIndexOf("___")
-  return cut >= 0 ? name.slice(cut + 3) : name
-}
+export const toolNameOf = Events.toolNameOf
 
 /**
  * The full tool name of a `tools/call`, with its target prefix.
@@ -506,21 +477,7 @@ export const toolNameOf = (method: string, params: unknown): string | undefined 
  * @since 0.1.0
  * @category readers
  */
-export const fullToolNameOf = (method: string, params: unknown): string | undefined => {
-  if (method !== "tools/call") return undefined
-  const name = own(params, "name")
-  return typeof name === "string" && name.length > 0 ? name : undefined
-}
-
-// Some transports hand the body over as JSON text rather than an object.
-const parseBody = (body: unknown): unknown => {
-  if (typeof body !== "string") return body
-  try {
-    return JSON.parse(body)
-  } catch {
-    return body
-  }
-}
+export const fullToolNameOf = Events.fullToolNameOf
 
 /**
  * The tool call an event carries, for handlers: the tool's full and short names and its arguments.
@@ -535,21 +492,7 @@ const parseBody = (body: unknown): unknown => {
  * @since 0.1.0
  * @category readers
  */
-export const toolCallOf = (event: unknown): {
-  readonly name: string
-  readonly tool: string
-  readonly arguments: { readonly [name: string]: unknown }
-} | undefined => {
-  const body = parseBody(own(own(own(event, "mcp"), "gatewayRequest"), "body"))
-  const method = own(body, "method")
-  if (method !== "tools/call") return undefined
-  const params = own(body, "params")
-  const name = fullToolNameOf(method, params)
-  const tool = toolNameOf(method, params)
-  if (name === undefined || tool === undefined) return undefined
-  const args = own(params, "arguments")
-  return { name, tool, arguments: isRecord(args) ? args : {} }
-}
+export const toolCallOf = Events.toolCallOf
 
 // ---------------------------------------------------------------------------
 // Decoding a call
@@ -638,7 +581,7 @@ export const decodeCall = (event: unknown): Either.Either<Call, InvalidEvent> =>
     return Either.left(new InvalidEvent({ reason: "NotAnEvent", detail: Json.formatError(input.left), id: null }))
   }
   const gatewayRequest = input.right.mcp.gatewayRequest
-  const body = parseBody(gatewayRequest.body)
+  const body = Events.parseBody(gatewayRequest.body)
   if (Array.isArray(body)) return Either.left(new InvalidEvent({ reason: "Batch", detail: "batch", id: null }))
   // Refused before anything reads it further: such a body is verified and then cannot be serialised.
   if (Bounds.jsonDepthExceeds(body)) {
@@ -1085,44 +1028,11 @@ const answerOf = (value: unknown, id: JsonRpcId): Either.Either<Answer, string> 
     return Either.right({
       statusCode: statusCode ?? 200,
       headers: copyHeaders(own(response, "headers")),
-      body: parseBody(own(response, "body"))
+      body: Events.parseBody(own(response, "body"))
     })
   }
   if (own(value, "jsonrpc") !== undefined) return Either.right({ statusCode: 200, headers: JSON_HEADERS, body: value })
   return Either.right(resultAnswer(id, value))
-}
-
-// A double-encoded body (a JSON string holding JSON) is unwrapped a few times, no more.
-const MAX_DECODINGS = 4
-
-const parseJson = (text: string): { readonly ok: true; readonly value: unknown } | { readonly ok: false } => {
-  try {
-    return { ok: true, value: JSON.parse(text) }
-  } catch {
-    return { ok: false }
-  }
-}
-
-// Server-Sent Events framing (MCP Streamable HTTP): events separated by a blank line, each event's
-// `data:` lines joined by newlines. Only events whose data parse as JSON count.
-const sseMessages = (text: string): ReadonlyArray<unknown> | undefined => {
-  const lines = text.split(/\r\n|\r|\n/)
-  if (!lines.some((line) => /^(data|event|id|retry):/.test(line))) return undefined
-  const messages: Array<unknown> = []
-  let data: Array<string> = []
-  const flush = () => {
-    if (data.length > 0) {
-      const parsed = parseJson(data.join("\n"))
-      if (parsed.ok) messages.push(parsed.value)
-    }
-    data = []
-  }
-  for (const line of lines) {
-    if (line === "") flush()
-    else if (line.startsWith("data:")) data.push(line.slice(line.startsWith("data: ") ? 6 : 5))
-  }
-  flush()
-  return messages
 }
 
 /**
@@ -1133,32 +1043,7 @@ const sseMessages = (text: string): ReadonlyArray<unknown> | undefined => {
  * @since 0.2.0
  * @category handler results
  */
-export const messagesOf = (body: unknown): ReadonlyArray<unknown> => {
-  let value = body
-  for (let i = 0; i < MAX_DECODINGS && typeof value === "string"; i++) {
-    const parsed = parseJson(value)
-    if (parsed.ok) {
-      value = parsed.value
-      continue
-    }
-    const events = sseMessages(value)
-    if (events === undefined) return []
-    return events.flatMap((event) => messagesOf(event))
-  }
-  if (typeof value === "string") return []
-  return Array.isArray(value) ? value : [value]
-}
-
-// A JSON-RPC response: a `result` or a non-null `error` (notifications and requests in a stream
-// are neither).
-const isResponse = (message: unknown): boolean =>
-  own(message, "result") !== undefined || (own(message, "error") !== undefined && own(message, "error") !== null)
-
-const isExplicitError = (message: unknown): boolean => {
-  const error = own(message, "error")
-  if (error !== undefined && error !== null) return true
-  return own(own(message, "result"), "isError") === true
-}
+export const messagesOf = Events.messagesOf
 
 /**
  * The JSON-RPC response an answer body carries, read as `messagesOf` does: the first message with a
@@ -1167,10 +1052,7 @@ const isExplicitError = (message: unknown): boolean => {
  * @since 0.2.0
  * @category handler results
  */
-export const responseOf = (body: unknown): unknown => {
-  const messages = messagesOf(body)
-  return messages.find(isResponse) ?? (isRecord(messages[0]) ? messages[0] : undefined)
-}
+export const responseOf = Events.responseOf
 
 /**
  * Whether an answer may be charged. It fails closed: everything that is not an explicit error
@@ -1182,10 +1064,7 @@ export const responseOf = (body: unknown): unknown => {
  * @since 0.1.0
  * @category handler results
  */
-export const isChargeable = (answer: { readonly statusCode?: number | undefined; readonly body: unknown }): boolean => {
-  if (answer.statusCode !== undefined && (answer.statusCode < 200 || answer.statusCode > 299)) return false
-  return !messagesOf(answer.body).some(isExplicitError)
-}
+export const isChargeable = Events.isChargeable
 
 /**
  * Where an answer may ask for a different settle amount (see `Credits.findCharge`). Response headers
@@ -1194,17 +1073,7 @@ export const isChargeable = (answer: { readonly statusCode?: number | undefined;
  * @since 0.1.0
  * @category handler results
  */
-export const chargeSource = (
-  answer: { readonly headers?: unknown; readonly body: unknown },
-  options: { readonly headers: boolean }
-): Credits.ChargeSource => {
-  const body = responseOf(answer.body)
-  return {
-    result: own(body, "result"),
-    body,
-    ...(options.headers ? { headers: answer.headers } : {})
-  }
-}
+export const chargeSource = Events.chargeSource
 
 /**
  * Adds a settlement to an answer: the `payment-response` receipt header, and `_meta.x402` merged
@@ -1220,7 +1089,7 @@ export const enrich = (answer: Answer, received: X402.SettleResponse): Answer =>
     X402.PAYMENT_RESPONSE_HEADER,
     receiptHeader(settlement)
   )
-  const body = parseBody(answer.body)
+  const body = Events.parseBody(answer.body)
   const result = own(body, "result")
   if (!isRecord(body) || !isRecord(result)) return { ...answer, headers }
   const meta = own(result, "_meta")
