@@ -130,7 +130,10 @@ const makeStory = (options: DemoOptions, gateway: () => LocalGateway.LocalGatewa
         ? `${invocation.phase} (streamed)`
         : invocation.phase
       calls[calls.length - 1]?.push(label)
-      const answer = invocation._tag === "Lambda" ? outputHeaders(invocation.output) : undefined
+      // The REQUEST phase's 402 (a RESPONSE phase that runs after it passes the same answer on).
+      const answer = invocation._tag === "Lambda" && invocation.phase === "REQUEST"
+        ? outputHeaders(invocation.output)
+        : undefined
       if (answer?.["payment-required"] !== undefined) calls[calls.length - 1]?.push("402")
     }
     return repeated(calls.map((call) => call.join(" → ")))

@@ -79,11 +79,12 @@ describe("pnpm demo", () => {
           assert.deepStrictEqual(byName["402"].gateway, ["REQUEST → 402"])
         } else if (flavour === "http-target") {
           assert.deepStrictEqual(byName["paid"].gateway, ["REQUEST → target → RESPONSE"])
-          assert.deepStrictEqual(byName["402"].gateway, ["REQUEST → 402"])
+          // As on AWS, the RESPONSE interceptor runs on the REQUEST phase's own answer too, and passes it.
+          assert.deepStrictEqual(byName["402"].gateway, ["REQUEST → 402 → RESPONSE"])
           // research is streamed: the RESPONSE interceptor ran for the result event (the one with an
           // id), settled it once (5 credits, the audit above), and the client read it from the stream.
           assert.deepStrictEqual(byName["research"].gateway, [
-            "REQUEST → 402",
+            "REQUEST → 402 → RESPONSE",
             "REQUEST → target → RESPONSE (streamed)"
           ])
         } else {

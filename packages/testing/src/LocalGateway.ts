@@ -570,8 +570,28 @@ export const make = (
               gatewayRequest: { path, httpMethod: "POST", ...(passHeaders ? { headers } : {}), body: toBase64(raw) }
             }
           }, id)
-          if (output.http.transformedGatewayResponse !== undefined) {
-            return httpAnswerOf(output.http.transformedGatewayResponse, undefined)
+          const early = output.http.transformedGatewayResponse
+          if (early !== undefined) {
+            if (!points.has("RESPONSE")) return httpAnswerOf(early, undefined)
+            // As on AWS: with both interceptors configured, the RESPONSE one still runs on an answer
+            // the REQUEST one gave (here with that answer as the response).
+            const answered = httpAnswerOf(early, undefined)
+            const text = answered.body !== undefined && "text" in answered.body ? answered.body.text : ""
+            const again = yield* invokeHttpLambda("RESPONSE", {
+              interceptorInputVersion: "1.0",
+              http: {
+                gatewayRequest: null,
+                gatewayResponse: {
+                  statusCode: answered.status,
+                  headers: answered.headers,
+                  contentType: answered.headers["Content-Type"] ?? answered.headers["content-type"] ?? null,
+                  body: toBase64(text)
+                }
+              }
+            }, id)
+            const final = again.http.transformedGatewayResponse
+            if (final === undefined) return yield* noAnswer("RESPONSE", id)
+            return httpAnswerOf(final, { status: answered.status, headers: answered.headers, text })
           }
           const transformed = output.http.transformedGatewayRequest
           if (transformed === undefined) return yield* noAnswer("REQUEST", id)
