@@ -840,6 +840,11 @@ const resourceUrlOf = (context: LambdaRuntime.LambdaContext | undefined): string
  *   verified request id, and `_meta.creditsToCharge` / `X-Credits-To-Charge` overriding the amount)
  *   and gets the `payment-response` receipt and `_meta.x402`; explicit errors and free methods pass
  *   through unchanged;
+ * - HTTP targets (the gateway's `http` events, since 0.3.0): a paid call is forwarded under a JSON-RPC
+ *   id of the interceptor's own, which names its ledger row (the token kept there encrypted), and
+ *   the RESPONSE phase (which gets no request) settles the answer carrying that id, once, streamed
+ *   or not; any other answer is withheld. Needs a shared `SettlementLedger` and seal key; the same
+ *   holds with `passRequestHeaders: false` (docs/protocol.md §3, "HTTP targets");
  * - a failure inside (the ledger, a credits policy, a defect) answers a generic message with the
  *   Lambda request id; the detail is logged under that id, redacted.
  *
