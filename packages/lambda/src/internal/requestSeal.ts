@@ -162,8 +162,18 @@ export const readForwardedId = (key: Buffer, id: unknown): ForwardedId | undefin
   return undefined
 }
 
-const boxKeyOf = (key: Buffer): Buffer =>
-  Crypto.createHash("sha256").update("effect-x402 ledger box\n").update(key).digest()
+// Derived once per seal key (one per cold start), not on every paid call.
+const boxKeys = new WeakMap<Buffer, Crypto.KeyObject>()
+const boxKeyOf = (key: Buffer): Crypto.KeyObject => {
+  let derived = boxKeys.get(key)
+  if (derived === undefined) {
+    derived = Crypto.createSecretKey(
+      Crypto.createHash("sha256").update("effect-x402 ledger box\n").update(key).digest()
+    )
+    boxKeys.set(key, derived)
+  }
+  return derived
+}
 
 /**
  * Encrypts what a later phase needs (the token, for one) for the ledger: AES-256-GCM under a key
