@@ -7,15 +7,24 @@
  *   as `_meta.creditsToCharge`.
  *
  * It ships in both AgentCore flavours: `paidAgent` is one Lambda that verifies, runs and settles
- * (`requiresPayment`, the seed's decorator); `paymentInterceptor` + `toolServer` are a gateway
- * interceptor Lambda in front of a plain MCP target. The facilitator is a Layer: the demo gives
+ * (`requiresPayment`, the decorator); `paymentInterceptor` + `toolServer` are a gateway
+ * interceptor Lambda in front of a plain MCP target; `paymentInterceptor` + `runtimeTarget` put the
+ * same interceptor in front of an HTTP target, the agent served as AgentCore Runtime serves one. The facilitator is a Layer: the demo gives
  * it a local fake Nevermined or the live sandbox, and the code here does not change.
  */
-import type { Facilitator } from "@effect-x402/core"
+import { type Facilitator, SettlementLedger } from "@effect-x402/core"
 import { AgentCore } from "@effect-x402/lambda"
 import { interceptor } from "@effect-x402/lambda/Interceptor"
 import { requiresPayment } from "@effect-x402/lambda/RequiresPayment"
-import { Effect, Either, Layer, Logger, LogLevel, Schema } from "effect"
+import { Effect, Either, Layer, Logger, LogLevel, Redacted, Schema, type Scope } from "effect"
+import * as Crypto from "node:crypto"
+import * as Http from "node:http"
+
+/** An own property of a JSON value (never one its prototype carries), else `undefined`. */
+const field = (value: unknown, key: string): unknown =>
+  typeof value === "object" && value !== null && Object.prototype.hasOwnProperty.call(value, key)
+    ? (value as Record<string, unknown>)[key]
+    : undefined
 
 /** What the agent needs to know to get paid. */
 export interface PaymentConfig {
@@ -124,7 +133,7 @@ const quiet = Layer.merge(
 )
 
 // ---------------------------------------------------------------------------
-// Flavour 1: the agent is the Lambda (`requiresPayment`, the seed's decorator)
+// Flavour 1: the agent is the Lambda (`requiresPayment`, the decorator)
 // ---------------------------------------------------------------------------
 
 /**
@@ -156,7 +165,10 @@ export const paymentInterceptor = (config: PaymentConfig) =>
     agentId: config.agentId,
     endpoint: config.endpoint,
     layer: config.layer,
-    services: quiet,
+    // One instance serves both phases here, so its memory is the shared ledger and its key the
+    // shared seal key. Deployed, use a `DynamoDbLedger` and `X402_REQUEST_SEAL_KEY` (or `NVM_API_KEY`).
+    requestSealKey: Redacted.make(Crypto.randomBytes(32).toString("base64url")),
+    services: Layer.merge(quiet, SettlementLedger.layerMemory()),
     tools: {
       forecast: { credits: 1 },
       report: { credits: creditsOf },
@@ -166,9 +178,9 @@ export const paymentInterceptor = (config: PaymentConfig) =>
 
 /** The target behind the interceptor: a plain MCP tool server that knows nothing about payments. */
 export const toolServer = async (request: { readonly body: unknown }) => {
-  const id = AgentCore.own(request.body, "id") ?? null
-  const method = AgentCore.own(request.body, "method")
-  const params = AgentCore.own(request.body, "params")
+  const id = field(request.body, "id") ?? null
+  const method = field(request.body, "method")
+  const params = field(request.body, "params")
   const headers = { "Content-Type": "application/json" }
   if (method !== "tools/list" && method !== "tools/call") {
     return {
@@ -179,6 +191,83 @@ export const toolServer = async (request: { readonly body: unknown }) => {
   }
   const result = method === "tools/list"
     ? { tools }
-    : await Effect.runPromise(runTool(AgentCore.toolNameOf(method, params), AgentCore.own(params, "arguments")))
+    : await Effect.runPromise(runTool(AgentCore.toolNameOf(method, params), field(params, "arguments")))
   return { statusCode: 200, headers, body: { jsonrpc: "2.0", id, result } }
 }
+
+// ---------------------------------------------------------------------------
+// Flavour 3: the same interceptor in front of an HTTP target (an AgentCore Runtime agent)
+// ---------------------------------------------------------------------------
+
+const RESEARCH_STEPS = ["station records", "satellite data", "sea temperatures", "river levels", "pollen counts"]
+
+/**
+ * The agent as AgentCore Runtime serves one: an HTTP server with `GET /ping` (health) and
+ * `POST /mcp` (the tools, as `toolServer` answers them), knowing nothing about payments. A
+ * `research` call whose client accepts SSE is streamed: a progress notification per source, then
+ * the result; the gateway calls the RESPONSE interceptor once for the result event (the only one
+ * with an id), which settles it.
+ */
+export const runtimeTarget: Effect.Effect<{ readonly url: string }, never, Scope.Scope> = Effect.acquireRelease(
+  Effect.async<Http.Server>((resume) => {
+    const server = Http.createServer((req, res) => {
+      if (req.method === "GET" && req.url === "/ping") {
+        res.writeHead(200, { "content-type": "application/json" })
+        res.end(JSON.stringify({ status: "Healthy", time_of_last_update: Math.floor(Date.now() / 1000) }))
+        return
+      }
+      if (req.method !== "POST" || req.url !== "/mcp") {
+        res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: "Not found" }))
+        return
+      }
+      const chunks: Array<Buffer> = []
+      req.on("data", (chunk: Buffer) => chunks.push(chunk))
+      req.on("end", () => {
+        let body: unknown
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString("utf8"))
+        } catch {
+          res.writeHead(400, { "content-type": "application/json" })
+          res.end(JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: -32700, message: "Parse error" } }))
+          return
+        }
+        if (field(body, "id") === undefined) {
+          res.writeHead(202).end()
+          return
+        }
+        const params = field(body, "params")
+        const streamed = field(body, "method") === "tools/call" &&
+          field(params, "name") === "research" &&
+          (req.headers.accept ?? "").includes("text/event-stream")
+        toolServer({ body }).then((answer) => {
+          if (!streamed) {
+            res.writeHead(answer.statusCode, answer.headers).end(JSON.stringify(answer.body))
+            return
+          }
+          res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" })
+          RESEARCH_STEPS.forEach((source, i) => {
+            const progress = {
+              jsonrpc: "2.0",
+              method: "notifications/progress",
+              params: { progressToken: "research", progress: i + 1, total: RESEARCH_STEPS.length, message: source }
+            }
+            res.write(`event: message\ndata: ${JSON.stringify(progress)}\n\n`)
+          })
+          res.end(`event: message\ndata: ${JSON.stringify(answer.body)}\n\n`)
+        }, () => res.writeHead(500).end())
+      })
+    })
+    server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+  }),
+  (server) =>
+    Effect.async<void>((resume) => {
+      server.closeAllConnections()
+      server.close(() => resume(Effect.void))
+    })
+).pipe(
+  Effect.map((server) => {
+    const address = server.address()
+    const port = typeof address === "object" && address !== null ? address.port : 0
+    return { url: `http://127.0.0.1:${port}/mcp` }
+  })
+)

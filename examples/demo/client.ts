@@ -57,10 +57,26 @@ const mcpRequest = (url: string, method: string, params?: unknown) =>
 const toolCall = (url: string, name: string, args: Record<string, unknown>) =>
   mcpRequest(url, "tools/call", { name, arguments: args })
 
+/**
+ * The JSON-RPC answer of a response: its JSON body, or in an SSE stream (a streamed tool call) the
+ * event that answers the request (progress notifications before it carry no `result`).
+ */
+const bodyOf = (response: HttpClientResponse.HttpClientResponse) =>
+  Effect.map(response.text, (text): unknown => {
+    if (!(response.headers["content-type"] ?? "").includes("text/event-stream")) return JSON.parse(text)
+    const messages = text.split(/\r?\n\r?\n/).flatMap((block) => {
+      const data = block.split(/\r?\n/).filter((line) => line.startsWith("data:")).map((line) => line.slice(5))
+      return data.length > 0 ? [JSON.parse(data.join("\n")) as unknown] : []
+    })
+    return messages.find((message) =>
+      typeof message === "object" && message !== null && ("result" in message || "error" in message)
+    )
+  })
+
 /** Reads a JSON-RPC answer; a transport-level failure (non-200, JSON-RPC error) misbehaves. */
 const answerOf = (step: string, response: HttpClientResponse.HttpClientResponse) =>
   Effect.gen(function*() {
-    const body = yield* response.json
+    const body = yield* bodyOf(response)
     const answer = yield* Schema.decodeUnknown(JsonRpcAnswer)(body)
     yield* expect(step, response.status === 200, `HTTP status ${response.status}`)
     if (answer.error !== undefined) return yield* new Misbehaved({ step, what: answer.error.message })

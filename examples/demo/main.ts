@@ -7,6 +7,8 @@
  *
  *   pnpm demo                  the decorator flavour (`requiresPayment`: one Lambda)
  *   pnpm demo --interceptor    gateway → interceptor REQUEST → target → interceptor RESPONSE
+ *   pnpm demo --http-target    the same interceptor in front of an HTTP target (the agent served as
+ *                              AgentCore Runtime serves one), `research` streamed over SSE
  *   pnpm demo --json           one JSON object per step
  *
  * With `NVM_API_KEY` and `NVM_PLAN_ID` set (and optionally `NVM_AGENT_ID`, `NVM_SUBSCRIBER_API_KEY`,
@@ -21,12 +23,12 @@ import { FetchHttpClient } from "@effect/platform"
 import { Cause, Config, Duration, Effect, Either, Exit, Layer, Option, Redacted, Schema, type Scope } from "effect"
 import * as Path from "node:path"
 import * as Url from "node:url"
-import { paidAgent, paymentInterceptor, toolServer } from "./agent.js"
+import { paidAgent, paymentInterceptor, runtimeTarget, toolServer } from "./agent.js"
 import { clientAgent, Misbehaved, Story } from "./client.js"
 
 /** How the demo runs. */
 export interface DemoOptions {
-  readonly flavour: "decorator" | "interceptor"
+  readonly flavour: "decorator" | "interceptor" | "http-target"
   readonly json: boolean
   /** Spend the whole balance and show the refusal. Default: on the fake backend only. */
   readonly exhaust?: boolean | undefined
@@ -124,9 +126,14 @@ const makeStory = (options: DemoOptions, gateway: () => LocalGateway.LocalGatewa
         ? "target"
         : gateway()?.mode === "decorator"
         ? "Lambda"
+        : streamed(invocation.event)
+        ? `${invocation.phase} (streamed)`
         : invocation.phase
       calls[calls.length - 1]?.push(label)
-      const answer = invocation._tag === "Lambda" ? outputHeaders(invocation.output) : undefined
+      // The REQUEST phase's 402 (a RESPONSE phase that runs after it passes the same answer on).
+      const answer = invocation._tag === "Lambda" && invocation.phase === "REQUEST"
+        ? outputHeaders(invocation.output)
+        : undefined
       if (answer?.["payment-required"] !== undefined) calls[calls.length - 1]?.push("402")
     }
     return repeated(calls.map((call) => call.join(" → ")))
@@ -145,7 +152,7 @@ const makeStory = (options: DemoOptions, gateway: () => LocalGateway.LocalGatewa
         return
       }
       write(`${name.padEnd(10)} ${text}`)
-      if (via.length > 0 && gateway()?.mode === "interceptor") write(`${"".padEnd(10)} gateway: ${via.join(" | ")}`)
+      if (via.length > 0 && gateway()?.mode !== "decorator") write(`${"".padEnd(10)} gateway: ${via.join(" | ")}`)
     })
   return { step, flush, write, last: () => last }
 }
@@ -162,10 +169,16 @@ const repeated = (calls: ReadonlyArray<string>): ReadonlyArray<string> => {
   return calls
 }
 
+/** Whether a RESPONSE event is one event of a streamed answer (an HTTP target answering SSE). */
+const streamed = (event: unknown): boolean =>
+  (event as { http?: { gatewayResponse?: { isStreamingResponse?: boolean } | null } } | undefined)?.http
+    ?.gatewayResponse?.isStreamingResponse === true
+
+type Flavoured = { transformedGatewayResponse?: { headers?: Record<string, unknown> } }
+
 const outputHeaders = (output: unknown): Record<string, unknown> | undefined => {
-  const response = (output as { mcp?: { transformedGatewayResponse?: { headers?: Record<string, unknown> } } })
-    ?.mcp?.transformedGatewayResponse
-  return response?.headers
+  const flavoured = output as { mcp?: Flavoured; http?: Flavoured } | undefined
+  return (flavoured?.mcp ?? flavoured?.http)?.transformedGatewayResponse?.headers
 }
 
 /** The demo as an Effect: servers live in the scope and close with it. */
@@ -190,7 +203,11 @@ export const demo = (options: DemoOptions): Effect.Effect<void, Misbehaved, Scop
     // The gateway calls whichever Lambda the flavour uses; its URL is what the agent advertises.
     const invoke: LocalGateway.LambdaHandler = (event, context) => running.agent!(event, context)
     const gateway = yield* LocalGateway.make(
-      options.flavour === "decorator" ? { handler: invoke } : { interceptor: invoke, target: toolServer }
+      options.flavour === "decorator"
+        ? { handler: invoke }
+        : options.flavour === "interceptor"
+        ? { interceptor: invoke, target: toolServer }
+        : { interceptor: invoke, httpTarget: (yield* runtimeTarget).url }
     )
     const config = { planId: setup.planId, agentId: setup.agentId, endpoint: gateway.url, layer: facilitator }
     const agent = options.flavour === "decorator" ? paidAgent(config) : paymentInterceptor(config)
@@ -201,7 +218,10 @@ export const demo = (options: DemoOptions): Effect.Effect<void, Misbehaved, Scop
       "gateway",
       options.flavour === "decorator"
         ? `LocalGateway on ${gateway.url} → the agent's requiresPayment Lambda`
-        : `LocalGateway on ${gateway.url} → interceptor Lambda (REQUEST, RESPONSE) around the tool server`,
+        : options.flavour === "interceptor"
+        ? `LocalGateway on ${gateway.url} → interceptor Lambda (REQUEST, RESPONSE) around the tool server`
+        : `LocalGateway on ${gateway.url} → interceptor Lambda (REQUEST, RESPONSE, http events) around the ` +
+          `agent's HTTP server (AgentCore Runtime style: GET /ping, POST /mcp; research streamed)`,
       { url: gateway.url, flavour: options.flavour }
     )
 
@@ -268,13 +288,15 @@ export const run = async (options: DemoOptions): Promise<number> => {
 }
 
 /** What `pnpm demo --help` prints. */
-export const USAGE = `Usage: pnpm demo [--interceptor] [--json] [--exhaust]
+export const USAGE = `Usage: pnpm demo [--interceptor | --http-target] [--json] [--exhaust]
 
 Runs the whole x402 story on this machine: a fake Nevermined backend, a local AgentCore Gateway and
 a paid agent on 127.0.0.1; a client lists the tools, meets the 402, pays, and runs out of credits.
 
   --interceptor   the two-phase interceptor flavour (gateway -> REQUEST -> target -> RESPONSE);
                   default: the decorator flavour (requiresPayment, one Lambda)
+  --http-target   the interceptor in front of an HTTP target (the agent as AgentCore Runtime
+                  serves it, over HTTP; research answered as an SSE stream)
   --json          one JSON object per step instead of text
   --exhaust       against the live sandbox, spend the whole balance too (always done locally)
   -h, --help      this text
@@ -284,7 +306,7 @@ NVM_ENVIRONMENT, NVM_DELEGATION_ID) the same agent and client run against the li
 sandbox instead. Exits 0 when every step behaved, 1 otherwise, 2 on a usage error.
 `
 
-const FLAGS = new Set(["--interceptor", "--json", "--exhaust"])
+const FLAGS = new Set(["--interceptor", "--http-target", "--json", "--exhaust"])
 
 /**
  * Reads the command line: the options, the help text, or a usage error naming the unknown flag.
@@ -300,10 +322,17 @@ export const parseArgs = (
   if (unknown.length > 0) {
     return { _tag: "Usage", message: `unknown argument${unknown.length > 1 ? "s" : ""}: ${unknown.join(" ")}` }
   }
+  if (args.includes("--interceptor") && args.includes("--http-target")) {
+    return { _tag: "Usage", message: "--interceptor and --http-target are two flavours: choose one" }
+  }
   return {
     _tag: "Run",
     options: {
-      flavour: args.includes("--interceptor") ? "interceptor" : "decorator",
+      flavour: args.includes("--interceptor")
+        ? "interceptor"
+        : args.includes("--http-target")
+        ? "http-target"
+        : "decorator",
       json: args.includes("--json"),
       exhaust: args.includes("--exhaust") ? true : undefined
     }

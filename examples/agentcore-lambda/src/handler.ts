@@ -1,6 +1,6 @@
 /**
  * A paid MCP tool served by an AWS Lambda behind the Bedrock AgentCore Gateway: the TypeScript
- * version of the seed's Python quick start.
+ * version of the Nevermined Python SDK's `@requires_payment` quick start (docs/protocol.md).
  *
  * Environment: `NVM_API_KEY` (required), `NVM_ENVIRONMENT` (`sandbox` by default),
  * `NVM_PLAN_ID` (required), `NVM_AGENT_ID` and `NVM_ENDPOINT` (optional); `NVM_BACKEND_URL` points

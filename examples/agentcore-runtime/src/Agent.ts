@@ -2,12 +2,15 @@
  * A paid agent for Amazon Bedrock AgentCore Runtime. On AgentCore Runtime an agent is an HTTP server
  * on port 8080 that answers `GET /ping` (health) and `POST /invocations` (the agent's work); this one
  * also serves MCP tools at `/mcp`. `/invocations` and one of the tools are paid in Nevermined
- * credits through x402; `/ping` and the other tool are free.
+ * credits through x402; `/ping` and the other tool are free. `gatewayTarget` serves the same tools
+ * with no payment code, for an AgentCore Gateway whose payment interceptor (`gatewayInterceptor`)
+ * does the paying in front of it.
  */
 import { HttpPaywall, PaymentContext } from "@effect-x402/core"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
 import * as PaidMcpTool from "@effect-x402/core/PaidMcpTool"
-import { Tool, Toolkit } from "@effect/ai"
+import * as Interceptor from "@effect-x402/lambda/Interceptor"
+import { McpServer, Tool, Toolkit } from "@effect/ai"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Config, Effect, Layer, Schema } from "effect"
 
@@ -112,3 +115,44 @@ export const layerConfig = Layer.unwrapEffect(
     ({ agentId, planId }) => layer({ planId, agentId: agentId._tag === "Some" ? agentId.value : undefined })
   )
 )
+
+// ---------------------------------------------------------------------------
+// Behind an AgentCore Gateway with the payment interceptor (an HTTP target)
+// ---------------------------------------------------------------------------
+
+/**
+ * The same tools, unpaid: for the agent served as a gateway's HTTP target, where the interceptor
+ * Lambda (`@effect-x402/lambda/Interceptor`) verifies in its REQUEST phase and settles in its
+ * RESPONSE phase. `summarize` asks for 3 credits on a long text through `_meta.creditsToCharge`,
+ * which the interceptor reads, instead of `PaymentContext.chargeCredits`.
+ */
+export const ToolsBehindGateway = Tools.toLayer({
+  word_count: ({ text }) => Effect.succeed(text.split(/\s+/).filter(Boolean).length),
+  summarize: ({ text }) => Effect.succeed({ summary: `${text.split(/(?<=[.!?])\s/)[0]}` })
+})
+
+/**
+ * The agent as an HTTP target behind the gateway's payment interceptor: `GET /ping` and the MCP
+ * tools at `/mcp`, no payment code at all (the interceptor prices `summarize`; `word_count` is free).
+ */
+export const gatewayTarget = Layer.mergeAll(
+  HttpRouter.Default.use((router) => router.get("/ping", ping)),
+  McpServer.toolkit(Tools).pipe(
+    Layer.provide(ToolsBehindGateway),
+    Layer.provide(McpServer.layerHttp({ name: "agentcore-runtime-example", version: "1.0.0", path: "/mcp" }))
+  ),
+  HttpRouter.Default.serve()
+)
+
+/**
+ * The interceptor Lambda that fronts `gatewayTarget` (deploy it for both REQUEST and RESPONSE):
+ * 2 credits per `summarize`; other tools are forwarded unpriced. The RESPONSE phase of an HTTP
+ * target finds its call through the ledger: deploy it with a shared `SettlementLedger` (a
+ * `DynamoDbLedger`) and `X402_REQUEST_SEAL_KEY` (docs/protocol.md, "HTTP targets").
+ */
+export const gatewayInterceptor = (options: Options & Omit<Interceptor.Options, "planId" | "tools">) =>
+  Interceptor.interceptor({
+    ...options,
+    planId: undefined,
+    tools: { summarize: { planId: options.planId, credits: 2 } }
+  })

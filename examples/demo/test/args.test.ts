@@ -5,7 +5,7 @@ describe("pnpm demo's command line", () => {
   it("--help and -h print the usage, naming every flag", () => {
     assert.deepStrictEqual(parseArgs(["--help"]), { _tag: "Help" })
     assert.deepStrictEqual(parseArgs(["--interceptor", "-h"]), { _tag: "Help" })
-    for (const flag of ["--interceptor", "--json", "--exhaust", "--help"]) assert.include(USAGE, flag)
+    for (const flag of ["--interceptor", "--http-target", "--json", "--exhaust", "--help"]) assert.include(USAGE, flag)
   })
 
   it("an unknown flag is a usage error that names it, never a run", () => {
@@ -24,5 +24,13 @@ describe("pnpm demo's command line", () => {
       _tag: "Run",
       options: { flavour: "interceptor", json: true, exhaust: undefined }
     })
+    assert.deepStrictEqual(parseArgs(["--http-target"]), {
+      _tag: "Run",
+      options: { flavour: "http-target", json: false, exhaust: undefined }
+    })
+  })
+
+  it("--interceptor and --http-target together are a usage error", () => {
+    assert.strictEqual(parseArgs(["--interceptor", "--http-target"])._tag, "Usage")
   })
 })

@@ -10,7 +10,7 @@ type Json = any
 
 /** Runs the demo in-process, on the local fake whatever the environment says, keeping its lines. */
 const demo = (
-  options: { readonly flavour: "decorator" | "interceptor"; readonly json: boolean } & {
+  options: { readonly flavour: "decorator" | "interceptor" | "http-target"; readonly json: boolean } & {
     readonly onFakeBackend?: (fake: FakeNevermined.FakeNevermined.Service) => void
   }
 ) =>
@@ -56,7 +56,7 @@ const withEnv = (vars: Record<string, string>) =>
   )
 
 describe("pnpm demo", () => {
-  it.live.each(["decorator", "interceptor"] as const)(
+  it.live.each(["decorator", "interceptor", "http-target"] as const)(
     "--json (%s): one JSON object per step, every step ok",
     (flavour) =>
       Effect.gen(function*() {
@@ -77,6 +77,16 @@ describe("pnpm demo", () => {
         if (flavour === "interceptor") {
           assert.deepStrictEqual(byName["paid"].gateway, ["REQUEST → target → RESPONSE"])
           assert.deepStrictEqual(byName["402"].gateway, ["REQUEST → 402"])
+        } else if (flavour === "http-target") {
+          assert.deepStrictEqual(byName["paid"].gateway, ["REQUEST → target → RESPONSE"])
+          // As on AWS, the RESPONSE interceptor runs on the REQUEST phase's own answer too, and passes it.
+          assert.deepStrictEqual(byName["402"].gateway, ["REQUEST → 402 → RESPONSE"])
+          // research is streamed: the RESPONSE interceptor ran for the result event (the one with an
+          // id), settled it once (5 credits, the audit above), and the client read it from the stream.
+          assert.deepStrictEqual(byName["research"].gateway, [
+            "REQUEST → 402 → RESPONSE",
+            "REQUEST → target → RESPONSE (streamed)"
+          ])
         } else {
           assert.deepStrictEqual(byName["paid"].gateway, ["Lambda"])
         }
@@ -114,6 +124,29 @@ describe("pnpm demo", () => {
       assert.strictEqual(last.ok, false)
       assert.include(last.error, "step \"paid\" misbehaved")
       assert.isFalse(lines.some((line) => JSON.parse(line).step === "ok"))
+    }))
+
+  it.live("--http-target: a settlement refused mid-stream withholds the streamed result; nothing settled for it", () =>
+    Effect.gen(function*() {
+      let backend: FakeNevermined.FakeNevermined.Service | undefined
+      const { code, lines } = yield* demo({
+        flavour: "http-target",
+        json: true,
+        onFakeBackend: (fake) => {
+          backend = fake
+          // forecast and report settle; research's settle (the streamed call) fails.
+          fake.faults.next("settle", Fault.latency(0))
+          fake.faults.next("settle", Fault.latency(0))
+          fake.faults.next("settle", Fault.status(500, "BCK.X402.0500"))
+        }
+      })
+      assert.strictEqual(code, 1)
+      // The step after report (research) failed: the X402Client got the settlement failure, not the result.
+      const error: string = JSON.parse(lines[lines.length - 1]).error
+      assert.include(error, "SettlementFailed")
+      assert.include(error, "after report")
+      assert.isFalse(lines.some((line) => JSON.parse(line).step === "research"))
+      assert.strictEqual(backend!.ledger.settlements.length, 2)
     }))
 
   it.live("a backend whose balance disagrees with the receipts fails the demo", () =>

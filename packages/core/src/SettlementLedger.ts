@@ -53,6 +53,14 @@ export const Entry = Schema.Struct({
   result: Schema.optional(Schema.String),
   /** True when a result was offered but was over the byte cap, so it was not kept. */
   resultDropped: Schema.Boolean,
+  /**
+   * What a later phase that cannot see the request needs (the interceptor's RESPONSE phase of an
+   * HTTP target, or without request headers), sealed by the adapter: encrypted and authenticated
+   * under a key the store never holds, bound to the request id. Never a token in clear.
+   *
+   * @since 0.3.0
+   */
+  sealed: Schema.optional(Schema.String),
   createdAt: Schema.Number,
   updatedAt: Schema.Number,
   expiresAt: Schema.Number
@@ -122,6 +130,13 @@ export interface RecordInput {
   readonly amount: number
   /** The x402 `payment-identifier` id or an `Idempotency-Key` header; scoped by `payer`. */
   readonly idempotencyKey?: string | undefined
+  /**
+   * Opaque correlation material the adapter sealed for its own later phase (see `Entry.sealed`):
+   * stored as given, never read by the ledger.
+   *
+   * @since 0.3.0
+   */
+  readonly sealed?: string | undefined
 }
 
 /**
@@ -294,6 +309,9 @@ const invalidDetail = (input: RecordInput): string | undefined => {
   if (typeof input.requestId !== "string" || input.requestId.length === 0) return "empty request id"
   if (typeof input.payer !== "string" || input.payer.length === 0) return "empty payer"
   if (!Number.isSafeInteger(input.amount) || input.amount < 0) return "amount is not a credit amount"
+  if (input.sealed !== undefined && (typeof input.sealed !== "string" || input.sealed.length === 0)) {
+    return "sealed value is not a non-empty string"
+  }
   const key = input.idempotencyKey
   if (key !== undefined) {
     if (typeof key !== "string") return "idempotency key is not a string"
@@ -363,6 +381,8 @@ const nextEntry = (
   receipt,
   result,
   resultDropped,
+  // Needed only until the settle attempt ends: an ended entry keeps no sealed material.
+  sealed: state === "settling" ? entry.sealed : undefined,
   createdAt: entry.createdAt,
   updatedAt: now,
   expiresAt: entry.expiresAt
@@ -488,6 +508,7 @@ const makeMemoryWith = (clock: Clock.Clock, options: MemoryOptions | undefined):
       receipt: undefined,
       result: undefined,
       resultDropped: false,
+      sealed: input.sealed,
       createdAt: now,
       updatedAt: now,
       expiresAt: now + ttlMillis

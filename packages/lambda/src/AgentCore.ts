@@ -6,13 +6,14 @@
  * @since 0.1.0
  */
 import * as Bounds from "@effect-x402/core/Bounds"
-import type * as Credits from "@effect-x402/core/Credits"
+import * as HttpPaywall from "@effect-x402/core/HttpPaywall"
 import type * as PaymentError from "@effect-x402/core/PaymentError"
 import type * as Paywall from "@effect-x402/core/Paywall"
 import * as X402 from "@effect-x402/core/X402"
 import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as Events from "./internal/events.js"
+import * as Json from "./internal/json.js"
 import { receiptHeader } from "./internal/receipt.js"
 
 /**
@@ -96,7 +97,7 @@ export interface GatewayOptions {
  * @since 0.1.0
  * @category constants
  */
-export const DEFAULT_TOKEN_HEADERS: ReadonlyArray<string> = [X402.PAYMENT_SIGNATURE_HEADER]
+export const DEFAULT_TOKEN_HEADERS: ReadonlyArray<string> = Events.DEFAULT_TOKEN_HEADERS
 
 // ---------------------------------------------------------------------------
 // Schemas
@@ -270,45 +271,179 @@ export const InterceptorOutput = Schema.Struct({
 export interface InterceptorOutput extends Schema.Schema.Type<typeof InterceptorOutput> {}
 
 // ---------------------------------------------------------------------------
+// HTTP targets (AgentCore Runtime, passthrough): the `http` flavour of the events
+// ---------------------------------------------------------------------------
+
+/**
+ * The client's request to an HTTP target as the gateway passes it on: the body is base64 text
+ * (`headers` only with `passRequestHeaders: true`).
+ *
+ * @since 0.3.0
+ * @category schemas
+ */
+export const HttpGatewayRequest = Schema.Struct({
+  httpMethod: Schema.optional(Schema.String),
+  path: Schema.optional(Schema.String),
+  headers: Schema.optional(Schema.NullOr(Headers)),
+  body: Schema.optional(Schema.NullOr(Schema.String))
+})
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export interface HttpGatewayRequest extends Schema.Schema.Type<typeof HttpGatewayRequest> {}
+
+/**
+ * An HTTP target's answer in the RESPONSE phase: base64 body (`null` when the gateway's
+ * `payloadFilter` excludes it); with a streaming target, one JSON-RPC event per RESPONSE call,
+ * flagged `isStreamingResponse`.
+ *
+ * @since 0.3.0
+ * @category schemas
+ */
+export const HttpGatewayResponse = Schema.Struct({
+  statusCode: Schema.optional(Schema.Number),
+  headers: Schema.optional(Schema.NullOr(Headers)),
+  contentType: Schema.optional(Schema.NullOr(Schema.String)),
+  body: Schema.optional(Schema.NullOr(Schema.String)),
+  isStreamingResponse: Schema.optional(Schema.Boolean)
+})
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export interface HttpGatewayResponse extends Schema.Schema.Type<typeof HttpGatewayResponse> {}
+
+/**
+ * The event the gateway sends for an HTTP target. In the RESPONSE phase `gatewayRequest` is
+ * `null`: the interceptor finds the call through its ledger (docs/protocol.md, "HTTP targets").
+ *
+ * @since 0.3.0
+ * @category schemas
+ */
+export const HttpInterceptorInput = Schema.Struct({
+  interceptorInputVersion: Schema.optional(Schema.String),
+  http: Schema.Struct({
+    gatewayRequest: Schema.optional(Schema.NullOr(HttpGatewayRequest)),
+    gatewayResponse: Schema.optional(Schema.NullOr(HttpGatewayResponse))
+  })
+})
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export interface HttpInterceptorInput extends Schema.Schema.Type<typeof HttpInterceptorInput> {}
+
+/**
+ * What an interceptor answers for an HTTP target: bodies are base64 text; a `null` response body
+ * keeps the target's.
+ *
+ * @since 0.3.0
+ * @category schemas
+ */
+export const HttpInterceptorOutput = Schema.Struct({
+  interceptorOutputVersion: Schema.Literal(OUTPUT_VERSION),
+  http: Schema.Struct({
+    transformedGatewayResponse: Schema.optional(Schema.Struct({
+      statusCode: Schema.Number,
+      headers: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
+      body: Schema.NullOr(Schema.String)
+    })),
+    transformedGatewayRequest: Schema.optional(Schema.Struct({
+      headers: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
+      body: Schema.NullOr(Schema.String)
+    }))
+  })
+})
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export interface HttpInterceptorOutput extends Schema.Schema.Type<typeof HttpInterceptorOutput> {}
+
+/**
+ * Whether an event is of the HTTP flavour (an `http` key, no `mcp` key).
+ *
+ * @since 0.3.0
+ * @category decoding
+ */
+export const isHttpEvent = (event: unknown): boolean =>
+  typeof event === "object" && event !== null && Object.prototype.hasOwnProperty.call(event, "http") &&
+  !Object.prototype.hasOwnProperty.call(event, "mcp")
+
+const base64Of = (body: unknown): string | null =>
+  body === undefined || body === null
+    ? null
+    : Buffer.from(typeof body === "string" ? body : JSON.stringify(body) ?? "null", "utf8").toString("base64")
+
+/**
+ * An output in the HTTP flavour: the same answer or forwarded request, its body as base64 text.
+ *
+ * @since 0.3.0
+ * @category answers
+ */
+export const toHttpOutput = (output: InterceptorOutput): HttpInterceptorOutput => {
+  const response = output.mcp.transformedGatewayResponse
+  const request = output.mcp.transformedGatewayRequest
+  return {
+    interceptorOutputVersion: OUTPUT_VERSION,
+    http: {
+      ...(response !== undefined
+        ? {
+          transformedGatewayResponse: {
+            statusCode: response.statusCode,
+            ...(response.headers !== undefined ? { headers: response.headers } : {}),
+            body: base64Of(response.body)
+          }
+        }
+        : {}),
+      ...(request !== undefined
+        ? {
+          transformedGatewayRequest: {
+            ...(request.headers !== undefined ? { headers: request.headers } : {}),
+            body: base64Of(request.body)
+          }
+        }
+        : {})
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Own-property readers
 // ---------------------------------------------------------------------------
 
 /**
  * Whether a value is a plain JSON-like object (not null, not an array).
  *
+ * @deprecated Internal reader, kept for existing callers; read your own JSON (it is not part of the
+ * gateway contract). Will leave the public API.
  * @since 0.1.0
  * @category readers
  */
-export const isRecord = (u: unknown): u is { readonly [key: string]: unknown } =>
-  typeof u === "object" && u !== null && !Array.isArray(u)
+export const isRecord: (u: unknown) => u is { readonly [key: string]: unknown } = Json.isRecord
 
 /**
  * Reads an own property: inherited values (a polluted prototype, a `__proto__` key) never count.
  *
+ * @deprecated Internal reader, kept for existing callers. Will leave the public API.
  * @since 0.1.0
  * @category readers
  */
-export const own = (u: unknown, key: string): unknown =>
-  isRecord(u) && Object.prototype.hasOwnProperty.call(u, key) ? u[key] : undefined
+export const own: (u: unknown, key: string) => unknown = Json.own
 
 /**
- * The value of a header, its name matched case-insensitively; only string values count.
+ * A header's value, whatever the case of its name.
  *
+ * @deprecated Internal reader, kept for existing callers. Will leave the public API.
  * @since 0.1.0
  * @category readers
  */
-export const headerValue = (headers: unknown, name: string): string | undefined => {
-  if (!isRecord(headers)) return undefined
-  const wanted = name.toLowerCase()
-  for (const key of Object.keys(headers)) {
-    if (key.toLowerCase() !== wanted) continue
-    const value = headers[key]
-    if (typeof value === "string") return value
-    // Multi-value shapes (some proxies send arrays): the first string wins.
-    if (Array.isArray(value) && typeof value[0] === "string") return value[0]
-  }
-  return undefined
-}
+export const headerValue: (headers: unknown, name: string) => string | undefined = Json.headerValue
 
 /**
  * Normalises the `tokenHeader` option: lower-cased names, in order. Throws a `RangeError` on an
@@ -317,24 +452,7 @@ export const headerValue = (headers: unknown, name: string): string | undefined 
  * @since 0.1.0
  * @category tokens
  */
-export const tokenHeaders = (option: string | ReadonlyArray<string> | undefined): ReadonlyArray<string> => {
-  const names = (option === undefined ? DEFAULT_TOKEN_HEADERS : typeof option === "string" ? [option] : option)
-    .map((name) => typeof name === "string" ? name.trim().toLowerCase() : "")
-  if (names.length === 0 || names.some((name) => name.length === 0)) {
-    throw new RangeError("tokenHeader must name at least one header, and no empty one")
-  }
-  // Behind a gateway, `Authorization` carries the gateway's inbound identity JWT (itself a `Bearer`
-  // value, so a prefix check cannot tell it from an x402 token): it would go to the facilitator.
-  if (names.includes("authorization")) {
-    throw new RangeError(
-      "tokenHeader must not be Authorization: behind a gateway it carries the caller's identity token, " +
-        "which would be sent to the facilitator; use payment-signature or a dedicated header such as X-Payment"
-    )
-  }
-  return names
-}
-
-const BEARER = /^bearer\s+/i
+export const tokenHeaders = Events.tokenHeaders
 
 /**
  * The caller's token: the configured headers are tried in order (case-insensitively) and the first
@@ -343,13 +461,7 @@ const BEARER = /^bearer\s+/i
  * @since 0.1.0
  * @category tokens
  */
-export const tokenOf = (headers: unknown, names: ReadonlyArray<string>): string | undefined => {
-  for (const name of names) {
-    const value = headerValue(headers, name)?.replace(BEARER, "").trim()
-    if (value !== undefined && value.length > 0) return value
-  }
-  return undefined
-}
+export const tokenOf = Events.tokenOf
 
 /**
  * The tool named by a `tools/call`: the part after the last `___` (AgentCore prefixes the target).
@@ -357,13 +469,7 @@ export const tokenOf = (headers: unknown, names: ReadonlyArray<string>): string 
  * @since 0.1.0
  * @category readers
  */
-export const toolNameOf = (method: string, params: unknown): string | undefined => {
-  if (method !== "tools/call") return undefined
-  const name = own(params, "name")
-  if (typeof name !== "string" || name.length === 0) return undefined
-  const cut = name.lastIndexOf("___")
-  return cut >= 0 ? name.slice(cut + 3) : name
-}
+export const toolNameOf = Events.toolNameOf
 
 /**
  * The full tool name of a `tools/call`, with its target prefix.
@@ -371,21 +477,7 @@ export const toolNameOf = (method: string, params: unknown): string | undefined 
  * @since 0.1.0
  * @category readers
  */
-export const fullToolNameOf = (method: string, params: unknown): string | undefined => {
-  if (method !== "tools/call") return undefined
-  const name = own(params, "name")
-  return typeof name === "string" && name.length > 0 ? name : undefined
-}
-
-// Some transports hand the body over as JSON text rather than an object.
-const parseBody = (body: unknown): unknown => {
-  if (typeof body !== "string") return body
-  try {
-    return JSON.parse(body)
-  } catch {
-    return body
-  }
-}
+export const fullToolNameOf = Events.fullToolNameOf
 
 /**
  * The tool call an event carries, for handlers: the tool's full and short names and its arguments.
@@ -400,21 +492,7 @@ const parseBody = (body: unknown): unknown => {
  * @since 0.1.0
  * @category readers
  */
-export const toolCallOf = (event: unknown): {
-  readonly name: string
-  readonly tool: string
-  readonly arguments: { readonly [name: string]: unknown }
-} | undefined => {
-  const body = parseBody(own(own(own(event, "mcp"), "gatewayRequest"), "body"))
-  const method = own(body, "method")
-  if (method !== "tools/call") return undefined
-  const params = own(body, "params")
-  const name = fullToolNameOf(method, params)
-  const tool = toolNameOf(method, params)
-  if (name === undefined || tool === undefined) return undefined
-  const args = own(params, "arguments")
-  return { name, tool, arguments: isRecord(args) ? args : {} }
-}
+export const toolCallOf = Events.toolCallOf
 
 // ---------------------------------------------------------------------------
 // Decoding a call
@@ -489,17 +567,6 @@ const idOf = (body: unknown): JsonRpcId => {
   return typeof id === "string" || typeof id === "number" ? id : null
 }
 
-// The first issue, short: the tree formatter would echo the whole schema back for a wrong root type.
-const formatError = (error: ParseResult.ParseError): string => {
-  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-  if (issue === undefined) return "invalid"
-  const where = issue.path.length > 0 ? issue.path.join(".") : "the value"
-  // Never echo the value: a malformed event may carry a token where a header map should be, and this
-  // message goes to the logs and back to the caller.
-  const message = issue.message.replace(/, actual [\s\S]*$/, "")
-  return message.length > 120 ? `${where} has the wrong shape` : `${where}: ${message}`
-}
-
 /**
  * Reads a gateway event. Anything that is not one event carrying one JSON-RPC request with a
  * `method` is an `InvalidEvent`: a batch or a method-less body could otherwise slip past the
@@ -511,10 +578,10 @@ const formatError = (error: ParseResult.ParseError): string => {
 export const decodeCall = (event: unknown): Either.Either<Call, InvalidEvent> => {
   const input = decodeInput(event)
   if (Either.isLeft(input)) {
-    return Either.left(new InvalidEvent({ reason: "NotAnEvent", detail: formatError(input.left), id: null }))
+    return Either.left(new InvalidEvent({ reason: "NotAnEvent", detail: Json.formatError(input.left), id: null }))
   }
   const gatewayRequest = input.right.mcp.gatewayRequest
-  const body = parseBody(gatewayRequest.body)
+  const body = Events.parseBody(gatewayRequest.body)
   if (Array.isArray(body)) return Either.left(new InvalidEvent({ reason: "Batch", detail: "batch", id: null }))
   // Refused before anything reads it further: such a body is verified and then cannot be serialised.
   if (Bounds.jsonDepthExceeds(body)) {
@@ -522,7 +589,9 @@ export const decodeCall = (event: unknown): Either.Either<Call, InvalidEvent> =>
   }
   const request = decodeRequest(body)
   if (Either.isLeft(request)) {
-    return Either.left(new InvalidEvent({ reason: "NotJsonRpc", detail: formatError(request.left), id: idOf(body) }))
+    return Either.left(
+      new InvalidEvent({ reason: "NotJsonRpc", detail: Json.formatError(request.left), id: idOf(body) })
+    )
   }
   const response = input.right.mcp.gatewayResponse ?? undefined
   const method = request.right.method
@@ -745,7 +814,8 @@ export const internalErrorAnswerFor = (requestId: string): Answer => ({
 export const JsonRpcErrorCode = {
   InvalidRequest: -32600,
   MethodNotFound: -32601,
-  InvalidParams: -32602
+  InvalidParams: -32602,
+  InternalError: -32603
 } as const
 
 /**
@@ -836,20 +906,6 @@ export const settleFailureMessage = (failure: PaymentError.SettleFailed): string
 }
 
 /**
- * The receipt of a settlement that did not happen, when the facilitator gave none.
- *
- * @since 0.1.0
- * @category answers
- */
-export const failedSettlement = (error: PaymentError.SettleFailed): X402.SettleResponse =>
-  error.settlement !== undefined ? safeSettlement(error.settlement) : {
-    success: false,
-    errorReason: "unexpected_settle_error",
-    transaction: "",
-    network: error.paymentRequired.accepts[0].network
-  }
-
-/**
  * The answer to a payment failure, per docs/protocol.md §3 and §6:
  * - no token, or a token the facilitator refused: the payment-required answer;
  * - facilitator unavailable: an error result with code 502, nothing charged;
@@ -896,7 +952,9 @@ export const paymentFailureAnswer = (
           })
       }
     case "SettleFailed": {
-      const settlement = failedSettlement(failure)
+      // The facilitator's own answer, else one whose reason names the failure (HttpPaywall's mapping,
+      // shared by every adapter), made safe to show either way.
+      const settlement = safeSettlement(HttpPaywall.failedSettlement(failure))
       const code = failure.reason === "Rejected" ? 402 : failure.reason === "InvalidAmount" ? 500 : 502
       // Generic per reason: the failure's own message may carry the facilitator's detail text.
       const message = settleFailureMessage(failure)
@@ -970,44 +1028,11 @@ const answerOf = (value: unknown, id: JsonRpcId): Either.Either<Answer, string> 
     return Either.right({
       statusCode: statusCode ?? 200,
       headers: copyHeaders(own(response, "headers")),
-      body: parseBody(own(response, "body"))
+      body: Events.parseBody(own(response, "body"))
     })
   }
   if (own(value, "jsonrpc") !== undefined) return Either.right({ statusCode: 200, headers: JSON_HEADERS, body: value })
   return Either.right(resultAnswer(id, value))
-}
-
-// A double-encoded body (a JSON string holding JSON) is unwrapped a few times, no more.
-const MAX_DECODINGS = 4
-
-const parseJson = (text: string): { readonly ok: true; readonly value: unknown } | { readonly ok: false } => {
-  try {
-    return { ok: true, value: JSON.parse(text) }
-  } catch {
-    return { ok: false }
-  }
-}
-
-// Server-Sent Events framing (MCP Streamable HTTP): events separated by a blank line, each event's
-// `data:` lines joined by newlines. Only events whose data parse as JSON count.
-const sseMessages = (text: string): ReadonlyArray<unknown> | undefined => {
-  const lines = text.split(/\r\n|\r|\n/)
-  if (!lines.some((line) => /^(data|event|id|retry):/.test(line))) return undefined
-  const messages: Array<unknown> = []
-  let data: Array<string> = []
-  const flush = () => {
-    if (data.length > 0) {
-      const parsed = parseJson(data.join("\n"))
-      if (parsed.ok) messages.push(parsed.value)
-    }
-    data = []
-  }
-  for (const line of lines) {
-    if (line === "") flush()
-    else if (line.startsWith("data:")) data.push(line.slice(line.startsWith("data: ") ? 6 : 5))
-  }
-  flush()
-  return messages
 }
 
 /**
@@ -1018,32 +1043,7 @@ const sseMessages = (text: string): ReadonlyArray<unknown> | undefined => {
  * @since 0.2.0
  * @category handler results
  */
-export const messagesOf = (body: unknown): ReadonlyArray<unknown> => {
-  let value = body
-  for (let i = 0; i < MAX_DECODINGS && typeof value === "string"; i++) {
-    const parsed = parseJson(value)
-    if (parsed.ok) {
-      value = parsed.value
-      continue
-    }
-    const events = sseMessages(value)
-    if (events === undefined) return []
-    return events.flatMap((event) => messagesOf(event))
-  }
-  if (typeof value === "string") return []
-  return Array.isArray(value) ? value : [value]
-}
-
-// A JSON-RPC response: a `result` or a non-null `error` (notifications and requests in a stream
-// are neither).
-const isResponse = (message: unknown): boolean =>
-  own(message, "result") !== undefined || (own(message, "error") !== undefined && own(message, "error") !== null)
-
-const isExplicitError = (message: unknown): boolean => {
-  const error = own(message, "error")
-  if (error !== undefined && error !== null) return true
-  return own(own(message, "result"), "isError") === true
-}
+export const messagesOf = Events.messagesOf
 
 /**
  * The JSON-RPC response an answer body carries, read as `messagesOf` does: the first message with a
@@ -1052,10 +1052,7 @@ const isExplicitError = (message: unknown): boolean => {
  * @since 0.2.0
  * @category handler results
  */
-export const responseOf = (body: unknown): unknown => {
-  const messages = messagesOf(body)
-  return messages.find(isResponse) ?? (isRecord(messages[0]) ? messages[0] : undefined)
-}
+export const responseOf = Events.responseOf
 
 /**
  * Whether an answer may be charged. It fails closed: everything that is not an explicit error
@@ -1067,10 +1064,7 @@ export const responseOf = (body: unknown): unknown => {
  * @since 0.1.0
  * @category handler results
  */
-export const isChargeable = (answer: { readonly statusCode?: number | undefined; readonly body: unknown }): boolean => {
-  if (answer.statusCode !== undefined && (answer.statusCode < 200 || answer.statusCode > 299)) return false
-  return !messagesOf(answer.body).some(isExplicitError)
-}
+export const isChargeable = Events.isChargeable
 
 /**
  * Where an answer may ask for a different settle amount (see `Credits.findCharge`). Response headers
@@ -1079,17 +1073,7 @@ export const isChargeable = (answer: { readonly statusCode?: number | undefined;
  * @since 0.1.0
  * @category handler results
  */
-export const chargeSource = (
-  answer: { readonly headers?: unknown; readonly body: unknown },
-  options: { readonly headers: boolean }
-): Credits.ChargeSource => {
-  const body = responseOf(answer.body)
-  return {
-    result: own(body, "result"),
-    body,
-    ...(options.headers ? { headers: answer.headers } : {})
-  }
-}
+export const chargeSource = Events.chargeSource
 
 /**
  * Adds a settlement to an answer: the `payment-response` receipt header, and `_meta.x402` merged
@@ -1105,7 +1089,7 @@ export const enrich = (answer: Answer, received: X402.SettleResponse): Answer =>
     X402.PAYMENT_RESPONSE_HEADER,
     receiptHeader(settlement)
   )
-  const body = parseBody(answer.body)
+  const body = Events.parseBody(answer.body)
   const result = own(body, "result")
   if (!isRecord(body) || !isRecord(result)) return { ...answer, headers }
   const meta = own(result, "_meta")

@@ -103,6 +103,7 @@ const RequestItem = Schema.Struct({
   receipt: Schema.optional(Schema.Struct({ S: Schema.parseJson(X402.SettleResponse) })),
   result: Schema.optional(Str),
   resultDropped: Schema.Struct({ BOOL: Schema.Boolean }),
+  sealed: Schema.optional(Str),
   createdAt: Num,
   updatedAt: Num,
   expiresAt: Num
@@ -145,6 +146,7 @@ const entryOf = (
       ...(row.receipt !== undefined ? { receipt: row.receipt.S } : {}),
       ...(row.result !== undefined ? { result: row.result.S } : {}),
       resultDropped: row.resultDropped.BOOL,
+      ...(row.sealed !== undefined ? { sealed: row.sealed.S } : {}),
       createdAt: row.createdAt.N,
       updatedAt: row.updatedAt.N,
       // Stored in epoch seconds (DynamoDB's TTL unit).
@@ -162,6 +164,8 @@ const itemOf = (entry: Entry): Record<string, AttributeValue> => ({
   amount: n(entry.amount),
   state: s(entry.state),
   resultDropped: { BOOL: entry.resultDropped },
+  // Ciphertext only (see `SettlementLedger.Entry.sealed`): a dump of the table reveals no token.
+  ...(entry.sealed !== undefined ? { sealed: s(entry.sealed) } : {}),
   createdAt: n(entry.createdAt),
   updatedAt: n(entry.updatedAt),
   expiresAt: n(seconds(entry.expiresAt))
@@ -304,6 +308,9 @@ export const make = (options: Options): Effect.Effect<SettlementLedger.Settlemen
         const sets = ["#state = :to", "#updatedAt = :now"]
         const removes: Array<string> = []
         if (fields.state !== "settling") {
+          // The sealed material is needed only until the attempt ends: an ended row keeps none.
+          names["#sealed"] = "sealed"
+          removes.push("#sealed")
           names["#resultDropped"] = "resultDropped"
           values[":resultDropped"] = { BOOL: fields.resultDropped }
           sets.push("#resultDropped = :resultDropped")
@@ -380,6 +387,7 @@ export const make = (options: Options): Effect.Effect<SettlementLedger.Settlemen
           amount: input.amount,
           state: "verified",
           resultDropped: false,
+          ...(input.sealed !== undefined ? { sealed: input.sealed } : {}),
           createdAt: now,
           updatedAt: now,
           expiresAt

@@ -22,10 +22,10 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as AgentCore from "./AgentCore.js"
 import { type HandlerFailed, handlerFailed, invoke } from "./internal/handler.js"
+import { formatError } from "./internal/json.js"
 import { redact, redactCause, redactedPolicy, requestIdOf } from "./internal/redact.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
 
@@ -175,16 +175,6 @@ const withoutChargeHeader = (result: HttpResult): HttpResult =>
   result.headers === undefined
     ? result
     : { ...result, headers: AgentCore.copyHeaders(result.headers, [Credits.CREDITS_HEADER]) }
-
-const formatError = (error: ParseResult.ParseError): string => {
-  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-  if (issue === undefined) return "invalid event"
-  const where = issue.path.length > 0 ? issue.path.join(".") : "the event"
-  // Never echo the value: a malformed event may carry a token where a header map should be, and this
-  // message goes to the logs and back to the caller.
-  const message = issue.message.replace(/, actual [\s\S]*$/, "")
-  return message.length > 120 ? `${where} has the wrong shape` : `${where}: ${message}`
-}
 
 // How a paid result is kept in the ledger: its JSON, and back (only an object with a numeric status).
 const resultCodec: Idempotency.Codec<HttpResult> = {

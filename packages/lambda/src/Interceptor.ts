@@ -1,5 +1,5 @@
 /**
- * The two-phase AgentCore Gateway interceptor (the seed's `AgentCoreInterceptor`): a separate
+ * The two-phase AgentCore Gateway interceptor (docs/protocol.md §3 and §7): a separate
  * Lambda in front of an existing target. The REQUEST phase verifies and forwards; the RESPONSE
  * phase settles and adds the receipt.
  *
@@ -15,9 +15,12 @@ import type * as X402 from "@effect-x402/core/X402"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as AgentCore from "./AgentCore.js"
 import { internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
+import * as HttpEvent from "./internal/httpEvent.js"
+import * as Json from "./internal/json.js"
 import { lambdaDeadline } from "./internal/lambdaDeadline.js"
 import { redact, redactedPolicy, requestIdOf } from "./internal/redact.js"
 import * as RequestSeal from "./internal/requestSeal.js"
@@ -69,6 +72,16 @@ export interface Options<R = never, LE = never, SE = never>
    * @since 0.2.0
    */
   readonly requestSealKey?: Redacted.Redacted<string> | undefined
+  /**
+   * Whether the gateway passes the request headers to the RESPONSE phase (its `passRequestHeaders`
+   * for the RESPONSE interceptor). Default true. With `false`, the REQUEST phase gives each paid
+   * call a sealed JSON-RPC id the target echoes and keeps what the RESPONSE phase needs to settle in
+   * the ledger, encrypted (as it always does for HTTP targets): provide a shared `SettlementLedger`
+   * and a shared `requestSealKey` (docs/protocol.md, "HTTP targets").
+   *
+   * @since 0.3.0
+   */
+  readonly passRequestHeaders?: boolean | undefined
 }
 
 type AnyPaywall<R> = Paywall.Paywall<AgentCore.InterceptorInput, R, unknown>
@@ -116,14 +129,18 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
   const fallback = options.planId !== undefined || options.planIds !== undefined
     ? paywallOf(options, {})
     : undefined
-  const paywallFor = (call: AgentCore.Call): AnyPaywall<R> | undefined => {
-    if (!billable.has(call.method)) return undefined
-    const full = AgentCore.fullToolNameOf(call.method, call.request.params)
+  const paywallOf_ = (method: string, params: unknown): AnyPaywall<R> | undefined => {
+    if (!billable.has(method)) return undefined
+    const full = AgentCore.fullToolNameOf(method, params)
+    const short = AgentCore.toolNameOf(method, params)
     return (full !== undefined ? tools.get(full) : undefined) ??
-      (call.toolName !== undefined ? tools.get(call.toolName) : undefined) ?? fallback
+      (short !== undefined ? tools.get(short) : undefined) ?? fallback
   }
+  const paywallFor = (call: AgentCore.Call): AnyPaywall<R> | undefined => paywallOf_(call.method, call.request.params)
 
-  const sealKey = RequestSeal.sealKey(options.requestSealKey)
+  const { key: sealKey, shared: sealShared } = RequestSeal.sealKeyOf(options.requestSealKey)
+  // With it, the RESPONSE phase of the MCP flavour finds the call through the ledger too.
+  const correlateMcp = options.passRequestHeaders === false
   // The ledger the user provides (e.g. DynamoDB, shared by every instance), else one in memory per
   // cold start: either way a verification settles at most once, and a replayed RESPONSE is answered
   // from what was recorded.
@@ -132,7 +149,8 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
   const request = (
     call: AgentCore.Call,
     paywall: AnyPaywall<R>,
-    context: LambdaRuntime.LambdaContext
+    context: LambdaRuntime.LambdaContext,
+    correlate: boolean
   ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> =>
     Effect.flatMap(lambdaDeadline(context), (deadline) =>
       Paywall.verify(paywall, {
@@ -146,6 +164,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       }).pipe(
         Effect.flatMap((verified) => {
           const payer = Paywall.fingerprint(verified.token)
+          if (correlate) return correlated(call, verified, payer, deadline, context)
           const id = verified.agentRequestId
           const forward = AgentCore.forward({
             // The target gets the caller's headers without the token (it has no use for a credential
@@ -198,6 +217,317 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         )
       ))
 
+  const recordFailed = (error: SettlementLedger.LedgerError, context: LambdaRuntime.LambdaContext) =>
+    Effect.sync(() => requestIdOf(context)).pipe(
+      Effect.tap((requestId) =>
+        Effect.logError(
+          `x402: verified call not forwarded, the settlement ledger failed (request ${requestId}): ${
+            redact(error.message)
+          }`
+        )
+      ),
+      Effect.map((requestId) => AgentCore.respond(AgentCore.internalErrorAnswerFor(requestId)))
+    )
+
+  // REQUEST of a call whose RESPONSE phase will not see the request (an HTTP target, or no request
+  // headers in RESPONSE): the forwarded JSON-RPC id names the ledger row (the target echoes it), and
+  // the row keeps the token sealed (AES-GCM under the seal key, never in clear).
+  const correlated = (
+    call: AgentCore.Call,
+    verified: Paywall.Verified,
+    payer: string,
+    deadline: number | undefined,
+    context: LambdaRuntime.LambdaContext
+  ): Effect.Effect<AgentCore.InterceptorOutput> => {
+    const id = verified.agentRequestId
+    const name = Json.own(call.request.params, "name")
+    const secret = JSON.stringify({
+      t: Redacted.value(verified.token),
+      m: call.method,
+      n: typeof name === "string" ? name : null,
+      a: id ?? null
+    })
+    const headers = {
+      ...AgentCore.copyHeaders(call.headers, [
+        ...tokenHeaders,
+        AgentCore.AGENT_REQUEST_ID_HEADER,
+        RequestSeal.SEAL_HEADER
+      ]),
+      ...(id !== undefined ? { [AgentCore.AGENT_REQUEST_ID_HEADER]: id } : {})
+    }
+    // A fresh key per attempt: a numeric id's random part may, rarely, meet a live row (`Conflict`).
+    const attempt = (left: number): Effect.Effect<AgentCore.InterceptorOutput> => {
+      const forwarded = RequestSeal.forwardPaid(sealKey, payer, call.id)
+      const sealed = RequestSeal.box(sealKey, forwarded.ledgerKey, secret)
+      return Effect.flatMap(ledgerOf, (ledger) =>
+        withinDeadline(
+          ledger.record({ requestId: forwarded.ledgerKey, payer, amount: verified.credits, sealed }),
+          "record",
+          deadline
+        ).pipe(
+          Effect.as(AgentCore.forward({
+            headers,
+            body: JSON.parse(HttpEvent.withId(call.request, call.rawBody, forwarded.id))
+          })),
+          Effect.catchAll((error) =>
+            error.reason === "Conflict" && left > 0 ? attempt(left - 1) : recordFailed(error, context)
+          )
+        ))
+    }
+    return attempt(3)
+  }
+
+  // The generic answer to an output that cannot be matched to a verified call: withheld.
+  // A JSON-RPC error (a streamed answer's later events cannot change the status): generic, with the
+  // Lambda request id the log line has.
+  const unmatched = (context: LambdaRuntime.LambdaContext, why: string, id: unknown = null) =>
+    Effect.sync(() => requestIdOf(context)).pipe(
+      Effect.tap((requestId) => Effect.logWarning(`x402: output withheld, ${why} (request ${requestId})`)),
+      Effect.map((requestId): AgentCore.Answer =>
+        AgentCore.rpcErrorAnswer(
+          typeof id === "string" || typeof id === "number" ? id : null,
+          AgentCore.JsonRpcErrorCode.InternalError,
+          `Internal interceptor error: the output was withheld (request ${requestId})`
+        )
+      )
+    )
+
+  const answerOf = (output: AgentCore.InterceptorOutput): AgentCore.Answer => {
+    const response = output.mcp.transformedGatewayResponse!
+    return { statusCode: response.statusCode, headers: response.headers ?? {}, body: response.body }
+  }
+
+  // RESPONSE of a forwarded paid call, found through the ledger by the id the target echoed: the
+  // answer for this one message (the settled result with its receipt, or why it is withheld).
+  const settleForwarded = (
+    forwarded: Extract<RequestSeal.ForwardedId, { readonly _tag: "Paid" }>,
+    message: { readonly [key: string]: unknown },
+    statusCode: number,
+    targetHeaders: unknown,
+    context: LambdaRuntime.LambdaContext
+  ): Effect.Effect<AgentCore.Answer, never, Facilitator | R> =>
+    Effect.gen(function*() {
+      const key = forwarded.ledgerKey
+      const ledger = yield* ledgerOf
+      const deadline = yield* lambdaDeadline(context)
+      const found = yield* withinDeadline(ledger.get(key), "get", deadline).pipe(Effect.either)
+      if (Either.isLeft(found)) {
+        yield* Effect.logError(`x402: the settlement ledger failed: ${redact(found.left.message)}`)
+        return yield* unmatched(context, "the settlement ledger could not be read")
+      }
+      if (Option.isNone(found.right)) return yield* unmatched(context, "no verified call in the ledger for it")
+      const entry = found.right.value
+      if (!forwarded.check(entry.payer)) return yield* unmatched(context, "its id does not carry this agent's seal")
+      const restored = { ...message, id: forwarded.callerId }
+      const headers = AgentCore.copyHeaders(targetHeaders)
+      const answer: AgentCore.Answer = { statusCode, headers, body: restored }
+      // An explicit error is released as it is: nothing to settle.
+      if (!AgentCore.isChargeable({ statusCode, body: restored })) return answer
+      if (entry.state === "settled" && entry.receipt !== undefined) {
+        // A replayed RESPONSE (or the same result event twice): the receipt of the one settlement.
+        yield* Effect.logInfo("x402: a replayed RESPONSE was answered from the ledger; nothing settled")
+        return AgentCore.enrich(answer, entry.receipt)
+      }
+      const opened = entry.sealed !== undefined ? RequestSeal.unbox(sealKey, key, entry.sealed) : undefined
+      const sealed = opened !== undefined ? safeParse(opened) : undefined
+      const method = Json.own(sealed, "m")
+      const token = Json.own(sealed, "t")
+      const name = Json.own(sealed, "n")
+      const issued = Json.own(sealed, "a")
+      const paywall = typeof method === "string"
+        ? paywallOf_(method, typeof name === "string" ? { name } : {})
+        : undefined
+      if (entry.state !== "verified" || typeof token !== "string" || paywall === undefined) {
+        // A call this agent did forward (its seal checks out): withheld under the caller's id.
+        return yield* unmatched(
+          context,
+          `call ${key} is ${entry.state} in the ledger, or its sealed record is unusable`,
+          forwarded.callerId
+        )
+      }
+      const paymentRequired = yield* Paywall.requirements(paywall, resourceUrlOf(context))
+      const failureAnswer = (failure: SettleFailed) =>
+        Effect.map(
+          paymentFailureOutput(paywall, forwarded.callerId as AgentCore.JsonRpcId, failure, requestIdOf(context)),
+          answerOf
+        )
+      const credits = yield* Credits.settleAmount(
+        AgentCore.chargeSource({ headers: targetHeaders, body: restored }, { headers: true }),
+        entry.amount,
+        { fromContent: paywall.options.chargeFromContent === true }
+      ).pipe(
+        Effect.mapError((cause) => new SettleFailed({ reason: "InvalidAmount", paymentRequired, credits: 0, cause })),
+        Effect.either
+      )
+      if (Either.isLeft(credits)) return yield* failureAnswer(credits.left)
+      const claim = yield* withinDeadline(ledger.claim(key), "claim", deadline).pipe(Effect.either)
+      if (Either.isLeft(claim)) {
+        yield* Effect.logError(`x402: output withheld, the settlement ledger failed: ${redact(claim.left.message)}`)
+        return yield* failureAnswer(
+          new SettleFailed({ reason: "Indeterminate", paymentRequired, credits: credits.right })
+        )
+      }
+      if (claim.right._tag !== "Claimed") {
+        const taken = claim.right._tag === "Taken" ? claim.right.entry : undefined
+        if (taken?.state === "settled" && taken.receipt !== undefined && taken.payer === entry.payer) {
+          yield* Effect.logInfo("x402: a replayed RESPONSE was answered from the ledger; nothing settled")
+          return AgentCore.enrich(answer, taken.receipt)
+        }
+        yield* Effect.logWarning(
+          `x402: output withheld, call ${key} is already ${taken?.state ?? "gone"} in the ledger`
+        )
+        return yield* failureAnswer(
+          new SettleFailed({
+            reason: taken?.state === "rejected" ? "Rejected" : "Indeterminate",
+            paymentRequired,
+            credits: credits.right
+          })
+        )
+      }
+      const settled = yield* Paywall.settle(paywall, {
+        paymentRequired,
+        token: Redacted.make(token),
+        credits: credits.right,
+        agentRequestId: typeof issued === "string" ? issued : undefined,
+        deadline
+      }).pipe(Effect.either)
+      const outcome: SettlementLedger.Outcome = Either.isRight(settled)
+        ? { _tag: "Settled", receipt: settled.right }
+        : settled.left.reason === "Indeterminate"
+        ? { _tag: "Unknown" }
+        : { _tag: "Rejected" }
+      yield* withinDeadline(ledger.finish(key, outcome), "finish", deadline).pipe(
+        Effect.catchAll((error) =>
+          Effect.logError(`x402: the settlement ledger did not record the outcome: ${redact(error.message)}`)
+        )
+      )
+      if (Either.isRight(settled)) return AgentCore.enrich(answer, settled.right)
+      if (Paywall.releases(paywall, settled.left)) {
+        yield* Effect.logWarning(`x402: settlement failed, output released by policy: ${redact(settled.left.message)}`)
+        return settled.left.settlement !== undefined ? AgentCore.enrich(answer, settled.left.settlement) : answer
+      }
+      return yield* failureAnswer(settled.left)
+    })
+
+  // The answer for one JSON-RPC message of an HTTP target's output (or an MCP target's, when the
+  // RESPONSE phase has no request headers).
+  const messageAnswer = (
+    message: unknown,
+    statusCode: number,
+    targetHeaders: unknown,
+    context: LambdaRuntime.LambdaContext
+  ): Effect.Effect<AgentCore.Answer, never, Facilitator | R> => {
+    const headers = AgentCore.copyHeaders(targetHeaders)
+    if (!Json.isRecord(message)) {
+      return AgentCore.isChargeable({ statusCode, body: message })
+        ? unmatched(context, "the target answered something that is not JSON-RPC")
+        : Effect.succeed({ statusCode, headers, body: message })
+    }
+    const forwarded = RequestSeal.readForwardedId(sealKey, Json.own(message, "id"))
+    // A request or notification from the target (progress, sampling): no paid result in it.
+    if (typeof Json.own(message, "method") === "string") {
+      return Effect.succeed({
+        statusCode,
+        headers,
+        body: forwarded?._tag === "Free" ? { ...message, id: forwarded.callerId } : message
+      })
+    }
+    if (forwarded?._tag === "Free") {
+      return Effect.succeed({ statusCode, headers, body: { ...message, id: forwarded.callerId } })
+    }
+    if (forwarded?._tag === "Paid") return settleForwarded(forwarded, message, statusCode, targetHeaders, context)
+    return AgentCore.isChargeable({ statusCode, body: message })
+      ? unmatched(context, "a RESPONSE that no verified REQUEST of this agent forwarded")
+      : Effect.succeed({ statusCode, headers, body: message })
+  }
+
+  const httpResponse = (
+    event: Extract<HttpEvent.HttpEvent, { readonly _tag: "Response" }>,
+    context: LambdaRuntime.LambdaContext
+  ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> =>
+    Effect.gen(function*() {
+      const { body, headers, statusCode } = event
+      if (body === null) {
+        // The gateway left the body out (`payloadFilter`): nothing names the call, so a 2xx is withheld.
+        if (statusCode < 200 || statusCode > 299) {
+          return AgentCore.respond({ statusCode, headers: AgentCore.copyHeaders(headers), body: null })
+        }
+        yield* Effect.logError(
+          "x402: output withheld, the gateway sends no response body (payloadFilter excludes RESPONSE_BODY), " +
+            "so the call cannot be matched to its payment; do not exclude the body"
+        )
+        return AgentCore.respond(AgentCore.internalErrorAnswerFor(requestIdOf(context)))
+      }
+      if (body.trim().length === 0) {
+        return AgentCore.respond({ statusCode, headers: AgentCore.copyHeaders(headers), body: "" })
+      }
+      const sse = !event.streaming && HttpEvent.isSse(headers, body)
+      const messages = AgentCore.messagesOf(body)
+      if (messages.length === 0) return AgentCore.respond(yield* messageAnswer(body, statusCode, headers, context))
+      const answers: Array<AgentCore.Answer> = []
+      for (const message of messages) answers.push(yield* messageAnswer(message, statusCode, headers, context))
+      if (!sse && answers.length === 1) return AgentCore.respond(answers[0])
+      // Several messages (an SSE body): one SSE body, the target's status, every answer's headers.
+      let merged: AgentCore.OutputHeaders = AgentCore.copyHeaders(headers)
+      for (const answer of answers) {
+        for (const [name, value] of Object.entries(answer.headers)) merged = AgentCore.setHeader(merged, name, value)
+      }
+      merged = AgentCore.setHeader(merged, "Content-Type", "text/event-stream")
+      return AgentCore.respond({ statusCode, headers: merged, body: HttpEvent.sseOf(answers.map((a) => a.body)) })
+    })
+
+  const httpRequest = (
+    call: AgentCore.Call,
+    context: LambdaRuntime.LambdaContext
+  ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> => {
+    // Ids with the reserved prefix are this agent's: a caller's could pose as a forwarded call.
+    if (typeof call.request.id === "string" && call.request.id.startsWith(RequestSeal.ID_PREFIX)) {
+      return Effect.succeed(AgentCore.respond(
+        AgentCore.rpcErrorAnswer(null, AgentCore.JsonRpcErrorCode.InvalidRequest, "Invalid Request: reserved id")
+      ))
+    }
+    if (!billable.has(call.method) && !free.has(call.method)) {
+      return Effect.succeed(AgentCore.respond(AgentCore.methodNotFoundAnswer(call.id)))
+    }
+    const paywall = paywallFor(call)
+    if (paywall !== undefined) return request(call, paywall, context, true)
+    // The target has no use for a credential that spends the caller's credits, even on a free call.
+    const headers = Json.isRecord(call.event.mcp.gatewayRequest.headers)
+      ? { headers: AgentCore.copyHeaders(call.headers, tokenHeaders) }
+      : {}
+    // A notification has no answer to match; a request gets a sealed id, so that its answer is known
+    // for a free one (every other answer is withheld).
+    if (call.request.id === undefined) return Effect.succeed(AgentCore.forward({ ...headers, body: call.rawBody }))
+    return Effect.succeed(AgentCore.forward({
+      ...headers,
+      body: JSON.parse(HttpEvent.withId(call.request, call.rawBody, RequestSeal.forwardFree(sealKey, call.id)))
+    }))
+  }
+
+  // Said once per cold start, at the first call that needs it: without a shared ledger and seal key,
+  // a RESPONSE served by another instance than its REQUEST cannot settle (and is withheld).
+  let warned = false
+  const warnOnce: Effect.Effect<void> = Effect.suspend(() => {
+    if (warned) return Effect.void
+    warned = true
+    return Effect.flatMap(
+      Effect.serviceOption(SettlementLedger.SettlementLedger),
+      (provided) =>
+        Option.isSome(provided) && sealShared
+          ? Effect.void
+          : Effect.logWarning(
+            "x402: HTTP targets and RESPONSE phases without request headers settle through the ledger, but " +
+              (Option.isNone(provided)
+                ? "no shared SettlementLedger is provided (the ledger is this instance's memory)"
+                : "") +
+              (Option.isNone(provided) && !sealShared ? " and " : "") +
+              (!sealShared ? "no shared seal key is set (X402_REQUEST_SEAL_KEY or NVM_API_KEY)" : "") +
+              ": a RESPONSE served by another instance than its REQUEST is withheld, its call never settled. " +
+              "See docs/protocol.md, \"HTTP targets\"."
+          )
+    )
+  })
+
   const response = (
     call: AgentCore.Call,
     paywall: AnyPaywall<R> | undefined,
@@ -216,6 +546,13 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         ...headerValues(call.headers, AgentCore.AGENT_REQUEST_ID_HEADER),
         ...headerValues(target.headers, AgentCore.AGENT_REQUEST_ID_HEADER)
       ]
+      if (correlateMcp) {
+        // The target echoes the id the REQUEST phase gave the call: the ledger holds the rest.
+        const message = AgentCore.responseOf(target.body)
+        if (RequestSeal.readForwardedId(sealKey, Json.own(message, "id"))?._tag === "Paid") {
+          return AgentCore.respond(yield* messageAnswer(message, statusCode, target.headers, context))
+        }
+      }
       if (paywall === undefined || !chargeable) return passThrough(target)
       if (token === undefined) {
         // A priced call's output without the token cannot be settled, so it is withheld (fail
@@ -359,11 +696,44 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       return yield* paymentFailureOutput(paywall, call.id, settled.left, requestIdOf(context))
     })
 
+  // The HTTP flavour: the answer in its form (base64 bodies). Typed as the MCP output for the
+  // callers of this handler; only a gateway with HTTP targets (which has no MCP protocol, so sends no
+  // MCP event) ever receives it.
+  const httpHandle = (
+    event: unknown,
+    context: LambdaRuntime.LambdaContext
+  ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> =>
+    Effect.gen(function*() {
+      yield* warnOnce
+      const read = HttpEvent.read(event)
+      if (Either.isLeft(read)) {
+        yield* Effect.logWarning(`x402: ${read.left.message}`)
+        return AgentCore.respond(AgentCore.invalidEventAnswer(read.left))
+      }
+      if (read.right._tag === "Response") {
+        yield* CallSpan.annotate({ "x402.phase": "RESPONSE", "x402.target": "http" })
+        return yield* httpResponse(read.right, context)
+      }
+      const call = read.right.call
+      yield* CallSpan.annotate({
+        "mcp.method": call.method,
+        "mcp.tool": call.toolName ?? "",
+        "x402.phase": "REQUEST",
+        "x402.target": "http"
+      })
+      return yield* httpRequest(call, context)
+    }).pipe(
+      Effect.catchAllCause((cause) => internalFailureOutput(cause, requestIdOf(context))),
+      Effect.map((output) => AgentCore.toHttpOutput(output) as unknown as AgentCore.InterceptorOutput)
+    )
+
   return (
     event: unknown,
     context: LambdaRuntime.LambdaContext
   ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> =>
     Effect.gen(function*() {
+      if (AgentCore.isHttpEvent(event)) return yield* httpHandle(event, context)
+      if (correlateMcp) yield* warnOnce
       const decoded = AgentCore.decodeCall(event)
       if (Either.isLeft(decoded)) {
         yield* Effect.logWarning(`x402: ${decoded.left.message}`)
@@ -386,13 +756,13 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       if (call.phase === "RESPONSE") return yield* response(call, paywall, call.response ?? {}, context)
       if (paywall === undefined) {
         return AgentCore.forward({
-          ...(AgentCore.isRecord(call.event.mcp.gatewayRequest.headers)
+          ...(Json.isRecord(call.event.mcp.gatewayRequest.headers)
             ? { headers: AgentCore.copyHeaders(call.headers) }
             : {}),
           body: call.rawBody
         })
       }
-      return yield* request(call, paywall, context)
+      return yield* request(call, paywall, context, correlateMcp)
     }).pipe(
       Effect.catchAllCause((cause) => internalFailureOutput(cause, requestIdOf(context))),
       // One span per call when a tracer listens (Paywall sets its attributes on it), none otherwise.
@@ -410,6 +780,14 @@ const headerValues = (headers: unknown, name: string): ReadonlyArray<string> => 
     if (typeof value === "string" && value.length > 0) values.push(value.trim())
   }
   return values
+}
+
+const safeParse = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
 }
 
 const safeJson = (value: unknown): string => {
@@ -442,7 +820,7 @@ const withinDeadline = <A>(
   })
 
 const resourceUrlOf = (context: LambdaRuntime.LambdaContext | undefined): string | undefined => {
-  const arn = AgentCore.own(context, "invokedFunctionArn")
+  const arn = Json.own(context, "invokedFunctionArn")
   return typeof arn === "string" && arn.length > 0 ? arn : undefined
 }
 
@@ -462,6 +840,11 @@ const resourceUrlOf = (context: LambdaRuntime.LambdaContext | undefined): string
  *   verified request id, and `_meta.creditsToCharge` / `X-Credits-To-Charge` overriding the amount)
  *   and gets the `payment-response` receipt and `_meta.x402`; explicit errors and free methods pass
  *   through unchanged;
+ * - HTTP targets (the gateway's `http` events, since 0.3.0): a paid call is forwarded under a JSON-RPC
+ *   id of the interceptor's own, which names its ledger row (the token kept there encrypted), and
+ *   the RESPONSE phase (which gets no request) settles the answer carrying that id, once, streamed
+ *   or not; any other answer is withheld. Needs a shared `SettlementLedger` and seal key; the same
+ *   holds with `passRequestHeaders: false` (docs/protocol.md §3, "HTTP targets");
  * - a failure inside (the ledger, a credits policy, a defect) answers a generic message with the
  *   Lambda request id; the detail is logged under that id, redacted.
  *
@@ -488,7 +871,10 @@ export const interceptor = <R = never, LE = never, SE = never>(
   const lambda = (event: unknown, context: LambdaRuntime.LambdaContext): Promise<AgentCore.InterceptorOutput> =>
     runtime.run(
       Effect.suspend(() => handler(event, context)),
-      () => AgentCore.respond(AgentCore.internalErrorAnswerFor(requestIdOf(context)))
+      () => {
+        const output = AgentCore.respond(AgentCore.internalErrorAnswerFor(requestIdOf(context)))
+        return AgentCore.isHttpEvent(event) ? AgentCore.toHttpOutput(output) as unknown as typeof output : output
+      }
     )
   return Object.assign(lambda, { runtime })
 }

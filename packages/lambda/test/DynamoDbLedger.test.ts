@@ -1,8 +1,10 @@
 import { DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb"
 import { Paywall, SettlementLedger, type X402 } from "@effect-x402/core"
 import * as DynamoDbLedger from "@effect-x402/lambda/DynamoDbLedger"
+import { interceptor } from "@effect-x402/lambda/Interceptor"
+import { AgentCoreEvents, TestFacilitator } from "@effect-x402/testing"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Exit, Layer, Option, Redacted, type Scope, TestClock } from "effect"
+import { ConfigProvider, Duration, Effect, Exit, Layer, Logger, Option, Redacted, type Scope, TestClock } from "effect"
 import * as Server from "./dynamoDbServer.js"
 
 let server: Server.DynamoDbServer
@@ -194,6 +196,76 @@ describe("DynamoDbLedger (dynalite on loopback, two instances sharing one table)
       const keyed = fresh("keyed")
       yield* a.record({ requestId: keyed, payer, amount: 1, idempotencyKey: fresh("key") })
       assert.deepStrictEqual(Object.fromEntries(server.requests), { PutItem: 2 })
+    }).pipe(Effect.scoped))
+
+  it.live("sealed material (an HTTP target's RESPONSE needs it) is stored as given, read back, and removed when the attempt ends", () =>
+    Effect.gen(function*() {
+      const [a, b] = [yield* instance(), yield* instance()]
+      const id = fresh("sealed")
+      const sealed = "opaque-ciphertext-AAAA"
+      yield* a.record({ requestId: id, payer, amount: 2, sealed })
+      assert.strictEqual(Option.getOrThrow(yield* b.get(id)).sealed, sealed)
+      const claim = yield* b.claim(id)
+      assert.strictEqual(claim._tag === "Claimed" && claim.entry.sealed, sealed)
+      yield* b.finish(id, { _tag: "Settled", receipt })
+      assert.isUndefined(Option.getOrThrow(yield* a.get(id)).sealed)
+      const row = yield* Effect.promise(() =>
+        rawClient().send(new GetItemCommand({ TableName: server.tableName, Key: { pk: { S: `req#${id}` } } }))
+      )
+      assert.isUndefined(row.Item?.sealed)
+      // An empty sealed value is refused, as any invalid input.
+      assert.deepStrictEqual(
+        yield* failure(a.record({ requestId: fresh("sealed"), payer, amount: 1, sealed: "" })),
+        { reason: "InvalidInput", state: undefined }
+      )
+    }).pipe(Effect.scoped))
+
+  it.live("an HTTP target through two interceptor instances on the table: settled once; the row never holds the token in clear", () =>
+    Effect.gen(function*() {
+      const seeded = TestFacilitator.seeded({ planId: "plan-1", credits: 20 })
+      const [a, b] = [0, 1].map(() =>
+        interceptor({
+          planId: "plan-1",
+          credits: 2,
+          requestSealKey: Redacted.make("a seal key both instances share"),
+          layer: TestFacilitator.layer(seeded.ledger),
+          services: Layer.merge(
+            Logger.remove(Logger.defaultLogger),
+            DynamoDbLedger.layer({
+              tableName: server.tableName,
+              endpoint: server.endpoint,
+              region: Server.region,
+              credentials: Server.credentials
+            })
+          )
+        })
+      )
+      yield* Effect.addFinalizer(() => Effect.promise(() => Promise.all([a.runtime.dispose(), b.runtime.dispose()])))
+      const ctx = AgentCoreEvents.context()
+      const forwarded = AgentCoreEvents.forwardedHttp(
+        yield* Effect.promise(() => a(AgentCoreEvents.httpRequest({ token: seeded.token, id: 4 }), ctx))
+      )!
+      const id = forwarded.body.id as number
+      const rowOf = () =>
+        Effect.promise(() =>
+          rawClient().send(
+            new GetItemCommand({ TableName: server.tableName, Key: { pk: { S: `req#x402_fwd_${id}` } } })
+          )
+        )
+      const before = (yield* rowOf()).Item
+      assert.isString(before?.sealed?.S)
+      assert.notInclude(JSON.stringify(before), seeded.token)
+      const event = AgentCoreEvents.httpResponse({
+        body: { jsonrpc: "2.0", id, result: { content: [{ type: "text", text: "the paid output" }] } }
+      })
+      for (const instance of [b, a, b]) {
+        const out = AgentCoreEvents.answeredHttp(yield* Effect.promise(() => instance(event, ctx)))!
+        assert.include(out.text!, "the paid output")
+      }
+      assert.strictEqual(seeded.ledger.settlements.length, 1)
+      const after = (yield* rowOf()).Item
+      assert.strictEqual(after?.state?.S, "settled")
+      assert.isUndefined(after?.sealed)
     }).pipe(Effect.scoped))
 
   it.live("layerConfig reads the table from X402_LEDGER_TABLE", () =>

@@ -1,6 +1,6 @@
 import { Facilitator } from "@effect-x402/core"
 import type { AgentCore, LambdaRuntime } from "@effect-x402/lambda"
-import { interceptor } from "@effect-x402/lambda/Interceptor"
+import { interceptor as makeInterceptor, type Options } from "@effect-x402/lambda/Interceptor"
 import { AgentCoreEvents, TestFacilitator } from "@effect-x402/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
@@ -17,6 +17,14 @@ import {
 } from "./helpers.js"
 
 const ARN = "arn:aws:lambda:us-east-1:123456789012:function:x402-interceptor"
+
+// Quiet by default (the library's log lines stay out of the test output); a test that reads the
+// logs passes its own `services`.
+const interceptor = (<R = never, LE = never, SE = never>(options: Options<R, LE, SE>) =>
+  makeInterceptor({
+    services: captureLogs().layer as unknown as Layer.Layer<R, SE>,
+    ...options
+  })) as typeof makeInterceptor
 
 const setup = (credits = 20) => {
   const seeded = TestFacilitator.seeded({ planId: "plan-1", agentId: "agent-1", credits })

@@ -167,6 +167,101 @@ export const response = (options: ResponseOptions = {}): AgentCore.InterceptorIn
   }
 }
 
+const base64 = (value: unknown): string =>
+  Buffer.from(typeof value === "string" ? value : JSON.stringify(value), "utf8").toString("base64")
+
+/**
+ * A REQUEST-phase event for an HTTP target (AgentCore Runtime, passthrough): the `http` flavour, its
+ * body base64 text.
+ *
+ * @since 0.3.0
+ * @category builders
+ */
+export const httpRequest = (options: RequestOptions = {}): AgentCore.HttpInterceptorInput => ({
+  interceptorInputVersion: "1.0",
+  http: {
+    gatewayRequest: {
+      path: "/mcp",
+      httpMethod: "POST",
+      ...(options.withoutHeaders === true ? {} : { headers: requestHeaders(options) }),
+      body: base64(bodyOf(options))
+    }
+  }
+})
+
+/**
+ * What an HTTP target's RESPONSE event carries: the target's answer only.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface HttpResponseOptions {
+  /** Default 200. */
+  readonly statusCode?: number | undefined
+  readonly headers?: Record<string, string> | undefined
+  /** The body (JSON, or raw text such as SSE); `null` as a gateway excluding it sends. */
+  readonly body: unknown
+  /** One event of a streamed answer. */
+  readonly streaming?: boolean | undefined
+}
+
+/**
+ * A RESPONSE-phase event for an HTTP target: `gatewayRequest` is `null`, as on AWS.
+ *
+ * @since 0.3.0
+ * @category builders
+ */
+export const httpResponse = (options: HttpResponseOptions): AgentCore.HttpInterceptorInput => ({
+  interceptorInputVersion: "1.0",
+  http: {
+    gatewayRequest: null,
+    gatewayResponse: {
+      statusCode: options.statusCode ?? 200,
+      headers: { "Content-Type": "application/json", ...options.headers },
+      body: options.body === null ? null : base64(options.body),
+      ...(options.streaming === true ? { isStreamingResponse: true } : {})
+    }
+  }
+})
+
+/**
+ * The request an HTTP-flavour REQUEST output forwards (body decoded), or `undefined`.
+ *
+ * @since 0.3.0
+ * @category readers
+ */
+export const forwardedHttp = (
+  output: unknown
+): { readonly headers: Record<string, string>; readonly body: Record<string, unknown> } | undefined => {
+  const request = (output as AgentCore.HttpInterceptorOutput | undefined)?.http?.transformedGatewayRequest
+  if (request === undefined) return undefined
+  return {
+    headers: { ...request.headers },
+    body: request.body === null ? {} : JSON.parse(Buffer.from(request.body, "base64").toString("utf8"))
+  }
+}
+
+/**
+ * The answer an HTTP-flavour output sends (body decoded as text), or `undefined`.
+ *
+ * @since 0.3.0
+ * @category readers
+ */
+export const answeredHttp = (
+  output: unknown
+):
+  | { readonly statusCode: number; readonly headers: Record<string, string>; readonly text: string | null }
+  | undefined =>
+{
+  const response = (output as AgentCore.HttpInterceptorOutput | undefined)?.http?.transformedGatewayResponse
+  if (response === undefined) return undefined
+  return {
+    statusCode: response.statusCode,
+    headers: { ...response.headers },
+    text: response.body === null ? null : Buffer.from(response.body, "base64").toString("utf8")
+  }
+}
+
 /**
  * What an API Gateway HTTP API (v2) / Function URL event is made of. By default `POST /agent` with
  * a JSON body `{}`.

@@ -191,7 +191,8 @@ export const makeApiKey = (address: string, environment = "sandbox"): string => 
   return `${environment}:${header}.${payload}.${base64url("fake-nevermined")}`
 }
 
-// Error bodies in the backend's shape. The codes are the fake's own, except the x402 ones of wire.md.
+// Error bodies in the backend's shape. The codes are the fake's own, except the x402 ones of
+// docs/protocol.md §1 and §10.
 const errorBody = (status: number, code: string, message: string) =>
   HttpServerResponse.unsafeJson({ statusCode: status, code, message, error: Http.STATUS_CODES[status] ?? "Error" }, {
     status

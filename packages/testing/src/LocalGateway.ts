@@ -9,11 +9,19 @@
  * - interceptor: an interceptor Lambda runs at REQUEST, the request (as it transformed it) goes to a
  *   target, and the interceptor runs again at RESPONSE with the target's answer.
  *
- * Like the real gateway it answers `initialize`, `ping` and notifications itself, and passes the
- * client's HTTP headers to the Lambda (`passRequestHeaders: true`).
+ * - HTTP target: an interceptor Lambda in front of an HTTP server (an AgentCore Runtime agent, a
+ *   passthrough target) reached over real HTTP, with the `http` flavour of the events (base64
+ *   bodies, `gatewayRequest: null` in RESPONSE). A target answering SSE is streamed as the gateway
+ *   does: one RESPONSE call per JSON-RPC event with an id (`isStreamingResponse: true`), only the
+ *   first of which may change the status and headers.
+ *
+ * In the MCP flavours it answers `initialize`, `ping` and notifications itself, like the real
+ * gateway; an HTTP target gets every request. It passes the client's HTTP headers to the Lambda
+ * (`passRequestHeaders: true`) unless told otherwise.
  *
  * @since 0.1.0
  */
+import * as Json from "@effect-x402/core/internal/json"
 import * as X402 from "@effect-x402/core/X402"
 import * as AgentCore from "@effect-x402/lambda/AgentCore"
 import type * as LambdaRuntime from "@effect-x402/lambda/LambdaRuntime"
@@ -101,8 +109,11 @@ export interface CommonOptions {
   readonly port?: number | undefined
   /** The MCP endpoint's path. Default `/mcp`. */
   readonly path?: string | undefined
-  /** Pass the client's HTTP headers to the Lambda (the gateway's `passRequestHeaders`). Default true. */
-  readonly passRequestHeaders?: boolean | undefined
+  /**
+   * Pass the client's HTTP headers to the Lambda (the gateway's `passRequestHeaders`). Default true.
+   * An object sets it per interception point (the gateway configures each interceptor on its own).
+   */
+  readonly passRequestHeaders?: boolean | { readonly request: boolean; readonly response: boolean } | undefined
   /** The Lambda's function name, in the context of each invocation. */
   readonly functionName?: string | undefined
   /** The Lambda context of an invocation; by default one made by `AgentCoreEvents.context`. */
@@ -143,13 +154,27 @@ export interface InterceptorOptions extends CommonOptions {
 }
 
 /**
+ * An HTTP target (an AgentCore Runtime agent, a passthrough target) behind an interceptor Lambda.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface HttpTargetOptions extends CommonOptions {
+  readonly interceptor: LambdaHandler
+  /** The target's URL, e.g. `http://127.0.0.1:8080/mcp`: every client request is POSTed there. */
+  readonly httpTarget: string
+  /** Where the interceptor runs. Default both. */
+  readonly interceptionPoints?: ReadonlyArray<InterceptionPoint> | undefined
+}
+
+/**
  * Options of the gateway: `{ handler }` for the decorator flavour, `{ interceptor, target }` for
- * the interceptor flavour.
+ * the interceptor flavour, `{ interceptor, httpTarget }` for an HTTP target.
  *
  * @since 0.1.0
  * @category models
  */
-export type Options = DecoratorOptions | InterceptorOptions
+export type Options = DecoratorOptions | InterceptorOptions | HttpTargetOptions
 
 /**
  * One step the gateway took for a call: a Lambda invocation (its event and output) or a target call.
@@ -162,6 +187,7 @@ export type Invocation =
   | {
     readonly _tag: "Lambda"
     readonly phase: InterceptionPoint
+    /** An `InterceptorInput`, or an `HttpInterceptorInput` for an HTTP target. */
     readonly event: AgentCore.InterceptorInput
     /** What the handler answered; `undefined` when it threw or timed out. */
     readonly output: unknown
@@ -189,7 +215,7 @@ export declare namespace LocalGateway {
     readonly url: string
     /** The server's origin, e.g. `http://127.0.0.1:49152`. */
     readonly origin: string
-    readonly mode: "decorator" | "interceptor"
+    readonly mode: "decorator" | "interceptor" | "http"
     /** Every Lambda invocation and target call, oldest first. */
     readonly invocations: ReadonlyArray<Invocation>
   }
@@ -262,7 +288,7 @@ const parseJson = (text: string): Either.Either<unknown, string> => {
 }
 
 const idOf = (message: unknown): JsonRpcId => {
-  const id = AgentCore.own(message, "id")
+  const id = Json.own(message, "id")
   return typeof id === "string" || typeof id === "number" ? id : null
 }
 
@@ -270,6 +296,38 @@ const decodeOutput = Schema.decodeUnknownEither(AgentCore.InterceptorOutput, {
   errors: "first",
   onExcessProperty: "ignore"
 })
+
+const decodeHttpOutput = Schema.decodeUnknownEither(AgentCore.HttpInterceptorOutput, {
+  errors: "first",
+  onExcessProperty: "ignore"
+})
+
+const toBase64 = (text: string): string => Buffer.from(text, "utf8").toString("base64")
+const fromBase64 = (text: string): string => Buffer.from(text, "base64").toString("utf8")
+
+// Not forwarded to an HTTP target: the connection's own headers, and the length of a body that changes.
+const DROPPED_REQUEST_HEADERS = new Set([
+  "host",
+  "content-length",
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "accept-encoding",
+  "expect",
+  "upgrade"
+])
+
+/** The `data` of each SSE event, in order (multi-line data joined with newlines). */
+const sseData = (text: string): ReadonlyArray<string> => {
+  const out: Array<string> = []
+  for (const block of text.split(/\r?\n\r?\n/)) {
+    const data = block.split(/\r?\n/).filter((line) => line.startsWith("data:")).map((line) =>
+      line.slice(5).replace(/^ /, "")
+    )
+    if (data.length > 0) out.push(data.join("\n"))
+  }
+  return out
+}
 
 const decodeTargetResponse = Schema.decodeUnknownEither(
   Schema.Struct({
@@ -320,16 +378,19 @@ export const make = (
 ): Effect.Effect<LocalGateway.Service, HttpServerError.ServeError, Scope.Scope> =>
   Effect.gen(function*() {
     const path = options.path ?? "/mcp"
-    const passHeaders = options.passRequestHeaders ?? true
+    const passSetting = options.passRequestHeaders ?? true
+    const passHeaders = typeof passSetting === "boolean" ? passSetting : passSetting.request
+    const passResponseHeaders = typeof passSetting === "boolean" ? passSetting : passSetting.response
+    const httpMode = "httpTarget" in options
     const timeout = Duration.decode(options.timeout ?? Duration.seconds(30))
     const maxPayloadBytes = options.maxPayloadBytes ?? 6 * 1024 * 1024
     const tooLarge = rpcError(413, null, INVALID_REQUEST, `Request too large: at most ${maxPayloadBytes} bytes`)
-    const interceptorMode = "interceptor" in options
+    const interceptorMode = "interceptor" in options && !httpMode
     const points = new Set<InterceptionPoint>(
-      interceptorMode ? (options.interceptionPoints ?? ["REQUEST", "RESPONSE"]) : ["REQUEST"]
+      "interceptor" in options ? (options.interceptionPoints ?? ["REQUEST", "RESPONSE"]) : ["REQUEST"]
     )
-    const lambda: LambdaHandler = interceptorMode ? options.interceptor : options.handler
-    const functionName = options.functionName ?? (interceptorMode ? "x402-interceptor" : "paid-agent")
+    const lambda: LambdaHandler = "interceptor" in options ? options.interceptor : options.handler
+    const functionName = options.functionName ?? ("interceptor" in options ? "x402-interceptor" : "paid-agent")
     const contextFor = options.context ??
       (() => AgentCoreEvents.context({ functionName, awsRequestId: Crypto.randomUUID() }))
     const serverInfo = options.serverInfo ?? { name: "effect-x402-local-gateway", version: "0.1.0" }
@@ -371,6 +432,231 @@ export const make = (
           })
         )
       )
+
+    // The HTTP flavour: the same invocation, the `http` output shape.
+    const invokeHttpLambda = (
+      phase: InterceptionPoint,
+      event: AgentCore.HttpInterceptorInput,
+      id: JsonRpcId
+    ): Effect.Effect<AgentCore.HttpInterceptorOutput, Failed> =>
+      Effect.tryPromise({
+        try: async () => lambda(event as unknown as AgentCore.InterceptorInput, contextFor({ phase })),
+        catch: (error) => error
+      }).pipe(
+        Effect.timeoutFail({ duration: timeout, onTimeout: () => "timeout" as const }),
+        Effect.tapBoth({
+          onFailure: () =>
+            Effect.sync(() =>
+              invocations.push({
+                _tag: "Lambda",
+                phase,
+                event: event as unknown as AgentCore.InterceptorInput,
+                output: undefined
+              })
+            ),
+          onSuccess: (output) =>
+            Effect.sync(() =>
+              invocations.push({ _tag: "Lambda", phase, event: event as unknown as AgentCore.InterceptorInput, output })
+            )
+        }),
+        Effect.mapError((error) =>
+          error === "timeout"
+            ? failed(rpcError(504, id, INTERNAL_ERROR, `The ${phase} Lambda did not answer in time`))
+            : failed(rpcError(502, id, INTERNAL_ERROR, `The ${phase} Lambda failed`))
+        ),
+        Effect.flatMap((output) =>
+          Either.match(decodeHttpOutput(output), {
+            onLeft: (error) =>
+              Effect.fail(
+                failed(rpcError(
+                  502,
+                  id,
+                  INTERNAL_ERROR,
+                  `The ${phase} Lambda answered an invalid InterceptorOutput: ${formatIssue(error)}`
+                ))
+              ),
+            onRight: Effect.succeed
+          })
+        )
+      )
+
+    interface HttpAnswer {
+      readonly status: number
+      readonly headers: { readonly [name: string]: string }
+      readonly text: string
+    }
+
+    // The HTTP target, over real HTTP.
+    const callHttpTarget = (
+      url: string,
+      request: { readonly headers: { readonly [name: string]: string }; readonly body: string },
+      id: JsonRpcId
+    ): Effect.Effect<HttpAnswer, Failed> => {
+      const headers: Record<string, string> = {}
+      for (const [name, value] of Object.entries(request.headers)) {
+        if (!DROPPED_REQUEST_HEADERS.has(name.toLowerCase())) headers[name] = value
+      }
+      const recorded = (response: TargetResponse | undefined) =>
+        Effect.sync(() =>
+          invocations.push({
+            _tag: "Target",
+            request: {
+              headers: request.headers,
+              body: parseJson(request.body).pipe(Either.getOrElse(() => request.body))
+            },
+            response
+          })
+        )
+      return Effect.tryPromise({
+        try: async (signal) => {
+          const response = await fetch(url, { method: "POST", headers, body: request.body, signal })
+          const out: Record<string, string> = {}
+          response.headers.forEach((value, name) => {
+            out[name] = value
+          })
+          return { status: response.status, headers: out, text: await response.text() }
+        },
+        catch: () => "unreachable" as const
+      }).pipe(
+        Effect.timeoutFail({ duration: timeout, onTimeout: () => "timeout" as const }),
+        Effect.tap((answer) => recorded({ statusCode: answer.status, headers: answer.headers, body: answer.text })),
+        Effect.catchAll((error) =>
+          Effect.zipRight(
+            recorded(undefined),
+            Effect.fail(failed(
+              error === "timeout"
+                ? rpcError(504, id, INTERNAL_ERROR, "The target did not answer in time")
+                : rpcError(502, id, INTERNAL_ERROR, "The target could not be reached")
+            ))
+          )
+        )
+      )
+    }
+
+    const httpAnswerOf = (
+      response: {
+        readonly statusCode: number
+        readonly headers?: { readonly [name: string]: string } | undefined
+        readonly body: string | null
+      },
+      fallback: HttpAnswer | undefined
+    ): Answer => {
+      const text = response.body === null ? fallback?.text : fromBase64(response.body)
+      return {
+        status: response.statusCode,
+        headers: response.headers ?? fallback?.headers ?? {},
+        body: text === undefined || text.length === 0 ? undefined : { text }
+      }
+    }
+
+    // One client request through an HTTP target: REQUEST, the target over HTTP, then RESPONSE once
+    // (a plain answer) or once per JSON-RPC event with an id (an SSE answer).
+    const dispatchHttp = (
+      url: string,
+      message: unknown,
+      raw: string,
+      headers: { readonly [name: string]: string }
+    ): Effect.Effect<Answer, Failed> =>
+      Effect.gen(function*() {
+        const id = idOf(message)
+        let forwarded: { readonly headers: { readonly [name: string]: string }; readonly body: string } = {
+          headers,
+          body: raw
+        }
+        if (points.has("REQUEST")) {
+          const output = yield* invokeHttpLambda("REQUEST", {
+            interceptorInputVersion: "1.0",
+            http: {
+              gatewayRequest: { path, httpMethod: "POST", ...(passHeaders ? { headers } : {}), body: toBase64(raw) }
+            }
+          }, id)
+          const early = output.http.transformedGatewayResponse
+          if (early !== undefined) {
+            if (!points.has("RESPONSE")) return httpAnswerOf(early, undefined)
+            // As on AWS: with both interceptors configured, the RESPONSE one still runs on an answer
+            // the REQUEST one gave (here with that answer as the response).
+            const answered = httpAnswerOf(early, undefined)
+            const text = answered.body !== undefined && "text" in answered.body ? answered.body.text : ""
+            const again = yield* invokeHttpLambda("RESPONSE", {
+              interceptorInputVersion: "1.0",
+              http: {
+                gatewayRequest: null,
+                gatewayResponse: {
+                  statusCode: answered.status,
+                  headers: answered.headers,
+                  contentType: answered.headers["Content-Type"] ?? answered.headers["content-type"] ?? null,
+                  body: toBase64(text)
+                }
+              }
+            }, id)
+            const final = again.http.transformedGatewayResponse
+            if (final === undefined) return yield* noAnswer("RESPONSE", id)
+            return httpAnswerOf(final, { status: answered.status, headers: answered.headers, text })
+          }
+          const transformed = output.http.transformedGatewayRequest
+          if (transformed === undefined) return yield* noAnswer("REQUEST", id)
+          forwarded = {
+            headers: transformed.headers ?? headers,
+            body: transformed.body === null ? raw : fromBase64(transformed.body)
+          }
+        }
+        const target = yield* callHttpTarget(url, forwarded, id)
+        if (!points.has("RESPONSE")) {
+          return {
+            status: target.status,
+            headers: target.headers,
+            body: target.text.length > 0 ? { text: target.text } : undefined
+          }
+        }
+        const contentType = target.headers["content-type"] ?? null
+        const responseEvent = (body: string, streaming: boolean): AgentCore.HttpInterceptorInput => ({
+          interceptorInputVersion: "1.0",
+          http: {
+            // As on AWS: the RESPONSE event of an HTTP target carries no request.
+            gatewayRequest: null,
+            gatewayResponse: {
+              statusCode: target.status,
+              headers: target.headers,
+              contentType,
+              body: toBase64(body),
+              ...(streaming ? { isStreamingResponse: true } : {})
+            }
+          }
+        })
+        if (contentType === null || !contentType.toLowerCase().includes("text/event-stream")) {
+          const output = yield* invokeHttpLambda("RESPONSE", responseEvent(target.text, false), id)
+          const response = output.http.transformedGatewayResponse
+          if (response === undefined) return yield* noAnswer("RESPONSE", id)
+          return httpAnswerOf(response, target)
+        }
+        // Streaming: one RESPONSE call per event with an id; only the first may change status and headers.
+        let status = target.status
+        let answerHeaders: { readonly [name: string]: string } = target.headers
+        let first = true
+        const events: Array<string> = []
+        for (const data of sseData(target.text)) {
+          const parsed = parseJson(data)
+          const eventId = Either.isRight(parsed) ? Json.own(parsed.right, "id") : undefined
+          if (eventId === undefined || eventId === null) {
+            events.push(data)
+            continue
+          }
+          const output = yield* invokeHttpLambda("RESPONSE", responseEvent(data, true), id)
+          const response = output.http.transformedGatewayResponse
+          if (response === undefined) return yield* noAnswer("RESPONSE", id)
+          if (first) {
+            status = response.statusCode
+            answerHeaders = response.headers ?? target.headers
+            first = false
+          }
+          events.push(response.body === null ? data : fromBase64(response.body))
+        }
+        return {
+          status,
+          headers: mergeHeaders(answerHeaders, { "content-type": "text/event-stream" }),
+          body: { text: events.map((data) => `event: message\ndata: ${data}\n\n`).join("") }
+        }
+      })
 
     const callTarget = (request: TargetRequest, id: JsonRpcId): Effect.Effect<TargetResponse, Failed> => {
       if (!interceptorMode) return Effect.fail(failed(rpcError(502, id, INTERNAL_ERROR, "No target configured")))
@@ -488,7 +774,7 @@ export const make = (
               ...gatewayRequest,
               // The original headers, updated with those the REQUEST phase set (such as the verified
               // `x-nvm-agent-request-id`), so the RESPONSE phase can finish what the REQUEST phase began.
-              ...(passHeaders ? { headers: mergeHeaders(headers, forwarded.headers) } : {})
+              ...(passResponseHeaders ? { headers: mergeHeaders(headers, forwarded.headers) } : {})
             },
             gatewayResponse: {
               statusCode: target.statusCode ?? 200,
@@ -512,22 +798,28 @@ export const make = (
         if (Array.isArray(message)) {
           return rpcError(400, null, INVALID_REQUEST, "Invalid Request: JSON-RPC batches are not supported")
         }
-        if (!AgentCore.isRecord(message)) {
+        if (!Json.isRecord(message)) {
           return rpcError(400, null, INVALID_REQUEST, "Invalid Request: not a JSON-RPC message")
         }
-        const method = AgentCore.own(message, "method")
+        if (httpMode) {
+          // An HTTP target answers everything itself (the handshake included): every request goes through.
+          return yield* dispatchHttp(options.httpTarget, message, text, { ...incoming }).pipe(
+            Effect.catchAll((failed) => Effect.succeed(failed.answer))
+          )
+        }
+        const method = Json.own(message, "method")
         const hasId = Object.prototype.hasOwnProperty.call(message, "id")
         const id = idOf(message)
-        if (method === undefined && (AgentCore.own(message, "result") !== undefined || "error" in message)) {
+        if (method === undefined && (Json.own(message, "result") !== undefined || "error" in message)) {
           // A client's answer to a server request: this gateway sends none, so there is nothing to route.
           return { status: 202, headers: {}, body: undefined }
         }
-        if (AgentCore.own(message, "jsonrpc") !== "2.0" || typeof method !== "string" || method.length === 0) {
+        if (Json.own(message, "jsonrpc") !== "2.0" || typeof method !== "string" || method.length === 0) {
           return rpcError(400, id, INVALID_REQUEST, "Invalid Request: expected jsonrpc \"2.0\" and a method")
         }
         if (!hasId || method.startsWith("notifications/")) return { status: 202, headers: {}, body: undefined }
         if (method === "initialize") {
-          const requested = AgentCore.own(AgentCore.own(message, "params"), "protocolVersion")
+          const requested = Json.own(Json.own(message, "params"), "protocolVersion")
           const protocolVersion = typeof requested === "string" && PROTOCOL_VERSIONS.includes(requested)
             ? requested
             : PROTOCOL_VERSIONS[0]
@@ -597,7 +889,7 @@ export const make = (
     return LocalGateway.of({
       url: `${origin}${path}`,
       origin,
-      mode: interceptorMode ? "interceptor" : "decorator",
+      mode: httpMode ? "http" : interceptorMode ? "interceptor" : "decorator",
       invocations
     })
   })

@@ -121,7 +121,7 @@ describe("FakeNevermined: authentication", () => {
     }))
 })
 
-describe("FakeNevermined: the wire of wire.md §1", () => {
+describe("FakeNevermined: the wire of docs/protocol.md §1", () => {
   it.scopedLive("verify and settle answer with the exact field names and string amounts", () =>
     Effect.gen(function*() {
       const fake = yield* FakeNevermined.make()

@@ -53,7 +53,10 @@ describe("hostile httpHandler: fail closed on answers (invariant 2)", () => {
         const { ctx, layer, ledger, token } = setup(1000)
         for (let statusCode = 200; statusCode <= 299; statusCode++) {
           const before = ledger.settlements.length
-          const handler = httpHandler({ planId: PLAN, credits: CREDITS, layer })(() => ({ statusCode, ...shape }))
+          const handler = httpHandler({ planId: PLAN, credits: CREDITS, layer, services: captureLogs().layer })(() => ({
+            statusCode,
+            ...shape
+          }))
           const result = yield* call(handler, AgentCoreEvents.apiGatewayV2({ token }), ctx)
           assert.strictEqual(result.statusCode, statusCode)
           const burned = ledger.settlements.slice(before)
@@ -68,7 +71,10 @@ describe("hostile httpHandler: fail closed on answers (invariant 2)", () => {
     Effect.gen(function*() {
       const { ctx, layer, ledger, token } = setup()
       for (const statusCode of [400, 404, 429, 500, 503]) {
-        const handler = httpHandler({ planId: PLAN, layer })(() => ({ statusCode, body: "no" }))
+        const handler = httpHandler({ planId: PLAN, layer, services: captureLogs().layer })(() => ({
+          statusCode,
+          body: "no"
+        }))
         const result = yield* call(handler, AgentCoreEvents.apiGatewayV2({ token }), ctx)
         assert.strictEqual(result.statusCode, statusCode)
       }
@@ -143,7 +149,7 @@ describe("hostile httpHandler: bounded work (invariant 7)", () => {
       Effect.gen(function*() {
         const { ctx, layer, ledger, token } = setup()
         let ran = false
-        const handler = httpHandler({ planId: PLAN, layer })(() => {
+        const handler = httpHandler({ planId: PLAN, layer, services: captureLogs().layer })(() => {
           ran = true
           return { marker: MARKER }
         })
@@ -169,7 +175,7 @@ describe("hostile httpHandler: bounded work (invariant 7)", () => {
   it.effect("a body at the bound, and deep-looking text inside strings, are served", () =>
     Effect.gen(function*() {
       const { ctx, layer, ledger, token } = setup()
-      const handler = httpHandler({ planId: PLAN, layer })(() => ({ marker: MARKER }))
+      const handler = httpHandler({ planId: PLAN, layer, services: captureLogs().layer })(() => ({ marker: MARKER }))
       for (const body of [nested(64), JSON.stringify({ text: nested(500) }), "[[[ not json"]) {
         const result = yield* call(handler, AgentCoreEvents.apiGatewayV2({ token, body }), ctx)
         assert.strictEqual(result.statusCode, 200, body.slice(0, 20))
@@ -182,7 +188,7 @@ describe("hostile httpHandler: answers before the Lambda's deadline (invariant 8
   it.live("a settle slower than the remaining time ends in the library's 'settlement outcome unknown' 502", () =>
     Effect.gen(function*() {
       const { layer, ledger, token } = setup()
-      const handler = httpHandler({ planId: PLAN, layer })(() => {
+      const handler = httpHandler({ planId: PLAN, layer, services: captureLogs().layer })(() => {
         // Verify has answered; the facilitator turns slow for settle.
         ledger.latency = Duration.seconds(30)
         return { marker: MARKER }
@@ -202,7 +208,7 @@ describe("hostile httpHandler: answers before the Lambda's deadline (invariant 8
     Effect.gen(function*() {
       const { layer, ledger, token } = setup()
       let ran = false
-      const handler = httpHandler({ planId: PLAN, layer })(() => {
+      const handler = httpHandler({ planId: PLAN, layer, services: captureLogs().layer })(() => {
         ran = true
         return { marker: MARKER }
       })

@@ -1,0 +1,38 @@
+/**
+ * Reading untrusted JSON and events inside the lambda adapters: own properties only (the one copy
+ * of `isRecord` / `own` is core's), header values by any case of their name, and the short,
+ * value-free text of a Schema decoding failure.
+ *
+ * @internal
+ */
+import { isRecord, own } from "@effect-x402/core/internal/json"
+import * as ParseResult from "effect/ParseResult"
+
+export { isRecord, own }
+
+/** A header's value, whatever the case of its name; the first string of a multi-value shape. */
+export const headerValue = (headers: unknown, name: string): string | undefined => {
+  if (!isRecord(headers)) return undefined
+  const wanted = name.toLowerCase()
+  for (const key of Object.keys(headers)) {
+    if (key.toLowerCase() !== wanted) continue
+    const value = headers[key]
+    if (typeof value === "string") return value
+    // Multi-value shapes (some proxies send arrays): the first string wins.
+    if (Array.isArray(value) && typeof value[0] === "string") return value[0]
+  }
+  return undefined
+}
+
+/**
+ * The first issue of a decoding failure, short: the tree formatter would echo the whole schema back
+ * for a wrong root type. Never the value: a malformed event may carry a token where a header map
+ * should be, and this text goes to the logs and back to the caller.
+ */
+export const formatError = (error: ParseResult.ParseError): string => {
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  if (issue === undefined) return "invalid event"
+  const where = issue.path.length > 0 ? issue.path.join(".") : "the event"
+  const message = issue.message.replace(/, actual [\s\S]*$/, "")
+  return message.length > 120 ? `${where} has the wrong shape` : `${where}: ${message}`
+}
