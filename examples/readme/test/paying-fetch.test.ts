@@ -1,6 +1,6 @@
 // The README's paying fetch, run as a user would: the MCP SDK client through the LocalGateway
 // (interceptor in front of an MCP target) over HTTP, the subscriber's settings from the environment.
-import { AgentCore } from "@effect-x402/lambda"
+import { Adapter } from "@effect-x402/core"
 import type { LocalGateway } from "@effect-x402/testing"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as PayingGateway from "../../../packages/testing/test/fixtures/payingGateway.js"
@@ -13,8 +13,8 @@ const target: LocalGateway.Target = ({ body }) => ({
   headers: { "Content-Type": "application/json" },
   body: {
     jsonrpc: "2.0",
-    id: AgentCore.own(body, "id") ?? null,
-    result: AgentCore.own(body, "method") === "tools/list"
+    id: Adapter.own(body, "id") ?? null,
+    result: Adapter.own(body, "method") === "tools/list"
       ? { tools: [{ name: "getPatient", inputSchema: { type: "object" } }] }
       : { content: [{ type: "text", text: "stable" }] }
   }

@@ -2,7 +2,7 @@
 // FakeNevermined and a LocalGateway (interceptor in front of an MCP target) on loopback.
 import { Cli } from "@effect-x402/cli"
 import { X402 } from "@effect-x402/core"
-import { AgentCore } from "@effect-x402/lambda"
+import { Adapter } from "@effect-x402/core"
 import type { LocalGateway } from "@effect-x402/testing"
 import { NodeContext } from "@effect/platform-node"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
@@ -37,11 +37,11 @@ const target: LocalGateway.Target = ({ body }) => ({
   headers: { "Content-Type": "application/json" },
   body: {
     jsonrpc: "2.0",
-    id: AgentCore.own(body, "id") ?? null,
+    id: Adapter.own(body, "id") ?? null,
     result: {
       content: [{
         type: "text",
-        text: `Sunny in ${String(AgentCore.own(AgentCore.own(AgentCore.own(body, "params"), "arguments"), "city"))}`
+        text: `Sunny in ${String(Adapter.own(Adapter.own(Adapter.own(body, "params"), "arguments"), "city"))}`
       }]
     }
   }

@@ -16,6 +16,7 @@ import type * as Credits from "./Credits.js"
 import * as answers from "./internal/answers.js"
 import * as callback from "./internal/callback.js"
 import * as internalFailure from "./internal/internalFailure.js"
+import * as json from "./internal/json.js"
 
 /**
  * A text with every URL query and URL credential, `Bearer`/`Basic` value and secret-named
@@ -98,3 +99,21 @@ export const failedSettlement: typeof answers.failedSettlement = answers.failedS
  * @category answers
  */
 export const receiptHeaders: typeof answers.receiptHeaders = answers.receiptHeaders
+
+/**
+ * Whether a value is a plain JSON object (not `null`, not an array): the first check of a reader
+ * of caller input.
+ *
+ * @since 0.3.0
+ * @category untrusted input
+ */
+export const isRecord: (u: unknown) => u is { readonly [key: string]: unknown } = json.isRecord
+
+/**
+ * The value of an own property of a JSON object, else `undefined`: never the prototype chain, so a
+ * caller's `__proto__` or `constructor` key reads as absent; never a throw, whatever the input.
+ *
+ * @since 0.3.0
+ * @category untrusted input
+ */
+export const own: (u: unknown, key: string) => unknown = json.own

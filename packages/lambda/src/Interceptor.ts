@@ -22,7 +22,8 @@ import { internalFailureOutput, paymentFailureOutput, settingsOf } from "./inter
 import * as HttpEvent from "./internal/httpEvent.js"
 import * as Json from "./internal/json.js"
 import { lambdaDeadline } from "./internal/lambdaDeadline.js"
-import { redact, redactedPolicy, requestIdOf } from "./internal/redact.js"
+import { paywallOf } from "./internal/paywalls.js"
+import { redact, requestIdOf } from "./internal/redact.js"
 import * as RequestSeal from "./internal/requestSeal.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
 
@@ -85,28 +86,6 @@ export interface Options<R = never, LE = never, SE = never>
 }
 
 type AnyPaywall<R> = Paywall.Paywall<AgentCore.InterceptorInput, R, unknown>
-
-const paywallOf = <R>(options: Options<R, unknown, unknown>, tool: ToolConfig<R>): AnyPaywall<R> => {
-  const ownPlans = tool.planId !== undefined || tool.planIds !== undefined
-  return Paywall.make({
-    planId: ownPlans ? tool.planId : options.planId,
-    planIds: ownPlans ? tool.planIds : options.planIds,
-    agentId: tool.agentId ?? options.agentId,
-    // Its failures reach spans and errors as `InvalidCredits` details: redacted first.
-    credits: redactedPolicy(tool.credits ?? options.credits),
-    chargeFromContent: tool.chargeFromContent ?? options.chargeFromContent,
-    endpoint: options.endpoint,
-    network: options.network,
-    scheme: options.scheme,
-    description: options.description,
-    httpVerb: "POST",
-    onSettleFailure: options.onSettleFailure,
-    onBeforeVerify: options.onBeforeVerify,
-    onAfterVerify: options.onAfterVerify,
-    onAfterSettle: options.onAfterSettle,
-    onPaymentError: options.onPaymentError
-  })
-}
 
 const passThrough = (response: AgentCore.GatewayResponse): AgentCore.InterceptorOutput =>
   AgentCore.respond({

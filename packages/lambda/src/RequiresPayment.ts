@@ -19,6 +19,7 @@ import { handlerFailureOutput, internalFailureOutput, paymentFailureOutput, sett
 import { handlerFailed, invoke } from "./internal/handler.js"
 import { answerCodec, idempotencyFailureOutput, keyOfCall, withId } from "./internal/idempotency.js"
 import { tokenOfCall, withReceipt } from "./internal/inBand.js"
+import * as Json from "./internal/json.js"
 import { lambdaDeadline } from "./internal/lambdaDeadline.js"
 import { paywallOf } from "./internal/paywalls.js"
 import { requestIdOf } from "./internal/redact.js"
@@ -266,7 +267,7 @@ interface DeclaredTool<R> {
   readonly paywall: AnyPaywall<R>
 }
 
-const isObjectSchema = (u: unknown): boolean => AgentCore.isRecord(u) && AgentCore.own(u, "type") === "object"
+const isObjectSchema = (u: unknown): boolean => Json.isRecord(u) && Json.own(u, "type") === "object"
 
 // The `tools/list` result, built once per cold start: it only depends on the options.
 const listingOf = <R>(
@@ -305,7 +306,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
   const declarations = options.tools === undefined ? undefined : Object.entries(options.tools).map(
     ([name, tool]): readonly [string, ToolDeclaration<R>, AnyPaywall<R>] => {
       if (name.length === 0) throw new RangeError("tools: a tool needs a name")
-      if (!AgentCore.isRecord(tool) || !isObjectSchema(tool.inputSchema)) {
+      if (!Json.isRecord(tool) || !isObjectSchema(tool.inputSchema)) {
         throw new RangeError(`tools.${name}: inputSchema must be a JSON Schema of type "object"`)
       }
       return [
@@ -327,7 +328,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
   let unnamedResourceWarned = options.endpoint !== undefined
   const resourceUrlOf = (context: LambdaRuntime.LambdaContext): Effect.Effect<string | undefined> => {
     if (options.endpoint !== undefined) return Effect.succeed(undefined)
-    const arn = AgentCore.own(context, "invokedFunctionArn")
+    const arn = Json.own(context, "invokedFunctionArn")
     if (typeof arn === "string" && arn.length > 0) return Effect.succeed(arn)
     if (unnamedResourceWarned) return Effect.succeed(undefined)
     unnamedResourceWarned = true
@@ -344,7 +345,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
   const builtIn = (call: AgentCore.Call): AgentCore.Answer | undefined => {
     switch (call.method) {
       case "initialize": {
-        const requested = AgentCore.own(call.request.params, "protocolVersion")
+        const requested = Json.own(call.request.params, "protocolVersion")
         return AgentCore.resultAnswer(call.id, {
           protocolVersion: typeof requested === "string" && PROTOCOL_VERSIONS.includes(requested)
             ? requested

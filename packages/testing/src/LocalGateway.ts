@@ -21,7 +21,7 @@
  *
  * @since 0.1.0
  */
-import * as Json from "@effect-x402/core/internal/json"
+import * as Json from "@effect-x402/core/Adapter"
 import * as X402 from "@effect-x402/core/X402"
 import * as AgentCore from "@effect-x402/lambda/AgentCore"
 import type * as LambdaRuntime from "@effect-x402/lambda/LambdaRuntime"

@@ -1,6 +1,7 @@
 // The official MCP TypeScript SDK client (Streamable HTTP) against a paid Lambda behind the
 // LocalGateway, in both flavours, paying with a token minted on FakeNevermined by the Subscriber.
 import { Nevermined, Subscriber, X402 } from "@effect-x402/core"
+import { Adapter } from "@effect-x402/core"
 import { AgentCore } from "@effect-x402/lambda"
 import { interceptor } from "@effect-x402/lambda/Interceptor"
 import { requiresPayment } from "@effect-x402/lambda/RequiresPayment"
@@ -30,11 +31,11 @@ const agentLambda = (event: AgentCore.InterceptorInput) => {
 
 /** The same tools as a plain MCP target behind the interceptor flavour. */
 const target: LocalGateway.Target = ({ body }) => {
-  const id = AgentCore.own(body, "id") ?? null
-  const params = AgentCore.own(body, "params")
-  const result = AgentCore.own(body, "method") === "tools/list"
+  const id = Adapter.own(body, "id") ?? null
+  const params = Adapter.own(body, "params")
+  const result = Adapter.own(body, "method") === "tools/list"
     ? { tools: TOOLS }
-    : { content: [{ type: "text", text: forecastOf((AgentCore.own(params, "arguments") ?? {}) as never) }] }
+    : { content: [{ type: "text", text: forecastOf((Adapter.own(params, "arguments") ?? {}) as never) }] }
   return { statusCode: 200, headers: { "Content-Type": "application/json" }, body: { jsonrpc: "2.0", id, result } }
 }
 

@@ -1,7 +1,7 @@
 // The paying fetch as the MCP TypeScript SDK's transport fetch: the real SDK client, through the
 // LocalGateway (interceptor in front of an MCP target) over HTTP, paying on FakeNevermined.
 import { Nevermined, Subscriber, type X402, X402Client, X402Fetch } from "@effect-x402/core"
-import { AgentCore } from "@effect-x402/lambda"
+import { Adapter } from "@effect-x402/core"
 import { interceptor } from "@effect-x402/lambda/Interceptor"
 import { FakeNevermined, LocalGateway } from "@effect-x402/testing"
 import { FetchHttpClient } from "@effect/platform"
@@ -16,12 +16,12 @@ const AGENT = "agent-fetch"
 const TOOLS = [{ name: "forecast", description: "The weather (2 credits)", inputSchema: { type: "object" } }]
 
 const target: LocalGateway.Target = ({ body }) => {
-  const id = AgentCore.own(body, "id") ?? null
-  const params = AgentCore.own(body, "params")
-  const args = AgentCore.own(params, "arguments")
-  const result = AgentCore.own(body, "method") === "tools/list"
+  const id = Adapter.own(body, "id") ?? null
+  const params = Adapter.own(body, "params")
+  const args = Adapter.own(params, "arguments")
+  const result = Adapter.own(body, "method") === "tools/list"
     ? { tools: TOOLS }
-    : { content: [{ type: "text", text: `Sunny in ${String(AgentCore.own(args, "city"))}` }] }
+    : { content: [{ type: "text", text: `Sunny in ${String(Adapter.own(args, "city"))}` }] }
   return { statusCode: 200, headers: { "Content-Type": "application/json" }, body: { jsonrpc: "2.0", id, result } }
 }
 

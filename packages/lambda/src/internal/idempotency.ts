@@ -3,13 +3,14 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as AgentCore from "../AgentCore.js"
 import { withReceipt } from "./inBand.js"
+import * as Json from "./json.js"
 
 /**
  * The idempotency key of an AgentCore call: the `Idempotency-Key` header, else the x402
  * `payment-identifier` id in `params._meta["x402/payment"]`. Undefined when neither is sent.
  */
 export const keyOfCall = (call: AgentCore.Call): unknown =>
-  AgentCore.headerValue(call.headers, Idempotency.IDEMPOTENCY_KEY_HEADER) ?? Idempotency.mcpKeyOf(call.request.params)
+  Json.headerValue(call.headers, Idempotency.IDEMPOTENCY_KEY_HEADER) ?? Idempotency.mcpKeyOf(call.request.params)
 
 /** How an AgentCore answer is kept in the ledger: its JSON, and back (only an object with a status). */
 export const answerCodec: Idempotency.Codec<AgentCore.Answer> = {
@@ -17,13 +18,13 @@ export const answerCodec: Idempotency.Codec<AgentCore.Answer> = {
   decode: (stored) =>
     Option.filter(
       Idempotency.jsonCodec.decode(stored),
-      (u): u is AgentCore.Answer => AgentCore.isRecord(u) && typeof u.statusCode === "number"
+      (u): u is AgentCore.Answer => Json.isRecord(u) && typeof u.statusCode === "number"
     ) as Option.Option<AgentCore.Answer>
 }
 
 /** A stored answer, re-addressed to the retry's JSON-RPC id. */
 export const withId = (answer: AgentCore.Answer, id: AgentCore.JsonRpcId): AgentCore.Answer =>
-  AgentCore.isRecord(answer.body) && "id" in answer.body ? { ...answer, body: { ...answer.body, id } } : answer
+  Json.isRecord(answer.body) && "id" in answer.body ? { ...answer, body: { ...answer.body, id } } : answer
 
 const ERRORS: Record<Idempotency.IdempotencyErrorReason, string> = {
   AlreadyPaid: "Already paid",
@@ -63,7 +64,7 @@ export const idempotencyFailureAnswer = (
     ...(error.reason === "Unavailable" ? { requestId } : {})
   }, { meta: { x402: { idempotency: error.reason } } })
   const settlement = error.settlement
-  return error.reason === "AlreadyPaid" && AgentCore.isRecord(settlement) && typeof settlement.success === "boolean"
+  return error.reason === "AlreadyPaid" && Json.isRecord(settlement) && typeof settlement.success === "boolean"
     ? withReceipt(answer, settlement as never)
     : answer
 }

@@ -4,10 +4,12 @@
  * PaymentRequired in the JSON-RPC answer beside the `payment-required` header, and the receipt in
  * `_meta["x402/payment-response"]` beside the `payment-response` header and `_meta.x402`.
  */
+import * as Adapter from "@effect-x402/core/Adapter"
 import * as InBand from "@effect-x402/core/McpInBand"
 import type * as PaymentError from "@effect-x402/core/PaymentError"
 import type * as X402 from "@effect-x402/core/X402"
 import * as AgentCore from "../AgentCore.js"
+import { isRecord, own } from "./json.js"
 
 /** The token of a call, from `params._meta["x402/payment"]` and the token headers (see `InBand.resolveToken`). */
 export const tokenOfCall = (call: AgentCore.Call, tokenHeaders: ReadonlyArray<string>): InBand.Resolved =>
@@ -19,8 +21,8 @@ const mapResult = (
   f: (result: { readonly [key: string]: unknown }) => { readonly [key: string]: unknown }
 ): AgentCore.Answer => {
   const body = answer.body
-  const result = AgentCore.own(body, "result")
-  return AgentCore.isRecord(body) && AgentCore.isRecord(result)
+  const result = own(body, "result")
+  return isRecord(body) && isRecord(result)
     ? { ...answer, body: { ...body, result: f(result) } }
     : answer
 }
@@ -35,8 +37,8 @@ export const withReceipt = (answer: AgentCore.Answer, received: X402.SettleRespo
   // `enrich` answers a new body whose result and `_meta` it has just copied (never the handler's own
   // objects) when the result is an object: the receipt joins that fresh `_meta` in place, without
   // copying the body a second time on every paid call.
-  const meta = AgentCore.own(AgentCore.own(enriched.body, "result"), "_meta")
-  if (enriched.body !== answer.body && AgentCore.isRecord(meta)) {
+  const meta = own(own(enriched.body, "result"), "_meta")
+  if (enriched.body !== answer.body && isRecord(meta)) {
     ;(meta as Record<string, unknown>)[InBand.PAYMENT_RESPONSE_META_KEY] = InBand.settlementJson(settlement)
   }
   return enriched
@@ -56,10 +58,10 @@ export const withFailure = (answer: AgentCore.Answer, failure: PaymentError.Paym
         ? withPaymentRequired(answer, failure.paymentRequired, failure.message)
         : answer
     case "SettleFailed": {
-      const settlement = AgentCore.failedSettlement(failure)
+      const settlement = AgentCore.safeSettlement(Adapter.failedSettlement(failure))
       const receipted = mapResult(
         answer,
-        (result) => ({ ...result, _meta: InBand.withReceiptMeta(AgentCore.own(result, "_meta"), settlement) })
+        (result) => ({ ...result, _meta: InBand.withReceiptMeta(own(result, "_meta"), settlement) })
       )
       // The caller reads fixed words, never the facilitator's free text.
       return failure.reason === "Rejected"

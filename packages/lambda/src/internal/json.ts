@@ -5,10 +5,14 @@
  *
  * @internal
  */
-import { isRecord, own } from "@effect-x402/core/internal/json"
+import * as Adapter from "@effect-x402/core/Adapter"
 import * as ParseResult from "effect/ParseResult"
 
-export { isRecord, own }
+/** See `Adapter.isRecord`: the one copy is core's. */
+export const isRecord = Adapter.isRecord
+
+/** See `Adapter.own`: the one copy is core's. */
+export const own = Adapter.own
 
 /** A header's value, whatever the case of its name; the first string of a multi-value shape. */
 export const headerValue = (headers: unknown, name: string): string | undefined => {

@@ -1,7 +1,7 @@
 import * as Paywall from "@effect-x402/core/Paywall"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import * as AgentCore from "../AgentCore.js"
+import * as Json from "./json.js"
 
 /**
  * A call's deadline: the Lambda's remaining time (`context.getRemainingTimeInMillis()`), less the
@@ -10,7 +10,7 @@ import * as AgentCore from "../AgentCore.js"
  */
 export const lambdaDeadline = (context: unknown): Effect.Effect<number | undefined> =>
   Effect.map(Clock.currentTimeMillis, (now) => {
-    const remaining = AgentCore.own(context, "getRemainingTimeInMillis")
+    const remaining = Json.own(context, "getRemainingTimeInMillis")
     if (typeof remaining !== "function") return undefined
     try {
       const millis: unknown = remaining.call(context)

@@ -20,6 +20,7 @@
 // Run by `pnpm test:load` (vitest.load.config.ts); sized for CI on 2 cores (dynalite takes ~15 ms a
 // paid call): LOAD2_CALLS (default 800) at LOAD2_CONCURRENCY (default 16).
 import { Nevermined, Paywall, X402 } from "@effect-x402/core"
+import { Adapter } from "@effect-x402/core"
 import { AgentCore } from "@effect-x402/lambda"
 import * as DynamoDbLedger from "@effect-x402/lambda/DynamoDbLedger"
 import { interceptor } from "@effect-x402/lambda/Interceptor"
@@ -145,7 +146,7 @@ const outputAnswer = (output: AgentCore.InterceptorOutput): Answer => {
 }
 
 const isResponsePhase = (event: AgentCore.InterceptorInput) =>
-  AgentCore.own(AgentCore.own(event, "mcp"), "gatewayResponse") !== undefined
+  Adapter.own(Adapter.own(event, "mcp"), "gatewayResponse") !== undefined
 
 describe("load: two interceptor instances sharing a DynamoDB ledger (dynalite)", () => {
   it.scopedLive(
@@ -242,8 +243,8 @@ describe("load: two interceptor instances sharing a DynamoDB ledger (dynalite)",
         }
 
         const target: LocalGateway.Target = ({ body }) => {
-          const id = AgentCore.own(body, "id") ?? null
-          const args = (AgentCore.own(AgentCore.own(body, "params"), "arguments") ?? {}) as Record<string, unknown>
+          const id = Adapter.own(body, "id") ?? null
+          const args = (Adapter.own(Adapter.own(body, "params"), "arguments") ?? {}) as Record<string, unknown>
           if (args.scenario === "toolFails") throw new Error("the tool broke")
           const result = args.scenario === "toolIsError"
             ? { isError: true, content: [{ type: "text", text: "tool said no" }] }
