@@ -23,6 +23,7 @@ import {
   SettleFailed,
   VerifyFailed
 } from "./PaymentError.js"
+import * as PaymentMetrics from "./PaymentMetrics.js"
 import * as X402 from "./X402.js"
 
 /**
@@ -420,6 +421,7 @@ const verifyIn = Effect.fnUntraced(function*<Req, R, Resp>(
   const paymentRequired = yield* requirements(paywall, call.resourceUrl)
   if (token === undefined) {
     span?.attribute("x402.outcome", "payment_required")
+    PaymentMetrics.recordRefused("missing_token")
     return yield* new PaymentRequired({
       reason: "MissingToken",
       paymentRequired,
@@ -427,7 +429,10 @@ const verifyIn = Effect.fnUntraced(function*<Req, R, Resp>(
     })
   }
   const credits = yield* Credits.resolve(paywall.credits, call.request).pipe(
-    Effect.mapError((cause) => new VerifyFailed({ reason: "InvalidAmount", paymentRequired, cause }))
+    Effect.mapError((cause) => {
+      PaymentMetrics.recordRefused("invalid_amount")
+      return new VerifyFailed({ reason: "InvalidAmount", paymentRequired, cause })
+    })
   )
   span?.attribute("x402.credits", credits)
   if (options.onBeforeVerify) {
@@ -435,16 +440,23 @@ const verifyIn = Effect.fnUntraced(function*<Req, R, Resp>(
     yield* runHook("onBeforeVerify", () => hook(paymentRequired))
   }
   const facilitator = yield* Facilitator
+  const startedAt = performance.now()
   const verification = yield* withDeadline(
     facilitator,
     facilitator.verify(requestOf(facilitator, { paymentRequired, token, maxAmount: credits }, call.deadline)),
     "verify",
     call.deadline
   ).pipe(
-    Effect.mapError((cause) => new VerifyFailed({ reason: "Unavailable", paymentRequired, cause }))
+    Effect.mapError((cause) => {
+      PaymentMetrics.recordLatency("verify", startedAt)
+      PaymentMetrics.recordRefused("verify_unavailable")
+      return new VerifyFailed({ reason: "Unavailable", paymentRequired, cause })
+    })
   )
+  PaymentMetrics.recordLatency("verify", startedAt)
   if (!verification.isValid) {
     span?.attribute("x402.outcome", "invalid")
+    PaymentMetrics.recordRefused("invalid")
     return yield* new VerifyFailed({ reason: "Invalid", paymentRequired, verification })
   }
   span?.attribute("x402.outcome", "verified")
@@ -507,12 +519,17 @@ const tokenOf = (input: TokenInput): Redacted.Redacted<string> | undefined => Op
 
 const settleFailureOf = (input: SettleInput, cause: FacilitatorError): SettleFailed => {
   const base = { paymentRequired: input.paymentRequired, credits: input.credits, cause }
-  if (!cause.requestSent) return new SettleFailed({ ...base, reason: "Unavailable" })
+  if (!cause.requestSent) {
+    PaymentMetrics.recordRefused("settle_unavailable")
+    return new SettleFailed({ ...base, reason: "Unavailable" })
+  }
   // A 4xx is the backend's definite "no"; anything else after the request left may have burned
   // the credits, so it is indeterminate and must not be retried.
   if (cause.kind === "HttpStatus" && cause.status !== undefined && cause.status >= 400 && cause.status < 500) {
+    PaymentMetrics.recordRefused("settle_rejected")
     return new SettleFailed({ ...base, reason: "Rejected" })
   }
+  PaymentMetrics.recordUnknown()
   return new SettleFailed({ ...base, reason: "Indeterminate" })
 }
 
@@ -551,17 +568,19 @@ const settleIn = Effect.fnUntraced(function*<Req, R, Resp>(
   span: Tracer.Span | undefined
 ) {
   const amount = yield* Credits.validate(input.credits, "settle amount").pipe(
-    Effect.mapError((cause) =>
-      new SettleFailed({
+    Effect.mapError((cause) => {
+      PaymentMetrics.recordRefused("invalid_amount")
+      return new SettleFailed({
         reason: "InvalidAmount",
         paymentRequired: input.paymentRequired,
         credits: 0,
         cause
       })
-    )
+    })
   )
   span?.attribute("x402.credits", amount)
   const facilitator = yield* Facilitator
+  const startedAt = performance.now()
   const settlement = yield* withDeadline(
     facilitator,
     facilitator.settle(requestOf(facilitator, {
@@ -572,9 +591,14 @@ const settleIn = Effect.fnUntraced(function*<Req, R, Resp>(
     }, input.deadline)),
     "settle",
     input.deadline
-  ).pipe(Effect.mapError((cause) => settleFailureOf(input, cause)))
+  ).pipe(Effect.mapError((cause) => {
+    PaymentMetrics.recordLatency("settle", startedAt)
+    return settleFailureOf(input, cause)
+  }))
+  PaymentMetrics.recordLatency("settle", startedAt)
   if (!settlement.success) {
     span?.attribute("x402.outcome", "rejected")
+    PaymentMetrics.recordRefused("settle_rejected")
     return yield* new SettleFailed({
       reason: "Rejected",
       paymentRequired: input.paymentRequired,
@@ -583,6 +607,7 @@ const settleIn = Effect.fnUntraced(function*<Req, R, Resp>(
     })
   }
   span?.attribute("x402.outcome", "settled")
+  PaymentMetrics.recordPaid(amount)
   const hook = paywall.options.onAfterSettle
   if (hook) yield* runHook("onAfterSettle", () => hook(amount, settlement))
   return settlement
@@ -637,10 +662,12 @@ export const protect: <Req, R, Resp, A, E, R2>(
       ? Credits.settleAmount(options.chargeOf(value), verified.credits, chargeRulesOf(paywall))
       : Either.right(verified.credits)
     const settled = yield* Either.match(amount, {
-      onLeft: (cause: InvalidCredits) =>
-        Effect.fail(
+      onLeft: (cause: InvalidCredits) => {
+        PaymentMetrics.recordRefused("invalid_amount")
+        return Effect.fail(
           new SettleFailed({ reason: "InvalidAmount", paymentRequired: verified.paymentRequired, credits: 0, cause })
-        ),
+        )
+      },
       onRight: (credits) => settle(paywall, { ...verified, credits })
     }).pipe(Effect.either)
     if (Either.isRight(settled)) {
