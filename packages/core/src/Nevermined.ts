@@ -451,50 +451,70 @@ export const layerFetchClient: Layer.Layer<HttpClient.HttpClient> = FetchHttpCli
 
 /**
  * The live `Facilitator` on the Nevermined backend. Requires an `HttpClient`: provide
- * `FetchHttpClient.layer` (from `@effect/platform`) or `NodeHttpClient.layer` (from
- * `@effect/platform-node`). A malformed API key is a defect here; use `make` or `layerConfig` to
- * get it as a typed error.
+ * `layerFetchClient` (the fetch client, with the lean path), `FetchHttpClient.layer` (from
+ * `@effect/platform`) or `NodeHttpClient.layer` (from `@effect/platform-node`). A malformed API key
+ * fails the layer with `InvalidApiKey` (which never contains the key).
  *
  * @example
  * ```ts
- * import { FetchHttpClient } from "@effect/platform"
  * import { Nevermined } from "@effect-x402/core"
  * import { Layer, Redacted } from "effect"
  *
  * const FacilitatorLive = Nevermined.layer({ apiKey: Redacted.make(process.env.NVM_API_KEY!) }).pipe(
- *   Layer.provide(FetchHttpClient.layer)
+ *   Layer.provide(Nevermined.layerFetchClient)
  * )
  * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<Facilitator, never, HttpClient.HttpClient> =>
-  Layer.effect(Facilitator, Effect.orDie(make(options)))
+export const layer = (options: Options): Layer.Layer<Facilitator, InvalidApiKey, HttpClient.HttpClient> =>
+  Layer.effect(Facilitator, make(options))
 
 /**
- * The live `Facilitator` configured from the environment: `NVM_API_KEY` (read as `Redacted`),
- * `NVM_ENVIRONMENT`, `NVM_BACKEND_URL`. Given options win over the configuration.
+ * The live `Facilitator` configured with `Config` values, field by field (as `@effect/ai-openai`'s
+ * `OpenAiClient.layerConfig`). What is not given is read from the environment: the API key from
+ * `NVM_API_KEY` (as `Redacted`), the environment from `NVM_ENVIRONMENT` and the backend URL from
+ * `NVM_BACKEND_URL` (both optional).
+ *
+ * @example
+ * ```ts
+ * import { Nevermined } from "@effect-x402/core"
+ * import { Config, Layer } from "effect"
+ *
+ * const FacilitatorLive = Nevermined.layerConfig({
+ *   apiKey: Config.redacted("SELLER_NVM_KEY"),
+ *   timeouts: Config.succeed({ settle: "10 seconds" })
+ * }).pipe(Layer.provide(Nevermined.layerFetchClient))
+ * ```
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerConfig = (
-  options: Partial<Options> = {}
+  options: Config.Config.Wrap<Partial<Options>> = {}
 ): Layer.Layer<Facilitator, ConfigError.ConfigError | InvalidApiKey, HttpClient.HttpClient> =>
   Layer.effect(
     Facilitator,
     Effect.gen(function*() {
-      const config = yield* Config.all({
-        apiKey: options.apiKey !== undefined ? Config.succeed(options.apiKey) : Config.redacted("NVM_API_KEY"),
-        environment: Config.option(Config.literal(...Environment.literals)("NVM_ENVIRONMENT")),
-        backendUrl: Config.option(Config.string("NVM_BACKEND_URL"))
+      // `Config.unwrap` of an empty record does not succeed with `{}`: nothing given, nothing to read.
+      const given: Partial<Options> = Config.isConfig(options) || Object.keys(options).length > 0
+        ? yield* Config.unwrap(options)
+        : {}
+      const defaults = yield* Config.all({
+        apiKey: given.apiKey !== undefined ? Config.succeed(given.apiKey) : Config.redacted("NVM_API_KEY"),
+        environment: given.environment !== undefined
+          ? Config.succeed(Option.some(given.environment))
+          : Config.option(Config.literal(...Environment.literals)("NVM_ENVIRONMENT")),
+        backendUrl: given.backendUrl !== undefined
+          ? Config.succeed(Option.some(given.backendUrl))
+          : Config.option(Config.string("NVM_BACKEND_URL"))
       })
       return yield* make({
-        ...options,
-        apiKey: config.apiKey,
-        environment: options.environment ?? Option.getOrUndefined(config.environment),
-        backendUrl: options.backendUrl ?? Option.getOrUndefined(config.backendUrl)
+        ...given,
+        apiKey: defaults.apiKey,
+        environment: Option.getOrUndefined(defaults.environment),
+        backendUrl: Option.getOrUndefined(defaults.backendUrl)
       })
     })
   )

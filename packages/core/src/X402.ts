@@ -56,7 +56,7 @@ export const Scheme = Schema.Literal("nvm:erc4337", "nvm:card-delegation")
  */
 export type Scheme = typeof Scheme.Type
 
-// `null` and absent are the same to every peer (wire.md), so optional fields accept both and
+// `null` and absent are the same to every peer (docs/protocol.md), so optional fields accept both and
 // decode to absent; encoding omits them (compact JSON, no nulls).
 const optionalString = Schema.optionalWith(Schema.String, { nullable: true, exact: true })
 

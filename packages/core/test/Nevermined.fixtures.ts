@@ -136,8 +136,8 @@ export const subscriber = (
 
 /**
  * A paid agent served on loopback: `Paywall.protect` with the live facilitator pointed at the fake.
- * `POST /tool` speaks the plain x402 HTTP transport (wire.md §8); `POST /mcp` the AgentCore form
- * (status 200, `isError` result, wire.md §3).
+ * `POST /tool` speaks the plain x402 HTTP transport (docs/protocol.md §8); `POST /mcp` the AgentCore form
+ * (status 200, `isError` result, docs/protocol.md §3).
  */
 export const paidAgent = (
   fake: FakeNevermined.FakeNevermined.Service,

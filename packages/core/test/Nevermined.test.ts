@@ -2,7 +2,7 @@ import { Facilitator, Nevermined, type PaymentError, Paywall } from "@effect-x40
 import { FakeNevermined, TestFacilitator } from "@effect-x402/testing"
 import { FetchHttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigError, ConfigProvider, Effect, Either, Fiber, Layer, Option, Redacted } from "effect"
+import { Config, ConfigError, ConfigProvider, Effect, Either, Fiber, Layer, Option, Redacted } from "effect"
 import * as Http from "node:http"
 import * as Zlib from "node:zlib"
 import {
@@ -33,7 +33,7 @@ const call = (
   operation === "verify" ? live.verify(request) : live.settle(request)
 
 describe("Nevermined live layer: verify and settle on the wire", () => {
-  it.scoped("verify sends the exact request of wire.md §1 and decodes the answer", () =>
+  it.scoped("verify sends the exact request of docs/protocol.md §1 and decodes the answer", () =>
     Effect.gen(function*() {
       const fake = yield* FakeNevermined.make()
       const { redacted, token } = seed(fake)
@@ -531,6 +531,37 @@ describe("Nevermined.layerConfig", () => {
       const malformed = yield* Effect.flip(build.pipe(withEnv({ NVM_API_KEY: "not-a-key-but-a-secret-value" })))
       assert.strictEqual(malformed._tag, "InvalidApiKey")
       assert.notInclude(malformed.message, "secret-value")
+    }))
+
+  it.scoped("takes Config values per field; what is not given still comes from NVM_*", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeNevermined.make()
+      const { redacted } = seed(fake)
+      const layer = Nevermined.layerConfig({
+        apiKey: Config.redacted("SELLER_KEY"),
+        retry: Config.succeed({ maxAttempts: 1 })
+      }).pipe(Layer.provide(clients[0][1]))
+      const verified = yield* Effect.flatMap(
+        Facilitator.Facilitator,
+        (service) => service.verify({ paymentRequired, token: redacted, maxAmount: 1 })
+      ).pipe(
+        Effect.provide(layer),
+        // NVM_API_KEY is wrong on purpose: the given Config wins; NVM_BACKEND_URL still applies.
+        withEnv({ SELLER_KEY: fake.apiKey, NVM_API_KEY: "sandbox:wrong", NVM_BACKEND_URL: fake.url })
+      )
+      assert.isTrue(verified.isValid)
+      assert.strictEqual(fake.requests[0].headers["authorization"], `Bearer ${fake.apiKey}`)
+    }))
+
+  it.effect("Nevermined.layer: a malformed key is a typed InvalidApiKey, not a defect", () =>
+    Effect.gen(function*() {
+      const build = Effect.provide(
+        Facilitator.Facilitator,
+        Nevermined.layer({ apiKey: "not-a-key-but-a-secret-value" }).pipe(Layer.provide(clients[0][1]))
+      )
+      const error = yield* Effect.flip(build)
+      assert.strictEqual(error._tag, "InvalidApiKey")
+      assert.notInclude(error.message, "secret-value")
     }))
 
   it("the key's prefix names the environment", () => {

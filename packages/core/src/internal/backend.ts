@@ -22,7 +22,7 @@ import * as Stream from "effect/Stream"
 import { FacilitatorError, type FacilitatorOperation, TOKEN_ALREADY_USED_CODE } from "../PaymentError.js"
 import * as Deadline from "./deadline.js"
 
-/** The API version every call announces (wire.md §1). */
+/** The API version every call announces (docs/protocol.md §1). */
 export const NEVERMINED_VERSION = "1.1"
 
 /**
