@@ -207,6 +207,14 @@ export interface Options {
    * @since 0.2.0
    */
   readonly maxResponseBytes?: number | undefined
+  /**
+   * Transforms the `HttpClient` once, when the layer is built (e.g. `HttpClient.tapRequest` for
+   * logging, a proxy's `mapRequest`). Every backend request then goes through the transformed
+   * client (never the lean `fetch` path of `layerFetchClient`).
+   *
+   * @since 0.2.0
+   */
+  readonly transformClient?: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
 }
 
 /**
@@ -281,7 +289,8 @@ export const make = (
       environment: options.environment,
       backendUrl: options.backendUrl
     })
-    const client = yield* HttpClient.HttpClient
+    const given = yield* HttpClient.HttpClient
+    const client = options.transformClient !== undefined ? options.transformClient(given) : given
     // Over the untouched fetch client of `layerFetchClient` (the Lambda default), verify and settle
     // call `fetch` themselves when no tracer listens (`Backend.make`'s `lean`). Any other client, or
     // the same one wrapped (`HttpClient.mapRequest`, `retry`, ...: a new client object), goes
@@ -319,6 +328,11 @@ export const make = (
       lean
     })
 
+    // The requests are not built with `HttpClient.mapRequest(prependUrl, bearerToken, acceptJson)`:
+    // those combinators rebuild the request and its headers on every call. `Backend.make` builds
+    // each route's request (URL, bearer token from the `Redacted` key, `accept`, API version) once
+    // and reuses it; only the body is set per call. Non-2xx answers are read (their code and message
+    // say what went wrong), so there is no `filterStatusOk` either.
     const VERIFY = {
       operation: "verify",
       method: "POST",

@@ -4,7 +4,7 @@
 import type { PaymentError } from "@effect-x402/core"
 import { Nevermined } from "@effect-x402/core"
 import { FakeNevermined, TestTelemetry } from "@effect-x402/testing"
-import { FetchHttpClient } from "@effect/platform"
+import { FetchHttpClient, HttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { counting, facilitator, paymentRequired, seed } from "./Nevermined.fixtures.js"
@@ -66,6 +66,21 @@ describe("Nevermined.layerFetchClient: the lean path", () => {
       yield* live.settle(request)
       assert.strictEqual(tapped.count(), 2)
       assert.strictEqual(fake.requests.length, 2)
+    }))
+
+  it.scopedLive("transformClient: the transformed client sends every request (no lean path around it)", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeNevermined.make()
+      const { redacted } = seed(fake)
+      const seen: Array<string> = []
+      const live = yield* facilitator(fake, {
+        transformClient: (client) =>
+          HttpClient.tapRequest(client, (request) => Effect.sync(() => seen.push(request.url)))
+      })
+      const request = { paymentRequired, token: redacted, maxAmount: 1 }
+      yield* live.verify(request)
+      yield* live.settle(request)
+      assert.deepStrictEqual(seen, [`${fake.url}/api/v1/x402/verify`, `${fake.url}/api/v1/x402/settle`])
     }))
 
   it.scopedLive("failures on the lean path: the same kinds, and no secret the backend echoes", () =>
