@@ -15,7 +15,7 @@ import * as PaymentContext from "@effect-x402/core/PaymentContext"
 import { isPaymentFailure, type PaymentFailure } from "@effect-x402/core/PaymentError"
 import * as Paywall from "@effect-x402/core/Paywall"
 import * as SettlementLedger from "@effect-x402/core/SettlementLedger"
-import type * as X402 from "@effect-x402/core/X402"
+import * as X402 from "@effect-x402/core/X402"
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
@@ -26,6 +26,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as AgentCore from "./AgentCore.js"
 import { type HandlerFailed, handlerFailed, invoke } from "./internal/handler.js"
+import { settleResponseHeader } from "./internal/receipt.js"
 import { redact, redactCause, redactedPolicy, requestIdOf } from "./internal/redact.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
 
@@ -151,12 +152,12 @@ export const normalize = (value: unknown): Either.Either<HttpResult, string> => 
 }
 
 // The override header is an instruction to the paywall, not part of the answer.
-const withReceipt = (result: HttpResult, settlement: Parameters<typeof HttpPaywall.receiptHeaders>[0]): HttpResult => {
-  const headers = AgentCore.copyHeaders(result.headers, [
-    Credits.CREDITS_HEADER,
-    ...Object.keys(HttpPaywall.receiptHeaders(settlement))
-  ])
-  return { ...result, headers: { ...headers, ...HttpPaywall.receiptHeaders(settlement) } }
+// The receipt is `HttpPaywall.receiptHeaders`' header, written once per answer without the Schema
+// encoder (`internal/receipt.ts`, bytes pinned by HttpHandlerReceipt.test.ts).
+const RECEIPT_OVERRIDDEN = [Credits.CREDITS_HEADER, X402.PAYMENT_RESPONSE_HEADER]
+const withReceipt = (result: HttpResult, settlement: X402.SettleResponse): HttpResult => {
+  const headers = AgentCore.copyHeaders(result.headers, RECEIPT_OVERRIDDEN)
+  return { ...result, headers: { ...headers, [X402.PAYMENT_RESPONSE_HEADER]: settleResponseHeader(settlement) } }
 }
 
 // A failed settlement's receipt, with an `errorReason` the caller may read (see `AgentCore.safeSettlement`).
