@@ -12,7 +12,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Tracer from "effect/Tracer"
 import * as Credits from "./Credits.js"
-import { Facilitator, type VerifyRequest } from "./Facilitator.js"
+import { Facilitator } from "./Facilitator.js"
 import * as CallSpan from "./internal/callSpan.js"
 import * as Deadline from "./internal/deadline.js"
 import {
@@ -443,7 +443,12 @@ const verifyIn = Effect.fnUntraced(function*<Req, R, Resp>(
   const startedAt = performance.now()
   const verification = yield* withDeadline(
     facilitator,
-    facilitator.verify(requestOf(facilitator, { paymentRequired, token, maxAmount: credits }, call.deadline)),
+    facilitator.verify({
+      paymentRequired,
+      token,
+      maxAmount: credits,
+      deadline: deadlineFor(facilitator, call.deadline)
+    }),
     "verify",
     call.deadline
   ).pipe(
@@ -476,11 +481,9 @@ const verifyIn = Effect.fnUntraced(function*<Req, R, Resp>(
 
 // A facilitator that honours a request's deadline gets it with the request, and nothing races it
 // here: one deadline per call, in the facilitator that knows what was sent.
-const requestOf = <A extends VerifyRequest>(
-  facilitator: Facilitator.Service,
-  request: A,
-  deadline: number | undefined
-): A => deadline !== undefined && facilitator.honoursDeadline === true ? { ...request, deadline } : request
+// One object literal of one shape per request (a spread to add the deadline cost a copy per call).
+const deadlineFor = (facilitator: Facilitator.Service, deadline: number | undefined): number | undefined =>
+  facilitator.honoursDeadline === true ? deadline : undefined
 
 // The facilitator's own timeouts bound each operation; a call's deadline caps them further. Past the
 // deadline nothing is sent (provably unsent: `Unavailable`); cut off in flight, the request may have
@@ -583,12 +586,13 @@ const settleIn = Effect.fnUntraced(function*<Req, R, Resp>(
   const startedAt = performance.now()
   const settlement = yield* withDeadline(
     facilitator,
-    facilitator.settle(requestOf(facilitator, {
+    facilitator.settle({
       paymentRequired: input.paymentRequired,
       token: input.token,
       maxAmount: amount,
-      agentRequestId: input.agentRequestId
-    }, input.deadline)),
+      agentRequestId: input.agentRequestId,
+      deadline: deadlineFor(facilitator, input.deadline)
+    }),
     "settle",
     input.deadline
   ).pipe(Effect.mapError((cause) => {
