@@ -353,7 +353,8 @@ export const make = (
         const exchange = backendFor(span)
         return Backend.withRetriesWithin({
           operation: "verify",
-          attempt: () => exchange.call({ ...VERIFY, body, secrets }),
+          attempt: (cutOff) => exchange.call({ ...VERIFY, body, secrets, cutOff }),
+          inlineCutOff: exchange.lean,
           retryable: Backend.isTransient,
           budget: timeouts.verify,
           deadline: request.deadline,
@@ -368,7 +369,8 @@ export const make = (
         const exchange = backendFor(span)
         return Backend.withRetriesWithin({
           operation: "settle",
-          attempt: () => exchange.call({ ...SETTLE, body, secrets }),
+          attempt: (cutOff) => exchange.call({ ...SETTLE, body, secrets, cutOff }),
+          inlineCutOff: exchange.lean,
           // Only what provably did not apply may be sent again (never sent, or a 429): anything else
           // may have burned the credits.
           retryable: Backend.isSafeSettleRetry,

@@ -83,6 +83,25 @@ describe("Nevermined.layerFetchClient: the lean path", () => {
       assert.deepStrictEqual(seen, [`${fake.url}/api/v1/x402/verify`, `${fake.url}/api/v1/x402/settle`])
     }))
 
+  it.scopedLive("a backend that never answers is cut off at the timeout (no fork: the request's own timer), then works again", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeNevermined.make()
+      const { redacted } = seed(fake)
+      const live = yield* facilitator(fake, { timeouts: { verify: "300 millis", settle: "300 millis" } })
+      const request = { paymentRequired, token: redacted, maxAmount: 1 }
+      fake.faults.next("verify", Fault.noAnswer())
+      const verify = yield* Effect.flip(live.verify(request))
+      fake.faults.next("settle", Fault.noAnswer())
+      const settle = yield* Effect.flip(live.settle({ ...request, deadline: Date.now() + 200 }))
+      assert.deepStrictEqual(
+        [verify.kind, verify.requestSent, verify.detail, settle.kind, settle.requestSent, settle.detail],
+        ["Timeout", true, "no answer within 300ms", "Timeout", true, "cut off at the call's deadline"]
+      )
+      fake.faults.clear()
+      const again = yield* live.verify(request)
+      assert.isTrue(again.isValid)
+    }))
+
   it.scopedLive("failures on the lean path: the same kinds, and no secret the backend echoes", () =>
     Effect.gen(function*() {
       const fake = yield* FakeNevermined.make()

@@ -60,6 +60,12 @@ export interface Call<A, I> {
   readonly timeout?: Duration.Duration | undefined
   /** Secrets of this call (an access token) to scrub from any detail. */
   readonly secrets?: ReadonlyArray<string> | undefined
+  /**
+   * The operation's end (epoch milliseconds, live clock), enforced inside the exchange: the lean
+   * path's own timer aborts the request (no forked fiber); elsewhere a `Deadline.within`. Cut off,
+   * the attempt fails `Timeout` with `requestSent: true` and this detail.
+   */
+  readonly cutOff?: { readonly at: number; readonly detail: string } | undefined
 }
 
 /**
@@ -254,6 +260,7 @@ type Raw =
   }
   | { readonly _tag: "Unread"; readonly status: number; readonly failure: ReadFailure }
   | { readonly _tag: "Transport"; readonly cause: unknown }
+  | { readonly _tag: "CutOff" }
 
 // The context keys `FetchHttpClient` reads on every request: a `Fetch` or `RequestInit` service in
 // the call's context must be honoured, so the lean path uses the first and leaves the second to the
@@ -398,27 +405,64 @@ export const make = (options: {
   }
 
   // `fetch` itself, the whole exchange in one Promise (see `make`).
-  const viaFetch = (method: "GET" | "POST", path: string, body: string | undefined): Effect.Effect<Raw> =>
+  // Through the client, with a cut-off as a `Deadline.within` (a forked fiber and a timer).
+  const viaClientWithin = (
+    method: "GET" | "POST",
+    path: string,
+    body: string | undefined,
+    cutOff: Call<unknown, unknown>["cutOff"]
+  ): Effect.Effect<Raw> =>
+    cutOff === undefined ? viaClient(method, path, body) : Deadline.within(
+      viaClient(method, path, body),
+      cutOff.at - Date.now(),
+      () => "CutOff" as const
+    ).pipe(Effect.catchAll(() => Effect.succeed<Raw>({ _tag: "CutOff" })))
+
+  const viaFetch = (
+    method: "GET" | "POST",
+    path: string,
+    body: string | undefined,
+    cutOff: Call<unknown, unknown>["cutOff"]
+  ): Effect.Effect<Raw> =>
     Effect.withFiberRuntime<Raw>((fiber) => {
       const services = fiber.currentContext.unsafeMap
-      if (services.has(REQUEST_INIT_KEY)) return viaClient(method, path, body)
+      if (services.has(REQUEST_INIT_KEY)) return viaClientWithin(method, path, body, cutOff)
       const fetchFn = (services.get(FETCH_KEY) as typeof globalThis.fetch | undefined) ?? globalThis.fetch
       const url = baseUrl + path
-      return Effect.async<Raw>((resume, signal) => {
+      return Effect.async<Raw>((resume) => {
+        // Aborted when the call is interrupted or cut off: the request and its body stop there.
+        const controller = new AbortController()
+        let done = false
+        const timer = cutOff === undefined ? undefined : setTimeout(() => {
+          if (done) return
+          done = true
+          controller.abort()
+          resume(Effect.succeed({ _tag: "CutOff" }))
+        }, Math.max(0, cutOff.at - Date.now()))
         let sent: Promise<Response>
         try {
-          sent = fetchFn(url, { method, headers, body: body ?? null, signal })
+          sent = fetchFn(url, { method, headers, body: body ?? null, signal: controller.signal })
         } catch (cause) {
           sent = Promise.reject(cause)
         }
         sent.then(
           (response) => readWebCapped(response, maxBytes),
           (cause): Raw => ({ _tag: "Transport", cause })
-        ).then((raw) => resume(Effect.succeed(raw)))
+        ).then((raw) => {
+          if (done) return
+          done = true
+          if (timer !== undefined) clearTimeout(timer)
+          resume(Effect.succeed(raw))
+        })
+        return Effect.sync(() => {
+          done = true
+          if (timer !== undefined) clearTimeout(timer)
+          controller.abort()
+        })
       })
     })
 
-  const send = lean ? viaFetch : viaClient
+  const send = lean ? viaFetch : viaClientWithin
 
   const call = <A, I>(spec: Call<A, I>): Effect.Effect<A, AttemptFailed> => {
     const { operation } = spec
@@ -442,6 +486,9 @@ export const make = (options: {
           requestSent: true,
           detail: codes.length > 0 ? `connection lost (${codes[0]})` : "connection lost"
         })
+      }
+      if (raw._tag === "CutOff") {
+        return fail({ kind: "Timeout", requestSent: true, detail: spec.cutOff?.detail ?? "cut off" })
       }
       if (raw._tag === "Unread") {
         return raw.failure === "TooLarge"
@@ -492,7 +539,7 @@ export const make = (options: {
       )
     }
 
-    const exchange = Effect.flatMap(send(spec.method, spec.path, spec.body), interpret)
+    const exchange = Effect.flatMap(send(spec.method, spec.path, spec.body, spec.cutOff), interpret)
 
     const timeout = spec.timeout
     if (timeout === undefined) return exchange
@@ -640,7 +687,13 @@ const retryLoop = <A>(options: {
  */
 export const withRetriesWithin = <A>(options: {
   readonly operation: FacilitatorOperation
-  readonly attempt: () => Effect.Effect<A, AttemptFailed>
+  /** One attempt; with `cutOff`, the attempt enforces the operation's end itself. */
+  readonly attempt: (cutOff?: { readonly at: number; readonly detail: string }) => Effect.Effect<A, AttemptFailed>
+  /**
+   * The attempts enforce the end themselves (a lean exchange's own timer): on the live clock no
+   * `Deadline.within` (a forked fiber per operation) is needed.
+   */
+  readonly inlineCutOff?: boolean | undefined
   readonly retryable: (failure: AttemptFailed) => boolean
   readonly budget: Duration.Duration
   readonly deadline?: number | undefined
@@ -648,30 +701,35 @@ export const withRetriesWithin = <A>(options: {
   readonly baseDelay: Duration.Duration
   readonly maxDelay: Duration.Duration
 }): Effect.Effect<A, FacilitatorError> =>
-  Effect.flatMap(Clock.currentTimeMillis, (start) => {
-    const { deadline, operation } = options
-    if (deadline !== undefined && deadline <= start) {
-      return Effect.fail(
-        new FacilitatorError({
-          operation,
-          kind: "Timeout",
-          requestSent: false,
-          detail: "the call's deadline has passed"
-        })
+  Effect.withFiberRuntime((fiber) => {
+    const start = Date.now()
+    const live = Deadline.isLiveClock(fiber)
+    return Effect.flatMap(live ? Effect.succeed(start) : Clock.currentTimeMillis, (start) => {
+      const { deadline, operation } = options
+      if (deadline !== undefined && deadline <= start) {
+        return Effect.fail(
+          new FacilitatorError({
+            operation,
+            kind: "Timeout",
+            requestSent: false,
+            detail: "the call's deadline has passed"
+          })
+        )
+      }
+      const budgetEnd = start + Duration.toMillis(options.budget)
+      const byCall = deadline !== undefined && deadline < budgetEnd
+      const end = byCall ? deadline : budgetEnd
+      const detail = byCall ? "cut off at the call's deadline" : `no answer within ${Duration.format(options.budget)}`
+      if (live && options.inlineCutOff === true) {
+        // A wait that would not fit before `end` is refused by the loop; an attempt is cut off by
+        // its own timer: nothing else can outlive the end.
+        const cutOff = { at: end, detail }
+        return retryLoop({ ...options, attempt: () => options.attempt(cutOff) }, end)
+      }
+      return Deadline.within(
+        retryLoop({ ...options, attempt: () => options.attempt() }, end),
+        end - start,
+        () => new FacilitatorError({ operation, kind: "Timeout", requestSent: true, detail })
       )
-    }
-    const budgetEnd = start + Duration.toMillis(options.budget)
-    const byCall = deadline !== undefined && deadline < budgetEnd
-    const end = byCall ? deadline : budgetEnd
-    return Deadline.within(
-      retryLoop({ ...options, attempt: () => options.attempt() }, end),
-      end - start,
-      () =>
-        new FacilitatorError({
-          operation,
-          kind: "Timeout",
-          requestSent: true,
-          detail: byCall ? "cut off at the call's deadline" : `no answer within ${Duration.format(options.budget)}`
-        })
-    )
+    })
   })
