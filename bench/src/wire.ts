@@ -173,8 +173,12 @@ export const startAgent = async (
       planId: PLAN_ID,
       agentId: AGENT_ID,
       credits: 1,
+      // As the Lambda default (`LambdaRuntime.defaultFacilitator`): the marked fetch client.
       layer: Nevermined.layer({ apiKey: backend.apiKey, backendUrl: backend.url }).pipe(
-        Layer.provide(FetchHttpClient.layer)
+        // `BENCH_WIRE_CLIENT=platform`: the unmarked `FetchHttpClient.layer` (A/B of the lean path).
+        Layer.provide(
+          process.env["BENCH_WIRE_CLIENT"] === "platform" ? FetchHttpClient.layer : Nevermined.layerFetchClient
+        )
       )
     })(route)
     handler = (event) => paid(event, lambdaContext)

@@ -21,8 +21,13 @@ const self = Url.fileURLToPath(import.meta.url)
 /** Starts a child (with this process's loader flags, so TypeScript runs as here). */
 export const spawn = (role: "backend" | "agent"): Promise<Child> =>
   new Promise((resolve, reject) => {
+    // `BENCH_AGENT_PROFILE=<dir>`: the agent processes write a `.cpuprofile` there (profiling the
+    // agent alone, without the backend and the load generator that share the in-process profile).
+    const profile = process.env["BENCH_AGENT_PROFILE"]
     const child = ChildProcess.fork(self, [role], {
-      execArgv: process.execArgv,
+      execArgv: role === "agent" && profile !== undefined
+        ? [...process.execArgv, "--cpu-prof", `--cpu-prof-dir=${profile}`]
+        : process.execArgv,
       stdio: ["ignore", "inherit", "inherit", "ipc"]
     })
     let next = 0

@@ -150,7 +150,9 @@ export const gatewayTarget = Layer.mergeAll(
  * target finds its call through the ledger: deploy it with a shared `SettlementLedger` (a
  * `DynamoDbLedger`) and `X402_REQUEST_SEAL_KEY` (docs/protocol.md, "HTTP targets").
  */
-export const gatewayInterceptor = (options: Options & Omit<Interceptor.Options, "planId" | "tools">) =>
+export const gatewayInterceptor = <LE = never, SE = never>(
+  options: Options & Omit<Interceptor.Options<never, LE, SE>, "planId" | "tools">
+) =>
   Interceptor.interceptor({
     ...options,
     planId: undefined,

@@ -12,7 +12,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Tracer from "effect/Tracer"
 import * as Credits from "./Credits.js"
-import { Facilitator, type VerifyRequest } from "./Facilitator.js"
+import { Facilitator } from "./Facilitator.js"
 import * as CallSpan from "./internal/callSpan.js"
 import * as Deadline from "./internal/deadline.js"
 import {
@@ -23,6 +23,7 @@ import {
   SettleFailed,
   VerifyFailed
 } from "./PaymentError.js"
+import * as PaymentMetrics from "./PaymentMetrics.js"
 import * as X402 from "./X402.js"
 
 /**
@@ -420,6 +421,7 @@ const verifyIn = Effect.fnUntraced(function*<Req, R, Resp>(
   const paymentRequired = yield* requirements(paywall, call.resourceUrl)
   if (token === undefined) {
     span?.attribute("x402.outcome", "payment_required")
+    PaymentMetrics.recordRefused("missing_token")
     return yield* new PaymentRequired({
       reason: "MissingToken",
       paymentRequired,
@@ -427,7 +429,10 @@ const verifyIn = Effect.fnUntraced(function*<Req, R, Resp>(
     })
   }
   const credits = yield* Credits.resolve(paywall.credits, call.request).pipe(
-    Effect.mapError((cause) => new VerifyFailed({ reason: "InvalidAmount", paymentRequired, cause }))
+    Effect.mapError((cause) => {
+      PaymentMetrics.recordRefused("invalid_amount")
+      return new VerifyFailed({ reason: "InvalidAmount", paymentRequired, cause })
+    })
   )
   span?.attribute("x402.credits", credits)
   if (options.onBeforeVerify) {
@@ -435,16 +440,28 @@ const verifyIn = Effect.fnUntraced(function*<Req, R, Resp>(
     yield* runHook("onBeforeVerify", () => hook(paymentRequired))
   }
   const facilitator = yield* Facilitator
+  const startedAt = performance.now()
   const verification = yield* withDeadline(
     facilitator,
-    facilitator.verify(requestOf(facilitator, { paymentRequired, token, maxAmount: credits }, call.deadline)),
+    facilitator.verify({
+      paymentRequired,
+      token,
+      maxAmount: credits,
+      deadline: deadlineFor(facilitator, call.deadline)
+    }),
     "verify",
     call.deadline
   ).pipe(
-    Effect.mapError((cause) => new VerifyFailed({ reason: "Unavailable", paymentRequired, cause }))
+    Effect.mapError((cause) => {
+      PaymentMetrics.recordLatency("verify", startedAt)
+      PaymentMetrics.recordRefused("verify_unavailable")
+      return new VerifyFailed({ reason: "Unavailable", paymentRequired, cause })
+    })
   )
+  PaymentMetrics.recordLatency("verify", startedAt)
   if (!verification.isValid) {
     span?.attribute("x402.outcome", "invalid")
+    PaymentMetrics.recordRefused("invalid")
     return yield* new VerifyFailed({ reason: "Invalid", paymentRequired, verification })
   }
   span?.attribute("x402.outcome", "verified")
@@ -464,11 +481,9 @@ const verifyIn = Effect.fnUntraced(function*<Req, R, Resp>(
 
 // A facilitator that honours a request's deadline gets it with the request, and nothing races it
 // here: one deadline per call, in the facilitator that knows what was sent.
-const requestOf = <A extends VerifyRequest>(
-  facilitator: Facilitator.Service,
-  request: A,
-  deadline: number | undefined
-): A => deadline !== undefined && facilitator.honoursDeadline === true ? { ...request, deadline } : request
+// One object literal of one shape per request (a spread to add the deadline cost a copy per call).
+const deadlineFor = (facilitator: Facilitator.Service, deadline: number | undefined): number | undefined =>
+  facilitator.honoursDeadline === true ? deadline : undefined
 
 // The facilitator's own timeouts bound each operation; a call's deadline caps them further. Past the
 // deadline nothing is sent (provably unsent: `Unavailable`); cut off in flight, the request may have
@@ -507,12 +522,17 @@ const tokenOf = (input: TokenInput): Redacted.Redacted<string> | undefined => Op
 
 const settleFailureOf = (input: SettleInput, cause: FacilitatorError): SettleFailed => {
   const base = { paymentRequired: input.paymentRequired, credits: input.credits, cause }
-  if (!cause.requestSent) return new SettleFailed({ ...base, reason: "Unavailable" })
+  if (!cause.requestSent) {
+    PaymentMetrics.recordRefused("settle_unavailable")
+    return new SettleFailed({ ...base, reason: "Unavailable" })
+  }
   // A 4xx is the backend's definite "no"; anything else after the request left may have burned
   // the credits, so it is indeterminate and must not be retried.
   if (cause.kind === "HttpStatus" && cause.status !== undefined && cause.status >= 400 && cause.status < 500) {
+    PaymentMetrics.recordRefused("settle_rejected")
     return new SettleFailed({ ...base, reason: "Rejected" })
   }
+  PaymentMetrics.recordUnknown()
   return new SettleFailed({ ...base, reason: "Indeterminate" })
 }
 
@@ -551,30 +571,38 @@ const settleIn = Effect.fnUntraced(function*<Req, R, Resp>(
   span: Tracer.Span | undefined
 ) {
   const amount = yield* Credits.validate(input.credits, "settle amount").pipe(
-    Effect.mapError((cause) =>
-      new SettleFailed({
+    Effect.mapError((cause) => {
+      PaymentMetrics.recordRefused("invalid_amount")
+      return new SettleFailed({
         reason: "InvalidAmount",
         paymentRequired: input.paymentRequired,
         credits: 0,
         cause
       })
-    )
+    })
   )
   span?.attribute("x402.credits", amount)
   const facilitator = yield* Facilitator
+  const startedAt = performance.now()
   const settlement = yield* withDeadline(
     facilitator,
-    facilitator.settle(requestOf(facilitator, {
+    facilitator.settle({
       paymentRequired: input.paymentRequired,
       token: input.token,
       maxAmount: amount,
-      agentRequestId: input.agentRequestId
-    }, input.deadline)),
+      agentRequestId: input.agentRequestId,
+      deadline: deadlineFor(facilitator, input.deadline)
+    }),
     "settle",
     input.deadline
-  ).pipe(Effect.mapError((cause) => settleFailureOf(input, cause)))
+  ).pipe(Effect.mapError((cause) => {
+    PaymentMetrics.recordLatency("settle", startedAt)
+    return settleFailureOf(input, cause)
+  }))
+  PaymentMetrics.recordLatency("settle", startedAt)
   if (!settlement.success) {
     span?.attribute("x402.outcome", "rejected")
+    PaymentMetrics.recordRefused("settle_rejected")
     return yield* new SettleFailed({
       reason: "Rejected",
       paymentRequired: input.paymentRequired,
@@ -583,6 +611,7 @@ const settleIn = Effect.fnUntraced(function*<Req, R, Resp>(
     })
   }
   span?.attribute("x402.outcome", "settled")
+  PaymentMetrics.recordPaid(amount)
   const hook = paywall.options.onAfterSettle
   if (hook) yield* runHook("onAfterSettle", () => hook(amount, settlement))
   return settlement
@@ -637,10 +666,12 @@ export const protect: <Req, R, Resp, A, E, R2>(
       ? Credits.settleAmount(options.chargeOf(value), verified.credits, chargeRulesOf(paywall))
       : Either.right(verified.credits)
     const settled = yield* Either.match(amount, {
-      onLeft: (cause: InvalidCredits) =>
-        Effect.fail(
+      onLeft: (cause: InvalidCredits) => {
+        PaymentMetrics.recordRefused("invalid_amount")
+        return Effect.fail(
           new SettleFailed({ reason: "InvalidAmount", paymentRequired: verified.paymentRequired, credits: 0, cause })
-        ),
+        )
+      },
       onRight: (credits) => settle(paywall, { ...verified, credits })
     }).pipe(Effect.either)
     if (Either.isRight(settled)) {

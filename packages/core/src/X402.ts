@@ -56,7 +56,7 @@ export const Scheme = Schema.Literal("nvm:erc4337", "nvm:card-delegation")
  */
 export type Scheme = typeof Scheme.Type
 
-// `null` and absent are the same to every peer (wire.md), so optional fields accept both and
+// `null` and absent are the same to every peer (docs/protocol.md), so optional fields accept both and
 // decode to absent; encoding omits them (compact JSON, no nulls).
 const optionalString = Schema.optionalWith(Schema.String, { nullable: true, exact: true })
 
@@ -421,8 +421,11 @@ export interface HeaderCodec<A> {
  * @category codec
  */
 export const headerCodec = <A, I>(header: string, schema: Schema.Schema<A, I>): HeaderCodec<A> => {
-  const encodeSync = Schema.encodeSync(schema)
-  const decodeUnknown = Schema.decodeUnknownEither(schema, { errors: "first" })
+  // Compiled on first use, not at import: a cold start pays only for the codecs its calls use.
+  let encoder: ((value: A) => I) | undefined
+  let decoder: ((u: unknown) => Either.Either<A, ParseResult.ParseError>) | undefined
+  const encodeSync = (value: A): I => (encoder ??= Schema.encodeSync(schema))(value)
+  const decodeUnknown = (u: unknown) => (decoder ??= Schema.decodeUnknownEither(schema, { errors: "first" }))(u)
   const decodeEither = (value: string): Either.Either<A, HeaderDecodeError> => {
     if (typeof value !== "string") {
       return Either.left(new HeaderDecodeError({ header, reason: "NotBase64", detail: "not a string" }))

@@ -53,6 +53,14 @@ export * as HttpApiPaywall from "./HttpApiPaywall.js"
 export * as HttpPaywall from "./HttpPaywall.js"
 
 /**
+ * What a seller watches: calls paid, refused by reason, settle outcomes unknown, credits settled and
+ * facilitator latency, as Effect `Metric`s (exported by any metrics layer, e.g. OpenTelemetry).
+ *
+ * @since 0.3.0
+ */
+export * as PaymentMetrics from "./PaymentMetrics.js"
+
+/**
  * The x402 MCP in-band format, read and written in one place (docs/mcp.md): the token in
  * `params._meta["x402/payment"]`, the PaymentRequired as `structuredContent`, receipts in `_meta`.
  *

@@ -29,6 +29,7 @@ export const paymentRequired: X402.PaymentRequired = X402.paymentRequired({
 /** The HTTP clients the live layers are tested with. */
 export const clients: ReadonlyArray<readonly [string, Layer.Layer<HttpClient.HttpClient>]> = [
   ["fetch", FetchHttpClient.layer],
+  ["lean fetch", Nevermined.layerFetchClient],
   ["node", NodeHttpClient.layer],
   ["undici", NodeHttpClient.layerUndici]
 ]
@@ -56,11 +57,16 @@ export const counting = (client: Layer.Layer<HttpClient.HttpClient>) => {
   return { layer, count: () => count }
 }
 
-/** A live facilitator pointed at the fake; its HTTP client lives as long as the test's scope. */
+/**
+ * A live facilitator pointed at the fake; its HTTP client lives as long as the test's scope. By
+ * default over `Nevermined.layerFetchClient`, the Lambda default: with no tracer, verify and settle
+ * take the lean `fetch` path, so every fault test here runs on it (the per-client suites cover the
+ * platform clients).
+ */
 export const facilitator = (
   fake: FakeNevermined.FakeNevermined.Service,
   options: Partial<Nevermined.Options> = {},
-  client: Layer.Layer<HttpClient.HttpClient> = FetchHttpClient.layer
+  client: Layer.Layer<HttpClient.HttpClient> = Nevermined.layerFetchClient
 ): Effect.Effect<Facilitator.Facilitator.Service, Nevermined.InvalidApiKey, Scope.Scope> =>
   Effect.flatMap(
     Layer.build(client),

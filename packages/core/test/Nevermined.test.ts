@@ -2,7 +2,7 @@ import { Facilitator, Nevermined, type PaymentError, Paywall } from "@effect-x40
 import { FakeNevermined, TestFacilitator, TestTelemetry } from "@effect-x402/testing"
 import { FetchHttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigError, ConfigProvider, Effect, Either, Fiber, Layer, Redacted } from "effect"
+import { Config, ConfigError, ConfigProvider, Effect, Either, Fiber, Layer, Redacted } from "effect"
 import * as Http from "node:http"
 import * as Zlib from "node:zlib"
 import {
@@ -359,9 +359,19 @@ describe("Nevermined live layer: network for a 402", () => {
       const fake = yield* FakeNevermined.make()
       seed(fake)
       const live = yield* facilitator(fake)
+      const telemetry = TestTelemetry.make()
       assert.strictEqual(yield* live.networkFor(FIAT_PLAN), "stripe")
       assert.strictEqual(yield* live.networkFor(PLAN), "eip155:84532")
-      assert.strictEqual(yield* live.networkFor("no-such-plan"), "eip155:84532")
+      assert.deepStrictEqual(telemetry.logs, [])
+      assert.strictEqual(yield* live.networkFor("no-such-plan").pipe(Effect.provide(telemetry.layer)), "eip155:84532")
+      // An unknown plan is a misconfiguration every payer would hit: an ERROR naming the plan and
+      // what to check, once per cache window (the second lookup is a cache hit), never the key.
+      assert.strictEqual(yield* live.networkFor("no-such-plan").pipe(Effect.provide(telemetry.layer)), "eip155:84532")
+      const unknown = telemetry.logs.filter((line) => line.includes("no-such-plan is unknown"))
+      assert.strictEqual(unknown.length, 1)
+      assert.include(unknown[0], "ERROR")
+      assert.include(unknown[0], "NVM_PLAN_ID")
+      assert.notInclude(telemetry.text(), fake.apiKey)
       assert.deepStrictEqual(fake.requests.map((r) => r.url), [
         `/api/v1/protocol/plans/${FIAT_PLAN}`,
         `/api/v1/protocol/plans/${PLAN}`,
@@ -374,7 +384,9 @@ describe("Nevermined live layer: network for a 402", () => {
     Effect.gen(function*() {
       const fake = yield* FakeNevermined.make({ environment: "live" })
       const live = yield* facilitator(fake)
-      assert.strictEqual(yield* live.networkFor("no-such-plan"), "eip155:8453")
+      const telemetry = TestTelemetry.make()
+      assert.strictEqual(yield* live.networkFor("no-such-plan").pipe(Effect.provide(telemetry.layer)), "eip155:8453")
+      assert.isTrue(telemetry.logs.some((line) => line.includes("unknown to the Nevermined live backend")))
     }))
 
   it.scoped("an explicit network wins and costs no request", () =>
@@ -466,6 +478,37 @@ describe("Nevermined.layerConfig", () => {
       const malformed = yield* Effect.flip(build.pipe(withEnv({ NVM_API_KEY: "not-a-key-but-a-secret-value" })))
       assert.strictEqual(malformed._tag, "InvalidApiKey")
       assert.notInclude(malformed.message, "secret-value")
+    }))
+
+  it.scoped("takes Config values per field; what is not given still comes from NVM_*", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeNevermined.make()
+      const { redacted } = seed(fake)
+      const layer = Nevermined.layerConfig({
+        apiKey: Config.redacted("SELLER_KEY"),
+        retry: Config.succeed({ maxAttempts: 1 })
+      }).pipe(Layer.provide(clients[0][1]))
+      const verified = yield* Effect.flatMap(
+        Facilitator.Facilitator,
+        (service) => service.verify({ paymentRequired, token: redacted, maxAmount: 1 })
+      ).pipe(
+        Effect.provide(layer),
+        // NVM_API_KEY is wrong on purpose: the given Config wins; NVM_BACKEND_URL still applies.
+        withEnv({ SELLER_KEY: fake.apiKey, NVM_API_KEY: "sandbox:wrong", NVM_BACKEND_URL: fake.url })
+      )
+      assert.isTrue(verified.isValid)
+      assert.strictEqual(fake.requests[0].headers["authorization"], `Bearer ${fake.apiKey}`)
+    }))
+
+  it.effect("Nevermined.layer: a malformed key is a typed InvalidApiKey, not a defect", () =>
+    Effect.gen(function*() {
+      const build = Effect.provide(
+        Facilitator.Facilitator,
+        Nevermined.layer({ apiKey: "not-a-key-but-a-secret-value" }).pipe(Layer.provide(clients[0][1]))
+      )
+      const error = yield* Effect.flip(build)
+      assert.strictEqual(error._tag, "InvalidApiKey")
+      assert.notInclude(error.message, "secret-value")
     }))
 
   it("the key's prefix names the environment", () => {

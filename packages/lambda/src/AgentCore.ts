@@ -418,34 +418,6 @@ export const toHttpOutput = (output: InterceptorOutput): HttpInterceptorOutput =
 // ---------------------------------------------------------------------------
 
 /**
- * Whether a value is a plain JSON-like object (not null, not an array).
- *
- * @deprecated Internal reader, kept for existing callers; read your own JSON (it is not part of the
- * gateway contract). Will leave the public API.
- * @since 0.1.0
- * @category readers
- */
-export const isRecord: (u: unknown) => u is { readonly [key: string]: unknown } = Json.isRecord
-
-/**
- * Reads an own property: inherited values (a polluted prototype, a `__proto__` key) never count.
- *
- * @deprecated Internal reader, kept for existing callers. Will leave the public API.
- * @since 0.1.0
- * @category readers
- */
-export const own: (u: unknown, key: string) => unknown = Json.own
-
-/**
- * A header's value, whatever the case of its name.
- *
- * @deprecated Internal reader, kept for existing callers. Will leave the public API.
- * @since 0.1.0
- * @category readers
- */
-export const headerValue: (headers: unknown, name: string) => string | undefined = Json.headerValue
-
-/**
  * Normalises the `tokenHeader` option: lower-cased names, in order. Throws a `RangeError` on an
  * empty list, at configuration time.
  *
@@ -563,7 +535,7 @@ const decodeInput = (event: unknown) => inputDecoder()(event)
 const decodeRequest = (body: unknown) => requestDecoder()(body)
 
 const idOf = (body: unknown): JsonRpcId => {
-  const id = own(body, "id")
+  const id = Json.own(body, "id")
   return typeof id === "string" || typeof id === "number" ? id : null
 }
 
@@ -641,7 +613,7 @@ const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
  */
 export const copyHeaders = (headers: unknown, without: ReadonlyArray<string> = []): Record<string, string> => {
   const out: Record<string, string> = {}
-  if (!isRecord(headers)) return out
+  if (!Json.isRecord(headers)) return out
   // A handful of names at most: a lowercased array, not a Set, on this per-answer path.
   const dropped = without.length === 0 ? undefined : without.map((name) => name.toLowerCase())
   for (const key of Object.keys(headers)) {
@@ -1007,17 +979,19 @@ export const normalize = (value: unknown, id: JsonRpcId): Either.Either<Answer, 
   })
 
 const answerOf = (value: unknown, id: JsonRpcId): Either.Either<Answer, string> => {
-  if (!isRecord(value)) {
+  if (!Json.isRecord(value)) {
     return Either.left(
       `the handler returned ${
         value === null ? "null" : Array.isArray(value) ? "an array" : typeof value
       }, not an MCP result`
     )
   }
-  if (own(value, "interceptorOutputVersion") !== undefined) {
-    const response = own(own(value, "mcp"), "transformedGatewayResponse")
-    if (!isRecord(response)) return Either.left("the handler's InterceptorOutput has no transformedGatewayResponse")
-    const statusCode = own(response, "statusCode")
+  if (Json.own(value, "interceptorOutputVersion") !== undefined) {
+    const response = Json.own(Json.own(value, "mcp"), "transformedGatewayResponse")
+    if (!Json.isRecord(response)) {
+      return Either.left("the handler's InterceptorOutput has no transformedGatewayResponse")
+    }
+    const statusCode = Json.own(response, "statusCode")
     // Absent means 200; anything else must be a real status, or a "200" string would be charged.
     if (
       statusCode !== undefined &&
@@ -1027,11 +1001,13 @@ const answerOf = (value: unknown, id: JsonRpcId): Either.Either<Answer, string> 
     }
     return Either.right({
       statusCode: statusCode ?? 200,
-      headers: copyHeaders(own(response, "headers")),
-      body: Events.parseBody(own(response, "body"))
+      headers: copyHeaders(Json.own(response, "headers")),
+      body: Events.parseBody(Json.own(response, "body"))
     })
   }
-  if (own(value, "jsonrpc") !== undefined) return Either.right({ statusCode: 200, headers: JSON_HEADERS, body: value })
+  if (Json.own(value, "jsonrpc") !== undefined) {
+    return Either.right({ statusCode: 200, headers: JSON_HEADERS, body: value })
+  }
   return Either.right(resultAnswer(id, value))
 }
 
@@ -1090,15 +1066,15 @@ export const enrich = (answer: Answer, received: X402.SettleResponse): Answer =>
     receiptHeader(settlement)
   )
   const body = Events.parseBody(answer.body)
-  const result = own(body, "result")
-  if (!isRecord(body) || !isRecord(result)) return { ...answer, headers }
-  const meta = own(result, "_meta")
+  const result = Json.own(body, "result")
+  if (!Json.isRecord(body) || !Json.isRecord(result)) return { ...answer, headers }
+  const meta = Json.own(result, "_meta")
   return {
     ...answer,
     headers,
     body: {
       ...body,
-      result: { ...result, _meta: { ...(isRecord(meta) ? meta : {}), x402: X402.metaOf(settlement) } }
+      result: { ...result, _meta: { ...(Json.isRecord(meta) ? meta : {}), x402: X402.metaOf(settlement) } }
     }
   }
 }

@@ -15,7 +15,7 @@ import * as PaymentContext from "@effect-x402/core/PaymentContext"
 import { isPaymentFailure, type PaymentFailure } from "@effect-x402/core/PaymentError"
 import * as Paywall from "@effect-x402/core/Paywall"
 import * as SettlementLedger from "@effect-x402/core/SettlementLedger"
-import type * as X402 from "@effect-x402/core/X402"
+import * as X402 from "@effect-x402/core/X402"
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
@@ -25,7 +25,9 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as AgentCore from "./AgentCore.js"
 import { type HandlerFailed, handlerFailed, invoke } from "./internal/handler.js"
+import * as Json from "./internal/json.js"
 import { formatError } from "./internal/json.js"
+import { settleResponseHeader } from "./internal/receipt.js"
 import { redact, redactCause, redactedPolicy, requestIdOf } from "./internal/redact.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
 
@@ -131,19 +133,19 @@ const tooDeep = (body: string | null | undefined, isBase64Encoded: boolean | und
  */
 export const normalize = (value: unknown): Either.Either<HttpResult, string> => {
   if (value === undefined) return Either.left("the handler returned nothing")
-  if (!AgentCore.isRecord(value) || AgentCore.own(value, "statusCode") === undefined) {
+  if (!Json.isRecord(value) || Json.own(value, "statusCode") === undefined) {
     return Either.right(json(200, value))
   }
-  const statusCode = AgentCore.own(value, "statusCode")
+  const statusCode = Json.own(value, "statusCode")
   if (typeof statusCode !== "number" || !Number.isInteger(statusCode) || statusCode < 100 || statusCode > 599) {
     return Either.left("the handler returned an invalid statusCode")
   }
-  const body = AgentCore.own(value, "body")
-  const cookies = AgentCore.own(value, "cookies")
-  const isBase64Encoded = AgentCore.own(value, "isBase64Encoded")
+  const body = Json.own(value, "body")
+  const cookies = Json.own(value, "cookies")
+  const isBase64Encoded = Json.own(value, "isBase64Encoded")
   return Either.right({
     statusCode,
-    headers: AgentCore.copyHeaders(AgentCore.own(value, "headers")),
+    headers: AgentCore.copyHeaders(Json.own(value, "headers")),
     ...(body === undefined || body === null ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
     ...(Array.isArray(cookies) ? { cookies: cookies.filter((c): c is string => typeof c === "string") } : {}),
     ...(typeof isBase64Encoded === "boolean" ? { isBase64Encoded } : {})
@@ -151,12 +153,12 @@ export const normalize = (value: unknown): Either.Either<HttpResult, string> => 
 }
 
 // The override header is an instruction to the paywall, not part of the answer.
-const withReceipt = (result: HttpResult, settlement: Parameters<typeof HttpPaywall.receiptHeaders>[0]): HttpResult => {
-  const headers = AgentCore.copyHeaders(result.headers, [
-    Credits.CREDITS_HEADER,
-    ...Object.keys(HttpPaywall.receiptHeaders(settlement))
-  ])
-  return { ...result, headers: { ...headers, ...HttpPaywall.receiptHeaders(settlement) } }
+// The receipt is `HttpPaywall.receiptHeaders`' header, written once per answer without the Schema
+// encoder (`internal/receipt.ts`, bytes pinned by HttpHandlerReceipt.test.ts).
+const RECEIPT_OVERRIDDEN = [Credits.CREDITS_HEADER, X402.PAYMENT_RESPONSE_HEADER]
+const withReceipt = (result: HttpResult, settlement: X402.SettleResponse): HttpResult => {
+  const headers = AgentCore.copyHeaders(result.headers, RECEIPT_OVERRIDDEN)
+  return { ...result, headers: { ...headers, [X402.PAYMENT_RESPONSE_HEADER]: settleResponseHeader(settlement) } }
 }
 
 // A failed settlement's receipt, with an `errorReason` the caller may read (see `AgentCore.safeSettlement`).
@@ -182,7 +184,7 @@ const resultCodec: Idempotency.Codec<HttpResult> = {
   decode: (stored) =>
     Option.filter(
       Idempotency.jsonCodec.decode(stored),
-      (u): u is HttpResult => AgentCore.isRecord(u) && typeof u.statusCode === "number"
+      (u): u is HttpResult => Json.isRecord(u) && typeof u.statusCode === "number"
     ) as Option.Option<HttpResult>
 }
 
@@ -190,7 +192,7 @@ const resultCodec: Idempotency.Codec<HttpResult> = {
 // or 503 (ledger down); "already paid" carries the earlier receipt.
 const idempotencyFailure = (error: Idempotency.IdempotencyError, requestId: string): HttpResult => {
   const settlement = error.settlement
-  const receipt = error.reason === "AlreadyPaid" && AgentCore.isRecord(settlement)
+  const receipt = error.reason === "AlreadyPaid" && Json.isRecord(settlement)
     ? HttpPaywall.receiptHeaders(settlement as unknown as X402.SettleResponse)
     : {}
   return json(error.status, {
@@ -309,7 +311,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       // Single-use tokens bind the resource URL and the verb: both follow the request unless fixed.
       const configured = paywallFor(method)
       let requested = (): Option.Option<number> => Option.none()
-      const key = Idempotency.validateKey(AgentCore.headerValue(request.headers, Idempotency.IDEMPOTENCY_KEY_HEADER))
+      const key = Idempotency.validateKey(Json.headerValue(request.headers, Idempotency.IDEMPOTENCY_KEY_HEADER))
       if (Either.isLeft(key)) return idempotencyFailure(key.left, requestId)
       return yield* Idempotency.protect(
         configured,

@@ -7,7 +7,6 @@
  */
 import type { Facilitator } from "@effect-x402/core/Facilitator"
 import * as Nevermined from "@effect-x402/core/Nevermined"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import type { Context as LambdaContext } from "aws-lambda"
 import * as Cause from "effect/Cause"
 import type * as ConfigError from "effect/ConfigError"
@@ -66,7 +65,7 @@ export type Checked<H extends (...args: ReadonlyArray<never>) => unknown, R> =
 export const defaultFacilitator: Layer.Layer<
   Facilitator,
   ConfigError.ConfigError | Nevermined.InvalidApiKey
-> = Nevermined.layerConfig().pipe(Layer.provide(FetchHttpClient.layer))
+> = Nevermined.layerConfig().pipe(Layer.provide(Nevermined.layerFetchClient))
 
 /**
  * What every paid Lambda adapter takes to build its runtime.

@@ -21,6 +21,15 @@ const liveClock: Clock.Clock = Context.unsafeGet(
 )
 
 /**
+ * Whether the fiber runs on the live clock (no `TestClock`): only then may a deadline be a plain
+ * timer.
+ *
+ * @internal
+ */
+export const isLiveClock = (fiber: { readonly currentDefaultServices: Context.Context<never> }): boolean =>
+  fiber.currentDefaultServices.unsafeMap.get(Clock.Clock.key) === liveClock
+
+/**
  * Fails with `onTimeout()` when `self` has not finished `millis` from now; `self` is interrupted
  * then (without waiting for it: an abandoned request is not awaited).
  *

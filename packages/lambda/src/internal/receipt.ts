@@ -25,3 +25,27 @@ export const receiptHeader = (settlement: X402.SettleResponse): string => {
 }
 
 const optionalString = (value: unknown): boolean => value === undefined || typeof value === "string"
+
+/**
+ * The `payment-response` header of a plain-HTTP answer: `X402.SettleResponseHeader.encode(s)`,
+ * byte for byte (the `SettleResponse` schema's key order), without the Schema encoder on the hot
+ * path; anything off its types goes through the codec, which refuses it as before.
+ */
+export const settleResponseHeader = (settlement: X402.SettleResponse): string => {
+  const { creditsRedeemed, errorReason, network, orderTx, payer, remainingBalance, success, transaction } = settlement
+  if (
+    typeof success !== "boolean" || typeof transaction !== "string" || typeof network !== "string" ||
+    !optionalString(errorReason) || !optionalString(payer) || !optionalString(creditsRedeemed) ||
+    !optionalString(remainingBalance) || !optionalString(orderTx)
+  ) {
+    return X402.SettleResponseHeader.encode(settlement)
+  }
+  let json = `{"success":${success}`
+  if (errorReason !== undefined) json += `,"errorReason":${JSON.stringify(errorReason)}`
+  if (payer !== undefined) json += `,"payer":${JSON.stringify(payer)}`
+  json += `,"transaction":${JSON.stringify(transaction)},"network":${JSON.stringify(network)}`
+  if (creditsRedeemed !== undefined) json += `,"creditsRedeemed":${JSON.stringify(creditsRedeemed)}`
+  if (remainingBalance !== undefined) json += `,"remainingBalance":${JSON.stringify(remainingBalance)}`
+  if (orderTx !== undefined) json += `,"orderTx":${JSON.stringify(orderTx)}`
+  return X402.encodeBase64(`${json}}`)
+}

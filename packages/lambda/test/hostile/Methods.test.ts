@@ -5,6 +5,7 @@
 // any verify. Every case runs directly with `AgentCoreEvents` and through `LocalGateway` over real
 // HTTP, and is reconciled against the `TestFacilitator` ledger: output released implies a settlement
 // or a method declared free.
+import { Adapter } from "@effect-x402/core"
 import type { AgentCore } from "@effect-x402/lambda"
 import { AgentCore as AgentCoreModule } from "@effect-x402/lambda"
 import { interceptor } from "@effect-x402/lambda/Interceptor"
@@ -90,7 +91,7 @@ const decorator = (ledger: TestFacilitator.Ledger, extra: { readonly freeMethods
     ...extra
   })((event) => {
     // A handler that ignores the method, as many do: whatever reaches it hands out paid output.
-    runs.push(String(AgentCoreModule.own(event.mcp.gatewayRequest.body, "method")))
+    runs.push(String(Adapter.own(event.mcp.gatewayRequest.body, "method")))
     return { content: [{ type: "text", text: MARKER }] }
   })
   return { handler, runs }
