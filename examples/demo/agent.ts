@@ -34,6 +34,8 @@ export interface PaymentConfig {
   readonly endpoint?: string | undefined
   /** The facilitator: the live Nevermined layer, pointed at the sandbox or at a local fake. */
   readonly layer: Layer.Layer<Facilitator.Facilitator, unknown>
+  /** Where the agent's warnings and errors go, one logfmt line each. Default: stderr. */
+  readonly logTo?: ((line: string) => void) | undefined
 }
 
 // ---------------------------------------------------------------------------
@@ -126,11 +128,18 @@ export const creditsOf = (event: unknown): number => {
   }
 }
 
-// The demo prints its own story on stdout: the agent logs only what needs a human, to stderr.
-const quiet = Layer.merge(
-  Logger.minimumLogLevel(LogLevel.Warning),
-  Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))
-)
+// The demo prints its own story on stdout: the agent logs only what needs a human, to stderr (or
+// where the demo's caller says: its tests keep the lines instead of printing them).
+const quietly = (config: PaymentConfig) =>
+  Layer.merge(
+    Logger.minimumLogLevel(LogLevel.Warning),
+    Logger.replace(
+      Logger.defaultLogger,
+      config.logTo === undefined
+        ? Logger.withConsoleError(Logger.logfmtLogger)
+        : Logger.map(Logger.logfmtLogger, config.logTo)
+    )
+  )
 
 // ---------------------------------------------------------------------------
 // Flavour 1: the agent is the Lambda (`requiresPayment`, the decorator)
@@ -148,7 +157,7 @@ export const paidAgent = (config: PaymentConfig) =>
     credits: creditsOf,
     tools: Object.fromEntries(tools.map(({ name, ...tool }) => [name, tool])),
     layer: config.layer,
-    services: quiet
+    services: quietly(config)
   })((event) => {
     const call = AgentCore.toolCallOf(event)
     return runTool(call?.tool, call?.arguments)
@@ -168,7 +177,7 @@ export const paymentInterceptor = (config: PaymentConfig) =>
     // One instance serves both phases here, so its memory is the shared ledger and its key the
     // shared seal key. Deployed, use a `DynamoDbLedger` and `X402_REQUEST_SEAL_KEY` (or `NVM_API_KEY`).
     requestSealKey: Redacted.make(Crypto.randomBytes(32).toString("base64url")),
-    services: Layer.merge(quiet, SettlementLedger.layerMemory()),
+    services: Layer.merge(quietly(config), SettlementLedger.layerMemory()),
     tools: {
       forecast: { credits: 1 },
       report: { credits: creditsOf },

@@ -36,6 +36,8 @@ export interface DemoOptions {
   readonly write?: ((line: string) => void) | undefined
   /** Use the live sandbox when `NVM_API_KEY` is set (default), or always the local fake (`false`). */
   readonly live?: boolean | undefined
+  /** Where the agent's warnings and the failure line go. Default stderr. */
+  readonly errors?: ((line: string) => void) | undefined
   /** Called with the fake backend once it is seeded (tests use it to inject faults). */
   readonly onFakeBackend?: ((fake: FakeNevermined.FakeNevermined.Service) => void) | undefined
 }
@@ -209,7 +211,13 @@ export const demo = (options: DemoOptions): Effect.Effect<void, Misbehaved, Scop
         ? { interceptor: invoke, target: toolServer }
         : { interceptor: invoke, httpTarget: (yield* runtimeTarget).url }
     )
-    const config = { planId: setup.planId, agentId: setup.agentId, endpoint: gateway.url, layer: facilitator }
+    const config = {
+      planId: setup.planId,
+      agentId: setup.agentId,
+      endpoint: gateway.url,
+      layer: facilitator,
+      logTo: options.errors
+    }
     const agent = options.flavour === "decorator" ? paidAgent(config) : paymentInterceptor(config)
     running.gateway = gateway
     running.agent = agent
@@ -283,7 +291,8 @@ export const run = async (options: DemoOptions): Promise<number> => {
   const failure = Cause.failureOption(exit.cause)
   const message = Option.isSome(failure) ? messageOf(failure.value) : Cause.pretty(exit.cause)
   if (options.json) write(JSON.stringify({ step: "failed", ok: false, error: message }))
-  process.stderr.write(`✗ demo failed: ${message}\n`)
+  const errors = options.errors ?? ((line: string) => process.stderr.write(`${line}\n`))
+  errors(`✗ demo failed: ${message}`)
   return 1
 }
 

@@ -8,7 +8,10 @@ const { Fault } = FakeNevermined
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any
 
-/** Runs the demo in-process, on the local fake whatever the environment says, keeping its lines. */
+/**
+ * Runs the demo in-process, on the local fake whatever the environment says, keeping its lines (and
+ * what it would print on stderr: the agent's warnings and the failure line).
+ */
 const demo = (
   options: { readonly flavour: "decorator" | "interceptor" | "http-target"; readonly json: boolean } & {
     readonly onFakeBackend?: (fake: FakeNevermined.FakeNevermined.Service) => void
@@ -16,8 +19,14 @@ const demo = (
 ) =>
   Effect.promise(async () => {
     const lines: Array<string> = []
-    const code = await run({ ...options, live: false, write: (line) => lines.push(line) })
-    return { code, lines }
+    const errors: Array<string> = []
+    const code = await run({
+      ...options,
+      live: false,
+      write: (line) => lines.push(line),
+      errors: (line) => errors.push(line)
+    })
+    return { code, lines, errors }
   })
 
 const STEPS = [
@@ -114,7 +123,7 @@ describe("pnpm demo", () => {
 
   it.live("a misbehaving backend fails the demo with the step and the reason (exit code 1)", () =>
     Effect.gen(function*() {
-      const { code, lines } = yield* demo({
+      const { code, errors, lines } = yield* demo({
         flavour: "decorator",
         json: true,
         onFakeBackend: (fake) => fake.faults.always("settle", Fault.status(500, "BCK.X402.0500"))
@@ -123,6 +132,8 @@ describe("pnpm demo", () => {
       const last: Json = JSON.parse(lines[lines.length - 1])
       assert.strictEqual(last.ok, false)
       assert.include(last.error, "step \"paid\" misbehaved")
+      // The agent's own log says why (kept, not printed): the settle outcome was unknown.
+      assert.isTrue(errors.some((line) => line.includes("Settlement outcome unknown")))
       assert.isFalse(lines.some((line) => JSON.parse(line).step === "ok"))
     }))
 
@@ -204,11 +215,19 @@ describe("pnpm demo", () => {
       yield* withEnv({ NVM_API_KEY: "sandbox:a.b.c", NVM_PLAN_ID: "" })
       delete process.env.NVM_PLAN_ID
       const lines: Array<string> = []
+      const errors: Array<string> = []
       const code = yield* Effect.promise(() =>
-        run({ flavour: "decorator", json: true, write: (line) => lines.push(line) })
+        run({
+          flavour: "decorator",
+          json: true,
+          write: (line) => lines.push(line),
+          errors: (line) => errors.push(line)
+        })
       )
       assert.strictEqual(code, 1)
       assert.deepStrictEqual(lines.length, 1)
       assert.include(JSON.parse(lines[0]).error, "NVM_PLAN_ID")
+      assert.deepStrictEqual(errors.length, 1)
+      assert.include(errors[0], "✗ demo failed")
     }))
 })
