@@ -13,6 +13,7 @@ import * as Redacted from "effect/Redacted"
 import type * as Tracer from "effect/Tracer"
 import * as Credits from "./Credits.js"
 import { Facilitator } from "./Facilitator.js"
+import { fromCallback } from "./internal/callback.js"
 import * as CallSpan from "./internal/callSpan.js"
 import * as Deadline from "./internal/deadline.js"
 import {
@@ -267,9 +268,6 @@ export type Outcome<A> =
 
 const DEFAULT_MESSAGE = "Payment required to access this resource"
 
-const isThenable = (u: unknown): u is PromiseLike<unknown> =>
-  typeof u === "object" && u !== null && typeof (u as { then?: unknown }).then === "function"
-
 /**
  * Runs a hook, isolated: whatever it does wrong is logged (never with a secret) and swallowed.
  *
@@ -280,12 +278,7 @@ export const runHook = <A>(
   name: string,
   thunk: () => HookReturn<A>
 ): Effect.Effect<Option.Option<A>> =>
-  Effect.suspend((): Effect.Effect<A, unknown> => {
-    const out = thunk()
-    if (Effect.isEffect(out)) return out as Effect.Effect<A, unknown>
-    if (isThenable(out)) return Effect.tryPromise(() => Promise.resolve(out) as Promise<A>)
-    return Effect.succeed(out as A)
-  }).pipe(
+  fromCallback(thunk as () => A | PromiseLike<A> | Effect.Effect<A, unknown>).pipe(
     Effect.map(Option.fromNullable),
     Effect.catchAllCause((cause) =>
       Effect.logWarning(`x402 hook ${name} failed; payment goes on`, cause).pipe(Effect.as(Option.none<A>()))
@@ -499,14 +492,7 @@ const withDeadline = <A>(
     (now) => {
       const left = deadline - now
       if (left <= 0) {
-        return Effect.fail(
-          new FacilitatorError({
-            operation,
-            kind: "Timeout",
-            requestSent: false,
-            detail: "the call's deadline has passed"
-          })
-        )
+        return Effect.fail(Deadline.passed(operation))
       }
       return Deadline.within(effect, left, () =>
         new FacilitatorError({

@@ -363,22 +363,17 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
           })
         )
       }
-      const settled = yield* Paywall.settle(paywall, {
-        paymentRequired,
-        token: Redacted.make(token),
-        credits: credits.right,
-        agentRequestId: typeof issued === "string" ? issued : undefined,
-        deadline
-      }).pipe(Effect.either)
-      const outcome: SettlementLedger.Outcome = Either.isRight(settled)
-        ? { _tag: "Settled", receipt: settled.right }
-        : settled.left.reason === "Indeterminate"
-        ? { _tag: "Unknown" }
-        : { _tag: "Rejected" }
-      yield* withinDeadline(ledger.finish(key, outcome), "finish", deadline).pipe(
-        Effect.catchAll((error) =>
-          Effect.logError(`x402: the settlement ledger did not record the outcome: ${redact(error.message)}`)
-        )
+      const settled = yield* settleRecorded(
+        paywall,
+        {
+          paymentRequired,
+          token: Redacted.make(token),
+          credits: credits.right,
+          agentRequestId: typeof issued === "string" ? issued : undefined,
+          deadline
+        },
+        ledger,
+        key
       )
       if (Either.isRight(settled)) return AgentCore.enrich(answer, settled.right)
       if (Paywall.releases(paywall, settled.left)) {
@@ -648,22 +643,17 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         return yield* withheld("Rejected")
       }
 
-      const settled = yield* Paywall.settle(paywall, {
-        paymentRequired,
-        token: Redacted.make(token),
-        credits: credits.right,
-        agentRequestId,
-        deadline
-      }).pipe(Effect.either)
-      const outcome: SettlementLedger.Outcome = Either.isRight(settled)
-        ? { _tag: "Settled", receipt: settled.right }
-        : settled.left.reason === "Indeterminate"
-        ? { _tag: "Unknown" }
-        : { _tag: "Rejected" }
-      yield* withinDeadline(ledger.finish(ledgerKey, outcome), "finish", deadline).pipe(
-        Effect.catchAll((error) =>
-          Effect.logError(`x402: the settlement ledger did not record the outcome: ${redact(error.message)}`)
-        )
+      const settled = yield* settleRecorded(
+        paywall,
+        {
+          paymentRequired,
+          token: Redacted.make(token),
+          credits: credits.right,
+          agentRequestId,
+          deadline
+        },
+        ledger,
+        ledgerKey
       )
       if (Either.isRight(settled)) return AgentCore.respond(AgentCore.enrich(answer, settled.right))
       if (Paywall.releases(paywall, settled.left)) {
@@ -796,6 +786,32 @@ const withinDeadline = <A>(
         detail: "cut off at the call's deadline"
       })
     return left <= 0 ? Effect.fail(late()) : Effect.timeoutFail(effect, { duration: left, onTimeout: late })
+  })
+
+/**
+ * Settles a claimed ledger row's call and records the outcome in the ledger (a failure to record is
+ * logged, never shown: the row stays `settling`, so no one settles it again). Answers the settle's
+ * own result.
+ */
+const settleRecorded = <R>(
+  paywall: AnyPaywall<R>,
+  input: Paywall.SettleInput,
+  ledger: SettlementLedger.SettlementLedger.Service,
+  ledgerKey: string
+): Effect.Effect<Either.Either<X402.SettleResponse, SettleFailed>, never, Facilitator> =>
+  Effect.gen(function*() {
+    const settled = yield* Effect.either(Paywall.settle(paywall, input))
+    const outcome: SettlementLedger.Outcome = Either.isRight(settled)
+      ? { _tag: "Settled", receipt: settled.right }
+      : settled.left.reason === "Indeterminate"
+      ? { _tag: "Unknown" }
+      : { _tag: "Rejected" }
+    yield* withinDeadline(ledger.finish(ledgerKey, outcome), "finish", input.deadline).pipe(
+      Effect.catchAll((error) =>
+        Effect.logError(`x402: the settlement ledger did not record the outcome: ${redact(error.message)}`)
+      )
+    )
+    return settled
   })
 
 const resourceUrlOf = (context: LambdaRuntime.LambdaContext | undefined): string | undefined => {

@@ -396,68 +396,25 @@ export const make = (
     const serverInfo = options.serverInfo ?? { name: "effect-x402-local-gateway", version: "0.1.0" }
     const invocations: Array<Invocation> = []
 
-    const invokeLambda = (
+    // One invocation of the Lambda, in either event flavour, with the output decoded as that flavour
+    // answers: a timeout is a 504, a failure a 502 that never carries the exception's text (as on
+    // AWS: it may hold a URL with a key in it); the invocation log keeps the call for tests.
+    const invokeAs = <Out>(decode: (output: unknown) => Either.Either<Out, ParseResult.ParseError>) =>
+    (
       phase: InterceptionPoint,
-      event: AgentCore.InterceptorInput,
+      event: AgentCore.InterceptorInput | AgentCore.HttpInterceptorInput,
       id: JsonRpcId
-    ): Effect.Effect<AgentCore.InterceptorOutput, Failed> =>
-      Effect.tryPromise({
-        try: async () => lambda(event, contextFor({ phase })),
-        catch: (error) => error
-      }).pipe(
-        Effect.timeoutFail({ duration: timeout, onTimeout: () => "timeout" as const }),
-        Effect.tapBoth({
-          onFailure: () => Effect.sync(() => invocations.push({ _tag: "Lambda", phase, event, output: undefined })),
-          onSuccess: (output) => Effect.sync(() => invocations.push({ _tag: "Lambda", phase, event, output }))
-        }),
-        Effect.mapError((error) =>
-          error === "timeout"
-            ? failed(rpcError(504, id, INTERNAL_ERROR, `The ${phase} Lambda did not answer in time`))
-            // As on AWS, the caller learns that the Lambda failed, never its exception's text (which may
-            // carry a URL with a key in it); the invocation log keeps the call for tests.
-            : failed(rpcError(502, id, INTERNAL_ERROR, `The ${phase} Lambda failed`))
-        ),
-        Effect.flatMap((output) =>
-          Either.match(decodeOutput(output), {
-            onLeft: (error) =>
-              Effect.fail(
-                failed(rpcError(
-                  502,
-                  id,
-                  INTERNAL_ERROR,
-                  `The ${phase} Lambda answered an invalid InterceptorOutput: ${formatIssue(error)}`
-                ))
-              ),
-            onRight: Effect.succeed
-          })
-        )
-      )
-
-    // The HTTP flavour: the same invocation, the `http` output shape.
-    const invokeHttpLambda = (
-      phase: InterceptionPoint,
-      event: AgentCore.HttpInterceptorInput,
-      id: JsonRpcId
-    ): Effect.Effect<AgentCore.HttpInterceptorOutput, Failed> =>
-      Effect.tryPromise({
-        try: async () => lambda(event as unknown as AgentCore.InterceptorInput, contextFor({ phase })),
+    ): Effect.Effect<Out, Failed> => {
+      const logged = event as AgentCore.InterceptorInput
+      return Effect.tryPromise({
+        try: async () => lambda(logged, contextFor({ phase })),
         catch: (error) => error
       }).pipe(
         Effect.timeoutFail({ duration: timeout, onTimeout: () => "timeout" as const }),
         Effect.tapBoth({
           onFailure: () =>
-            Effect.sync(() =>
-              invocations.push({
-                _tag: "Lambda",
-                phase,
-                event: event as unknown as AgentCore.InterceptorInput,
-                output: undefined
-              })
-            ),
-          onSuccess: (output) =>
-            Effect.sync(() =>
-              invocations.push({ _tag: "Lambda", phase, event: event as unknown as AgentCore.InterceptorInput, output })
-            )
+            Effect.sync(() => invocations.push({ _tag: "Lambda", phase, event: logged, output: undefined })),
+          onSuccess: (output) => Effect.sync(() => invocations.push({ _tag: "Lambda", phase, event: logged, output }))
         }),
         Effect.mapError((error) =>
           error === "timeout"
@@ -465,7 +422,7 @@ export const make = (
             : failed(rpcError(502, id, INTERNAL_ERROR, `The ${phase} Lambda failed`))
         ),
         Effect.flatMap((output) =>
-          Either.match(decodeHttpOutput(output), {
+          Either.match(decode(output), {
             onLeft: (error) =>
               Effect.fail(
                 failed(rpcError(
@@ -479,6 +436,10 @@ export const make = (
           })
         )
       )
+    }
+    const invokeLambda = invokeAs(decodeOutput)
+    // The HTTP flavour: the same invocation, the `http` output shape.
+    const invokeHttpLambda = invokeAs(decodeHttpOutput)
 
     interface HttpAnswer {
       readonly status: number

@@ -707,14 +707,7 @@ export const withRetriesWithin = <A>(options: {
     return Effect.flatMap(live ? Effect.succeed(start) : Clock.currentTimeMillis, (start) => {
       const { deadline, operation } = options
       if (deadline !== undefined && deadline <= start) {
-        return Effect.fail(
-          new FacilitatorError({
-            operation,
-            kind: "Timeout",
-            requestSent: false,
-            detail: "the call's deadline has passed"
-          })
-        )
+        return Effect.fail(Deadline.passed(operation))
       }
       const budgetEnd = start + Duration.toMillis(options.budget)
       const byCall = deadline !== undefined && deadline < budgetEnd

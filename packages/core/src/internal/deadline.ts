@@ -14,6 +14,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Scheduler from "effect/Scheduler"
+import { FacilitatorError, type FacilitatorOperation } from "../PaymentError.js"
 
 const liveClock: Clock.Clock = Context.unsafeGet(
   DefaultServices.liveServices as Context.Context<Clock.Clock>,
@@ -85,3 +86,10 @@ export const within = <A, E, R, E2>(
 
 // Runs a task the moment it is scheduled: only the start of a deadline's work uses it.
 const immediate = Scheduler.make((task) => task(), () => false)
+
+/**
+ * The failure of a facilitator operation that did not start because the call's deadline had passed
+ * (nothing was sent: safe to report as not applied).
+ */
+export const passed = (operation: FacilitatorOperation): FacilitatorError =>
+  new FacilitatorError({ operation, kind: "Timeout", requestSent: false, detail: "the call's deadline has passed" })
