@@ -17,6 +17,7 @@ import * as answers from "./internal/answers.js"
 import * as callback from "./internal/callback.js"
 import * as internalFailure from "./internal/internalFailure.js"
 import * as json from "./internal/json.js"
+import type { PaymentFailure } from "./PaymentError.js"
 
 /**
  * A text with every URL query and URL credential, `Bearer`/`Basic` value and secret-named
@@ -117,3 +118,31 @@ export const isRecord: (u: unknown) => u is { readonly [key: string]: unknown } 
  * @category untrusted input
  */
 export const own: (u: unknown, key: string) => unknown = json.own
+
+/**
+ * A transport-neutral HTTP answer: status, headers and a JSON body `{error, message, requestId?}`.
+ *
+ * @since 0.3.0
+ * @category answers
+ */
+export type Answer = answers.Answer
+
+/**
+ * The HTTP answer to a payment failure: 402 with `payment-required` for no or a refused token (or a
+ * refused settlement), 502 when the facilitator is unreachable or a settle outcome unknown, 500 for
+ * an invalid amount; a withheld output's answer carries the `success: false` receipt. No secret in
+ * it ever; a 500 says nothing of its cause.
+ *
+ * @since 0.3.0
+ * @category answers
+ */
+export const failureAnswer: (error: PaymentFailure) => Answer = answers.failureAnswer
+
+/**
+ * Whether an answer's HTTP status is one that is charged: below 400 (an error status is never
+ * settled).
+ *
+ * @since 0.3.0
+ * @category answers
+ */
+export const isChargeable: (status: number) => boolean = answers.isChargeable

@@ -5,8 +5,8 @@
  *
  * @since 0.1.0
  */
+import * as Adapter from "@effect-x402/core/Adapter"
 import * as Bounds from "@effect-x402/core/Bounds"
-import * as HttpPaywall from "@effect-x402/core/HttpPaywall"
 import type * as PaymentError from "@effect-x402/core/PaymentError"
 import type * as Paywall from "@effect-x402/core/Paywall"
 import * as X402 from "@effect-x402/core/X402"
@@ -926,7 +926,7 @@ export const paymentFailureAnswer = (
     case "SettleFailed": {
       // The facilitator's own answer, else one whose reason names the failure (HttpPaywall's mapping,
       // shared by every adapter), made safe to show either way.
-      const settlement = safeSettlement(HttpPaywall.failedSettlement(failure))
+      const settlement = safeSettlement(Adapter.failedSettlement(failure))
       const code = failure.reason === "Rejected" ? 402 : failure.reason === "InvalidAmount" ? 500 : 502
       // Generic per reason: the failure's own message may carry the facilitator's detail text.
       const message = settleFailureMessage(failure)

@@ -5,11 +5,11 @@
  *
  * @since 0.1.0
  */
+import * as Adapter from "@effect-x402/core/Adapter"
 import * as Bounds from "@effect-x402/core/Bounds"
 import * as CallSpan from "@effect-x402/core/CallSpan"
 import * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
-import * as HttpPaywall from "@effect-x402/core/HttpPaywall"
 import * as Idempotency from "@effect-x402/core/Idempotency"
 import * as PaymentContext from "@effect-x402/core/PaymentContext"
 import { isPaymentFailure, type PaymentFailure } from "@effect-x402/core/PaymentError"
@@ -96,7 +96,7 @@ const json = (statusCode: number, body: unknown, headers: Record<string, string>
   body: JSON.stringify(body)
 })
 
-const fromAnswer = (answer: HttpPaywall.Answer): HttpResult => json(answer.status, answer.body, { ...answer.headers })
+const fromAnswer = (answer: Adapter.Answer): HttpResult => json(answer.status, answer.body, { ...answer.headers })
 
 /**
  * The generic answer to a failure inside the server (a handler that threw, a credits policy that
@@ -168,8 +168,8 @@ const safeHeaders = (
 ): Record<string, string> =>
   error._tag === "SettleFailed"
     ? {
-      ...AgentCore.copyHeaders(headers, Object.keys(HttpPaywall.receiptHeaders(HttpPaywall.failedSettlement(error)))),
-      ...HttpPaywall.receiptHeaders(AgentCore.safeSettlement(HttpPaywall.failedSettlement(error)))
+      ...AgentCore.copyHeaders(headers, Object.keys(Adapter.receiptHeaders(Adapter.failedSettlement(error)))),
+      ...Adapter.receiptHeaders(AgentCore.safeSettlement(Adapter.failedSettlement(error)))
     }
     : AgentCore.copyHeaders(headers)
 
@@ -193,7 +193,7 @@ const resultCodec: Idempotency.Codec<HttpResult> = {
 const idempotencyFailure = (error: Idempotency.IdempotencyError, requestId: string): HttpResult => {
   const settlement = error.settlement
   const receipt = error.reason === "AlreadyPaid" && Json.isRecord(settlement)
-    ? HttpPaywall.receiptHeaders(settlement as unknown as X402.SettleResponse)
+    ? Adapter.receiptHeaders(settlement as unknown as X402.SettleResponse)
     : {}
   return json(error.status, {
     error: error.status === 409 ? "Conflict" : error.status === 400 ? "Bad Request" : "Service Unavailable",
@@ -240,7 +240,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         const result = normalize(replacement.value)
         if (Either.isRight(result)) return result.right
       }
-      const answer = HttpPaywall.failureAnswer(error)
+      const answer = Adapter.failureAnswer(error)
       // A credits policy that failed is the server's bug: its detail is for the log, not the caller.
       if (answer.status === 500) {
         return { ...internalError(requestId), headers: { ...safeHeaders(error, answer.headers), ...JSON_HEADERS } }
@@ -339,7 +339,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
           )
         },
         {
-          isError: (result) => !HttpPaywall.isChargeable(result.statusCode ?? 200),
+          isError: (result) => !Adapter.isChargeable(result.statusCode ?? 200),
           chargeOf: (result) =>
             Option.match(requested(), {
               onNone: () => ({ headers: result.headers }),
@@ -358,7 +358,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
             case "Settled":
               return withReceipt(outcome.value, outcome.settlement)
             case "Released":
-              return withReceipt(outcome.value, AgentCore.safeSettlement(HttpPaywall.failedSettlement(outcome.error)))
+              return withReceipt(outcome.value, AgentCore.safeSettlement(Adapter.failedSettlement(outcome.error)))
             case "NotCharged":
               return withoutChargeHeader(outcome.value)
           }
