@@ -732,10 +732,13 @@ export const make = (
           mcp: {
             rawGatewayRequest: { body: raw },
             gatewayRequest: {
-              ...gatewayRequest,
+              path,
+              httpMethod: "POST",
               // The original headers, updated with those the REQUEST phase set (such as the verified
-              // `x-nvm-agent-request-id`), so the RESPONSE phase can finish what the REQUEST phase began.
-              ...(passResponseHeaders ? { headers: mergeHeaders(headers, forwarded.headers) } : {})
+              // `x-nvm-agent-request-id`), so the RESPONSE phase can finish what the REQUEST phase began;
+              // none at all when the RESPONSE interceptor is configured without them.
+              ...(passResponseHeaders ? { headers: mergeHeaders(headers, forwarded.headers) } : {}),
+              body: message
             },
             gatewayResponse: {
               statusCode: target.statusCode ?? 200,
