@@ -70,12 +70,7 @@ const setup = (options: { readonly dropId?: boolean } = {}) =>
     const subscriber = yield* Subscriber.make({ apiKey: fake.subscriberApiKey, backendUrl: fake.url }).pipe(
       Effect.provide(FetchHttpClient.layer)
     )
-    const delegation = yield* subscriber.createDelegation({
-      provider: "erc4337",
-      spendingLimitCents: 1000,
-      durationSecs: 3600,
-      currency: "usdc"
-    })
+    const delegation = fake.ledger.delegate(fake.subscriber)
     const token = yield* subscriber.accessToken({ planId: PLAN, agentId: AGENT, delegationId: delegation.delegationId })
     return { fake, gateway, seen, token }
   })
