@@ -799,19 +799,18 @@ const settleRecorded = <R>(
   ledger: SettlementLedger.SettlementLedger.Service,
   ledgerKey: string
 ): Effect.Effect<Either.Either<X402.SettleResponse, SettleFailed>, never, Facilitator> =>
-  Effect.gen(function*() {
-    const settled = yield* Effect.either(Paywall.settle(paywall, input))
+  // A pipeline, not a generator: this runs on every paid RESPONSE.
+  Effect.tap(Effect.either(Paywall.settle(paywall, input)), (settled) => {
     const outcome: SettlementLedger.Outcome = Either.isRight(settled)
       ? { _tag: "Settled", receipt: settled.right }
       : settled.left.reason === "Indeterminate"
       ? { _tag: "Unknown" }
       : { _tag: "Rejected" }
-    yield* withinDeadline(ledger.finish(ledgerKey, outcome), "finish", input.deadline).pipe(
+    return withinDeadline(ledger.finish(ledgerKey, outcome), "finish", input.deadline).pipe(
       Effect.catchAll((error) =>
         Effect.logError(`x402: the settlement ledger did not record the outcome: ${redact(error.message)}`)
       )
     )
-    return settled
   })
 
 const resourceUrlOf = (context: LambdaRuntime.LambdaContext | undefined): string | undefined => {

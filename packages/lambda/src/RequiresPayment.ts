@@ -326,20 +326,18 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
   // Without an `endpoint` the resource URL is the function's ARN (as the interceptor, and the
   // Python SDK's interceptor, advertise); with neither, the 402 would name no resource: said once.
   let unnamedResourceWarned = options.endpoint !== undefined
-  const resourceUrlOf = (context: LambdaRuntime.LambdaContext): Effect.Effect<string | undefined> => {
-    if (options.endpoint !== undefined) return Effect.succeed(undefined)
+  const resourceUrlOf = (context: LambdaRuntime.LambdaContext): string | undefined => {
+    if (options.endpoint !== undefined) return undefined
     const arn = Json.own(context, "invokedFunctionArn")
-    if (typeof arn === "string" && arn.length > 0) return Effect.succeed(arn)
-    if (unnamedResourceWarned) return Effect.succeed(undefined)
-    unnamedResourceWarned = true
-    return Effect.as(
-      Effect.logWarning(
-        "x402: requiresPayment has no `endpoint` and the Lambda context no function ARN: the 402 names no " +
-          "resource URL. Set `endpoint` to the URL callers use (e.g. the gateway's MCP URL)."
-      ),
-      undefined
-    )
+    return typeof arn === "string" && arn.length > 0 ? arn : undefined
   }
+  const warnUnnamedResource = Effect.suspend(() => {
+    unnamedResourceWarned = true
+    return Effect.logWarning(
+      "x402: requiresPayment has no `endpoint` and the Lambda context no function ARN: the 402 names no " +
+        "resource URL. Set `endpoint` to the URL callers use (e.g. the gateway's MCP URL)."
+    )
+  })
 
   // What the library answers itself, without the handler (`undefined`: not one of these).
   const builtIn = (call: AgentCore.Call): AgentCore.Answer | undefined => {
@@ -414,11 +412,13 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       // payment, or one that disagrees with the header, is answered "payment required" with the
       // reason, the facilitator never asked: no token is verified that another would settle.
       const token = tokenOfCall(call, tokenHeaders)
+      const resourceUrl = resourceUrlOf(context)
+      if (resourceUrl === undefined && !unnamedResourceWarned) yield* warnUnnamedResource
       const paid = {
         request: call.event,
         token: token._tag === "Token" ? token.token : undefined,
         paymentRequiredMessage: token._tag === "Refused" ? token.message : PAYMENT_REQUIRED_MESSAGE,
-        resourceUrl: yield* resourceUrlOf(context),
+        resourceUrl,
         deadline: yield* lambdaDeadline(context)
       }
       const key = Idempotency.validateKey(keyOfCall(call))
