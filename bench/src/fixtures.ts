@@ -38,6 +38,7 @@ export const immediateFacilitator: Layer.Layer<Facilitator> = Layer.succeed(
     networkFor: () => Effect.succeed(NETWORK),
     // As the live layer answers when its plan cache is warm: at once, for every plan.
     networksFor: (planIds) => Effect.succeed(planIds.map(() => NETWORK)),
+    cachedNetworks: (planIds) => planIds.map(() => NETWORK),
     // An answer at once meets every deadline: as the live layer, it takes the call's deadline with
     // the request, so Paywall sets no timer of its own (the live layer's one timer per operation is
     // in section 3's figures).

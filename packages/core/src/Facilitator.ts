@@ -75,6 +75,14 @@ export declare namespace Facilitator {
      */
     readonly networksFor?: ((planIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string>>) | undefined
     /**
+     * The networks of these plans, in order, when every one is known now without I/O (a warm
+     * cache); `undefined` otherwise, and `networksFor` / `networkFor` are asked. Optional: it lets a
+     * warm paid call build its PaymentRequired without running an Effect for it.
+     *
+     * @since 0.4.0
+     */
+    readonly cachedNetworks?: ((planIds: ReadonlyArray<string>) => ReadonlyArray<string> | undefined) | undefined
+    /**
      * Whether verify and settle enforce a request's `deadline` themselves, with the same outcomes as
      * `Paywall`'s own cut-off (past it: a `Timeout` that was never sent; cut off in flight: a
      * `Timeout` that may have landed). Then `Paywall` adds no timer of its own: one deadline per call.

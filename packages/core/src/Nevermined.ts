@@ -408,6 +408,7 @@ export const make = (
         Effect.mapError((failure) => failure.error)
       )
 
+    const clock = yield* Effect.clock
     const planTtl = Duration.decode(options.planCacheTtl ?? Duration.minutes(5))
     // The cache dedupes concurrent lookups of a plan: one request per plan per window.
     const networks = yield* LookupCache.make({
@@ -446,7 +447,21 @@ export const make = (
           )
         })
 
-    return Facilitator.of({ verify, settle, networkFor, networksFor, honoursDeadline: true })
+    // The same cache read without an Effect, on the layer's clock (a `TestClock` in tests).
+    const cachedNetworks = options.network !== undefined
+      ? ((network: string) => (planIds: ReadonlyArray<string>) => planIds.map(() => network))(options.network)
+      : (planIds: ReadonlyArray<string>): ReadonlyArray<string> | undefined => {
+        const now = clock.unsafeCurrentTimeMillis()
+        const known: Array<string> = []
+        for (const planId of planIds) {
+          const network = networks.peek(planId, now)
+          if (network === undefined) return undefined
+          known.push(network)
+        }
+        return known
+      }
+
+    return Facilitator.of({ verify, settle, networkFor, networksFor, cachedNetworks, honoursDeadline: true })
   })
 
 // The clients made by `layerFetchClient`: exactly `FetchHttpClient`'s, nothing wrapped around them.

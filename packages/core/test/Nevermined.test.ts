@@ -422,14 +422,20 @@ describe("Nevermined live layer: network for a 402", () => {
       seed(fake)
       const live = yield* facilitator(fake)
       const plans = [FIAT_PLAN, PLAN, "no-such-plan"]
+      // Nothing known before the first lookup: the synchronous read says so, and asks nobody.
+      assert.strictEqual(live.cachedNetworks!(plans), undefined)
+      assert.strictEqual(fake.calls("plan"), 0)
       const cold = yield* live.networksFor!(plans)
       assert.deepStrictEqual(cold, ["stripe", "eip155:84532", "eip155:84532"])
       assert.strictEqual(fake.calls("plan"), 3)
-      // Warm: the same answers, from the cache.
+      // Warm: the same answers, from the cache (the synchronous read too).
       assert.deepStrictEqual(yield* live.networksFor!(plans), cold)
+      assert.deepStrictEqual(live.cachedNetworks!(plans), cold)
+      assert.strictEqual(live.cachedNetworks!([PLAN, "never-asked"]), undefined)
       assert.strictEqual(fake.calls("plan"), 3)
-      // Past the window, each plan is asked again.
+      // Past the window, each plan is asked again; the stale answers are not read synchronously either.
       yield* advanceUntil(() => false, { limit: "6 minutes", step: "6 minutes" })
+      assert.strictEqual(live.cachedNetworks!(plans), undefined)
       assert.deepStrictEqual(yield* live.networksFor!(plans), cold)
       assert.strictEqual(fake.calls("plan"), 6)
       // A failed lookup is not a cached answer: the default network, as networkFor says.
@@ -437,6 +443,7 @@ describe("Nevermined live layer: network for a 402", () => {
       yield* advanceUntil(() => false, { limit: "6 minutes", step: "6 minutes" })
       const degraded = yield* live.networksFor!([FIAT_PLAN])
       assert.deepStrictEqual(degraded, ["eip155:84532"])
+      assert.strictEqual(live.cachedNetworks!([FIAT_PLAN]), undefined)
     }))
 
   it.scoped("a failing plan lookup falls back to the default network, never fails", () =>

@@ -9,7 +9,6 @@ import type * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
 import * as Idempotency from "@effect-x402/core/Idempotency"
 import * as Paywall from "@effect-x402/core/Paywall"
-import * as SettlementLedger from "@effect-x402/core/SettlementLedger"
 import type * as X402 from "@effect-x402/core/X402"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
@@ -17,7 +16,7 @@ import * as Either from "effect/Either"
 import * as AgentCore from "./AgentCore.js"
 import { handlerFailureOutput, internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
 import { handlerFailed, invoke } from "./internal/handler.js"
-import { answerCodec, idempotencyFailureOutput, keyOfCall, withId } from "./internal/idempotency.js"
+import { idempotencyFailureOutput, keyedProtector, keyOfCall, withId } from "./internal/idempotency.js"
 import { tokenOfCall, withReceipt } from "./internal/inBand.js"
 import * as Json from "./internal/json.js"
 import { lambdaDeadline } from "./internal/lambdaDeadline.js"
@@ -321,8 +320,8 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     : new Map(declarations.map(([name, , toolPaywall]): [string, DeclaredTool<R>] => [name, { paywall: toolPaywall }]))
   const listing = declarations === undefined ? undefined : listingOf(declarations, options.agentId)
   const serverInfo = options.serverInfo ?? { name: "effect-x402", version: "0.2.0" }
-  // Idempotent retries use the context's SettlementLedger, else this one (one per cold start).
-  const ledger = SettlementLedger.contextOrMemory()
+  // Idempotent retries use the context's SettlementLedger, else one of its own (one per cold start).
+  const protectKeyed = keyedProtector()
   // Without an `endpoint` the resource URL is the function's ARN (as the interceptor, and the
   // Python SDK's interceptor, advertise); with neither, the 402 would name no resource: said once.
   let unnamedResourceWarned = options.endpoint !== undefined
@@ -426,7 +425,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       // Without a key, exactly the paywall: no ledger, nothing else on the hot path.
       const protect = key.right === undefined
         ? Paywall.protect(priced, paid, () => run, protectOptions)
-        : Idempotency.protect(priced, paid, key.right, () => run, { ...protectOptions, codec: answerCodec, ledger })
+        : protectKeyed(priced, paid, key.right, () => run, protectOptions)
       return yield* protect.pipe(
         Effect.map((outcome) => AgentCore.respond(answerOf(outcome, call.id))),
         Effect.catchAll((error) =>

@@ -1,4 +1,6 @@
 import * as Idempotency from "@effect-x402/core/Idempotency"
+import type * as Paywall from "@effect-x402/core/Paywall"
+import * as SettlementLedger from "@effect-x402/core/SettlementLedger"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as AgentCore from "../AgentCore.js"
@@ -67,4 +69,19 @@ export const idempotencyFailureAnswer = (
   return error.reason === "AlreadyPaid" && Json.isRecord(settlement) && typeof settlement.success === "boolean"
     ? withReceipt(answer, settlement as never)
     : answer
+}
+
+/**
+ * The paid path of a call that carries an idempotency key (made once per handler): `Idempotency.protect`
+ * over the context's `SettlementLedger`, else one in-memory ledger per cold start.
+ */
+export const keyedProtector = () => {
+  const ledger = SettlementLedger.contextOrMemory()
+  return <Req, R, Resp, E, R2>(
+    paywall: Paywall.Paywall<Req, R, Resp>,
+    call: Paywall.Call<Req>,
+    key: string,
+    work: (verified: Paywall.Verified) => Effect.Effect<AgentCore.Answer, E, R2>,
+    options: Paywall.ProtectOptions<AgentCore.Answer>
+  ) => Idempotency.protect(paywall, call, key, work, { ...options, codec: answerCodec, ledger })
 }
