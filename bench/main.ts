@@ -18,7 +18,6 @@ import { coldStart } from "./src/coldstart.js"
 import * as CpuProfile from "./src/cpuprofile.js"
 import { gc } from "./src/harness.js"
 import { ledger } from "./src/ledger.js"
-import { overhead, scaling } from "./src/overhead.js"
 import * as Report from "./src/report.js"
 import { wire } from "./src/wire.js"
 
@@ -36,13 +35,11 @@ const valueOf = (name: string) => {
   return i >= 0 ? args[i + 1] : undefined
 }
 
-const profile = async (target: string, seconds: number) => {
-  const dir = Path.join(outDir, "profiles")
-  await Fs.mkdir(dir, { recursive: true })
-  const bundle = Path.join(dir, "target.mjs")
+// A bench entry as shipped JavaScript: one esbuild bundle, no TypeScript loader in the timed code.
+const bundleOf = async (entry: string, outfile: string) => {
   await esbuild.build({
-    entryPoints: [Path.join(here, "src", "profileTarget.ts")],
-    outfile: bundle,
+    entryPoints: [Path.join(here, "src", entry)],
+    outfile,
     bundle: true,
     platform: "node",
     format: "esm",
@@ -55,6 +52,27 @@ const profile = async (target: string, seconds: number) => {
     },
     logLevel: "error"
   })
+  return outfile
+}
+
+// Sections 1 and 4 run from a bundle in a child process (see `src/inProcess.ts`).
+let inProcessBundle: Promise<string> | undefined
+const inProcess = async <A>(section: "overhead" | "scaling", budget: unknown, options: unknown = {}): Promise<A> => {
+  await Fs.mkdir(outDir, { recursive: true })
+  const bundle = await (inProcessBundle ??= bundleOf("inProcess.ts", Path.join(outDir, "inProcess.mjs")))
+  const out = Path.join(outDir, `${section}.json`)
+  ChildProcess.execFileSync(
+    process.execPath,
+    [bundle, section, JSON.stringify(budget), JSON.stringify(options), out],
+    { stdio: "inherit" }
+  )
+  return JSON.parse(await Fs.readFile(out, "utf8")) as A
+}
+
+const profile = async (target: string, seconds: number) => {
+  const dir = Path.join(outDir, "profiles")
+  await Fs.mkdir(dir, { recursive: true })
+  const bundle = await bundleOf("profileTarget.ts", Path.join(dir, "target.mjs"))
   const before = new Set(await Fs.readdir(dir))
   ChildProcess.execFileSync(
     process.execPath,
@@ -104,7 +122,8 @@ const main = async () => {
   }
   if (run("overhead")) {
     step("1. per-invocation overhead")
-    results.overhead = await overhead(
+    results.overhead = await inProcess<Report.Results["overhead"]>(
+      "overhead",
       quick
         ? { millisPerCandidate: 300, rounds: 10, warmupMillis: 150, warmupCalls: 200 }
         : { millisPerCandidate: 3000, rounds: 30, warmupMillis: 800 },
@@ -128,7 +147,8 @@ const main = async () => {
   if (run("scaling")) {
     step("4. scaling")
     gc()
-    results.scaling = await scaling(
+    results.scaling = await inProcess<Report.Results["scaling"]>(
+      "scaling",
       quick
         ? { millisPerCandidate: 100, rounds: 5, warmupMillis: 40, warmupCalls: 60 }
         : { millisPerCandidate: 1500, rounds: 20, warmupMillis: 300 }
