@@ -9,7 +9,11 @@
  *
  * @since 0.2.0
  */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
+import type * as Tracer from "effect/Tracer"
 import * as internal from "./internal/callSpan.js"
 
 /**
@@ -40,3 +44,42 @@ export const wrap: <A, E, R>(
  * @category combinators
  */
 export const annotate: (attributes: Attributes) => Effect.Effect<void> = internal.annotate
+
+/**
+ * `wrap` for a call written as plain code: `body` gets the call span (when a tracer listens) and
+ * the running fiber, to read its services and annotate the span without an Effect of their own.
+ * The whole call then costs one Effect operation here, and none more for each annotation.
+ *
+ * @since 0.4.0
+ * @category combinators
+ */
+export const withCall: <A, E, R>(
+  name: string,
+  attributes: () => Attributes,
+  body: (span: Tracer.Span | undefined, fiber: Fiber.RuntimeFiber<unknown, unknown>) => Effect.Effect<A, E, R>
+) => Effect.Effect<A, E, R> = internal.step
+
+/**
+ * The call span the fiber runs in, when a tracer listens (for `set`); `undefined` otherwise.
+ *
+ * @since 0.4.0
+ * @category accessors
+ */
+export const currentOf: (fiber: Fiber.RuntimeFiber<unknown, unknown>) => Tracer.Span | undefined = internal.currentOf
+
+/**
+ * Sets attributes on a span, if there is one: `annotate` without an Effect.
+ *
+ * @since 0.4.0
+ * @category combinators
+ */
+export const set: (span: Tracer.Span | undefined, attributes: Attributes) => void = internal.set
+
+/**
+ * The current time of the fiber's `Clock` (a `TestClock` in tests), read without an Effect.
+ *
+ * @since 0.4.0
+ * @category accessors
+ */
+export const nowOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): number =>
+  Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()

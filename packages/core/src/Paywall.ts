@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
@@ -296,7 +297,10 @@ const precomputed = new WeakMap<object, Precomputed>()
 // What these helpers read of a paywall, whatever its type parameters.
 interface Shape {
   readonly planIds: ReadonlyArray<string>
-  readonly options: Pick<Options, "agentId" | "endpoint" | "httpVerb" | "scheme" | "description" | "mimeType">
+  readonly options: Pick<
+    Options,
+    "agentId" | "endpoint" | "httpVerb" | "scheme" | "description" | "mimeType" | "network"
+  >
 }
 // A resource URL may come from the request (HTTP): past this many variants nothing more is kept.
 const MAX_CACHED_REQUIREMENTS = 32
@@ -401,76 +405,146 @@ export const verify = <Req, R, Resp>(
   call: Call<Req>
 ): Effect.Effect<Verified, PaymentRequired | VerifyFailed, Facilitator | R> => {
   const token = Redacted.isRedacted(call.token) || typeof call.token === "string" ? tokenOf(call.token) : undefined
-  return CallSpan.step("Paywall.verify", callAttributes(paywall, token), (span) => verifyIn(paywall, call, token, span))
+  return CallSpan.step(
+    "Paywall.verify",
+    callAttributes(paywall, token),
+    (span, fiber) => verifyIn(paywall, call, token, span, facilitatorOf(fiber))
+  )
 }
 
-const verifyIn = Effect.fnUntraced(function*<Req, R, Resp>(
+// The hot path, written as a few plain continuations rather than a generator: a warm paid call
+// runs a handful of Effect operations here (each `yield*` of a generator cost one or more, and a
+// generator object per call), the PaymentRequired comes synchronously from the facilitator's warm
+// cache (`cachedNetworks`), a fixed price needs no Effect, and the facilitator is read once from
+// the fiber's context.
+const verifyIn = <Req, R, Resp>(
   paywall: Paywall<Req, R, Resp>,
   call: Call<Req>,
   token: Redacted.Redacted<string> | undefined,
-  span: Tracer.Span | undefined
-) {
-  const { options } = paywall
-  const paymentRequired = yield* requirements(paywall, call.resourceUrl)
+  span: Tracer.Span | undefined,
+  facilitator: Facilitator.Service
+): Effect.Effect<Verified, PaymentRequired | VerifyFailed, R> => {
+  const known = knownRequirements(paywall, call.resourceUrl, facilitator)
+  return known !== undefined
+    ? verifyWith(paywall, call, token, span, facilitator, known)
+    : Effect.flatMap(
+      Effect.provideService(requirements(paywall, call.resourceUrl), Facilitator, facilitator),
+      (paymentRequired) => verifyWith(paywall, call, token, span, facilitator, paymentRequired)
+    )
+}
+
+const verifyWith = <Req, R, Resp>(
+  paywall: Paywall<Req, R, Resp>,
+  call: Call<Req>,
+  token: Redacted.Redacted<string> | undefined,
+  span: Tracer.Span | undefined,
+  facilitator: Facilitator.Service,
+  paymentRequired: X402.PaymentRequired
+): Effect.Effect<Verified, PaymentRequired | VerifyFailed, R> => {
   if (token === undefined) {
     span?.attribute("x402.outcome", "payment_required")
     PaymentMetrics.recordRefused("missing_token")
-    return yield* new PaymentRequired({
-      reason: "MissingToken",
-      paymentRequired,
-      description: call.paymentRequiredMessage ?? DEFAULT_MESSAGE
-    })
+    return Effect.fail(
+      new PaymentRequired({
+        reason: "MissingToken",
+        paymentRequired,
+        description: call.paymentRequiredMessage ?? DEFAULT_MESSAGE
+      })
+    )
   }
-  const credits = yield* Credits.resolve(paywall.credits, call.request).pipe(
-    Effect.mapError((cause) => {
-      PaymentMetrics.recordRefused("invalid_amount")
-      return new VerifyFailed({ reason: "InvalidAmount", paymentRequired, cause })
-    })
+  const invalidAmount = (cause: InvalidCredits) => {
+    PaymentMetrics.recordRefused("invalid_amount")
+    return new VerifyFailed({ reason: "InvalidAmount", paymentRequired, cause })
+  }
+  // A fixed price is validated here without an Effect; a policy runs as one.
+  const policy = paywall.credits
+  if (typeof policy === "number") {
+    const credits = Credits.validate(policy)
+    return Either.isLeft(credits)
+      ? Effect.fail(invalidAmount(credits.left))
+      : askVerify(paywall, call, token, span, facilitator, paymentRequired, credits.right)
+  }
+  return Effect.flatMap(
+    Effect.mapError(Credits.resolve(policy, call.request), invalidAmount),
+    (credits) => askVerify(paywall, call, token, span, facilitator, paymentRequired, credits)
   )
+}
+
+const askVerify = <Req, R, Resp>(
+  paywall: Paywall<Req, R, Resp>,
+  call: Call<Req>,
+  token: Redacted.Redacted<string>,
+  span: Tracer.Span | undefined,
+  facilitator: Facilitator.Service,
+  paymentRequired: X402.PaymentRequired,
+  credits: number
+): Effect.Effect<Verified, VerifyFailed> => {
   span?.attribute("x402.credits", credits)
-  if (options.onBeforeVerify) {
-    const hook = options.onBeforeVerify
-    yield* runHook("onBeforeVerify", () => hook(paymentRequired))
-  }
-  const facilitator = yield* Facilitator
-  const startedAt = performance.now()
-  const verification = yield* withDeadline(
-    facilitator,
-    facilitator.verify({
-      paymentRequired,
-      token,
-      maxAmount: credits,
-      deadline: deadlineFor(facilitator, call.deadline)
-    }),
-    "verify",
-    call.deadline
-  ).pipe(
-    Effect.mapError((cause) => {
-      PaymentMetrics.recordLatency("verify", startedAt)
-      PaymentMetrics.recordRefused("verify_unavailable")
-      return new VerifyFailed({ reason: "Unavailable", paymentRequired, cause })
-    })
-  )
-  PaymentMetrics.recordLatency("verify", startedAt)
-  if (!verification.isValid) {
-    span?.attribute("x402.outcome", "invalid")
-    PaymentMetrics.recordRefused("invalid")
-    return yield* new VerifyFailed({ reason: "Invalid", paymentRequired, verification })
-  }
-  span?.attribute("x402.outcome", "verified")
-  if (options.onAfterVerify) {
-    const hook = options.onAfterVerify
-    yield* runHook("onAfterVerify", () => hook(verification))
-  }
-  return {
-    paymentRequired,
-    token,
-    verification,
-    credits,
-    agentRequestId: verification.agentRequestId,
-    deadline: call.deadline
-  } satisfies Verified
-})
+  const { onAfterVerify, onBeforeVerify } = paywall.options
+  const ask = Effect.suspend(() => {
+    const startedAt = performance.now()
+    return Effect.matchEffect(
+      withDeadline(
+        facilitator,
+        facilitator.verify({
+          paymentRequired,
+          token,
+          maxAmount: credits,
+          deadline: deadlineFor(facilitator, call.deadline)
+        }),
+        "verify",
+        call.deadline
+      ),
+      {
+        onFailure: (cause) => {
+          PaymentMetrics.recordLatency("verify", startedAt)
+          PaymentMetrics.recordRefused("verify_unavailable")
+          return Effect.fail(new VerifyFailed({ reason: "Unavailable", paymentRequired, cause }))
+        },
+        onSuccess: (verification) => {
+          PaymentMetrics.recordLatency("verify", startedAt)
+          if (!verification.isValid) {
+            span?.attribute("x402.outcome", "invalid")
+            PaymentMetrics.recordRefused("invalid")
+            return Effect.fail(new VerifyFailed({ reason: "Invalid", paymentRequired, verification }))
+          }
+          span?.attribute("x402.outcome", "verified")
+          const verified: Verified = {
+            paymentRequired,
+            token,
+            verification,
+            credits,
+            agentRequestId: verification.agentRequestId,
+            deadline: call.deadline
+          }
+          return onAfterVerify
+            ? Effect.as(runHook("onAfterVerify", () => onAfterVerify(verification)), verified)
+            : Effect.succeed(verified)
+        }
+      }
+    )
+  })
+  return onBeforeVerify ? Effect.zipRight(runHook("onBeforeVerify", () => onBeforeVerify(paymentRequired)), ask) : ask
+}
+
+// The facilitator of the fiber running a step: read from its context once, not yielded per use.
+const facilitatorOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Facilitator.Service =>
+  Context.unsafeGet(fiber.currentContext as Context.Context<Facilitator>, Facilitator)
+
+// The PaymentRequired without an Effect when everything it needs is known now: networks fixed by
+// the options, or all in the facilitator's warm cache.
+const knownRequirements = (
+  paywall: Shape,
+  resourceUrl: string | undefined,
+  facilitator: Facilitator.Service
+): X402.PaymentRequired | undefined => {
+  const fixed = paywall.options.network
+  if (fixed !== undefined) return buildRequirements(paywall, resourceUrl, [fixed])
+  const networks = facilitator.cachedNetworks?.(paywall.planIds)
+  return networks !== undefined && networks.length === paywall.planIds.length
+    ? buildRequirements(paywall, resourceUrl, networks)
+    : undefined
+}
 
 // A facilitator that honours a request's deadline gets it with the request, and nothing races it
 // here: one deadline per call, in the facilitator that knows what was sent.
@@ -540,7 +614,7 @@ export const settle = <Req, R, Resp>(
   CallSpan.step(
     "Paywall.settle",
     settleAttributes(paywall, input),
-    (span) => settleIn(paywall, input, span),
+    (span, fiber) => settleIn(paywall, input, span, facilitatorOf(fiber)),
     // Inside a call's span, verify has already set the plans and the token's fingerprint.
     "quiet"
   )
@@ -551,57 +625,64 @@ const settleAttributes = (paywall: Shape, input: SettleInput) => () => ({
   "x402.token": fingerprint(input.token)
 })
 
-const settleIn = Effect.fnUntraced(function*<Req, R, Resp>(
+const settleIn = <Req, R, Resp>(
   paywall: Paywall<Req, R, Resp>,
   input: SettleInput,
-  span: Tracer.Span | undefined
-) {
-  const amount = yield* Credits.validate(input.credits, "settle amount").pipe(
-    Effect.mapError((cause) => {
-      PaymentMetrics.recordRefused("invalid_amount")
-      return new SettleFailed({
+  span: Tracer.Span | undefined,
+  facilitator: Facilitator.Service
+): Effect.Effect<X402.SettleResponse, SettleFailed> => {
+  const amount = Credits.validate(input.credits, "settle amount")
+  if (Either.isLeft(amount)) {
+    PaymentMetrics.recordRefused("invalid_amount")
+    return Effect.fail(
+      new SettleFailed({
         reason: "InvalidAmount",
         paymentRequired: input.paymentRequired,
         credits: 0,
-        cause
+        cause: amount.left
       })
-    })
-  )
-  span?.attribute("x402.credits", amount)
-  const facilitator = yield* Facilitator
-  const startedAt = performance.now()
-  const settlement = yield* withDeadline(
-    facilitator,
-    facilitator.settle({
-      paymentRequired: input.paymentRequired,
-      token: input.token,
-      maxAmount: amount,
-      agentRequestId: input.agentRequestId,
-      deadline: deadlineFor(facilitator, input.deadline)
-    }),
-    "settle",
-    input.deadline
-  ).pipe(Effect.mapError((cause) => {
-    PaymentMetrics.recordLatency("settle", startedAt)
-    return settleFailureOf(input, cause)
-  }))
-  PaymentMetrics.recordLatency("settle", startedAt)
-  if (!settlement.success) {
-    span?.attribute("x402.outcome", "rejected")
-    PaymentMetrics.recordRefused("settle_rejected")
-    return yield* new SettleFailed({
-      reason: "Rejected",
-      paymentRequired: input.paymentRequired,
-      credits: amount,
-      settlement
-    })
+    )
   }
-  span?.attribute("x402.outcome", "settled")
-  PaymentMetrics.recordPaid(amount)
-  const hook = paywall.options.onAfterSettle
-  if (hook) yield* runHook("onAfterSettle", () => hook(amount, settlement))
-  return settlement
-})
+  const credits = amount.right
+  span?.attribute("x402.credits", credits)
+  const startedAt = performance.now()
+  return Effect.matchEffect(
+    withDeadline(
+      facilitator,
+      facilitator.settle({
+        paymentRequired: input.paymentRequired,
+        token: input.token,
+        maxAmount: credits,
+        agentRequestId: input.agentRequestId,
+        deadline: deadlineFor(facilitator, input.deadline)
+      }),
+      "settle",
+      input.deadline
+    ),
+    {
+      onFailure: (cause) => {
+        PaymentMetrics.recordLatency("settle", startedAt)
+        return Effect.fail(settleFailureOf(input, cause))
+      },
+      onSuccess: (settlement) => {
+        PaymentMetrics.recordLatency("settle", startedAt)
+        if (!settlement.success) {
+          span?.attribute("x402.outcome", "rejected")
+          PaymentMetrics.recordRefused("settle_rejected")
+          return Effect.fail(
+            new SettleFailed({ reason: "Rejected", paymentRequired: input.paymentRequired, credits, settlement })
+          )
+        }
+        span?.attribute("x402.outcome", "settled")
+        PaymentMetrics.recordPaid(credits)
+        const hook = paywall.options.onAfterSettle
+        return hook
+          ? Effect.as(runHook("onAfterSettle", () => hook(credits, settlement)), settlement)
+          : Effect.succeed(settlement)
+      }
+    }
+  )
+}
 
 /**
  * How `protect` reads the paid work's answer.
@@ -630,46 +711,56 @@ export interface ProtectOptions<A> {
  * @since 0.1.0
  * @category pipeline
  */
-export const protect: <Req, R, Resp, A, E, R2>(
+export const protect = <Req, R, Resp, A, E, R2>(
   paywall: Paywall<Req, R, Resp>,
   call: Call<Req>,
   work: (verified: Verified) => Effect.Effect<A, E, R2>,
   options?: ProtectOptions<A>
-) => Effect.Effect<Outcome<A>, PaymentFailure | E, Facilitator | R | R2> = Effect.fnUntraced(
-  function*<Req, R, Resp, A, E, R2>(
-    paywall: Paywall<Req, R, Resp>,
-    call: Call<Req>,
-    work: (verified: Verified) => Effect.Effect<A, E, R2>,
-    options?: ProtectOptions<A>
-  ) {
-    const verified = yield* verify(paywall, call)
-    const value = yield* Effect.suspend(() => work(verified))
-    if (options?.isError?.(value) === true) {
-      yield* CallSpan.annotate({ "x402.outcome": "not_charged" })
-      return { _tag: "NotCharged", value, verified } as Outcome<A>
-    }
-    const amount = options?.chargeOf
-      ? Credits.settleAmount(options.chargeOf(value), verified.credits, chargeRulesOf(paywall))
-      : Either.right(verified.credits)
-    const settled = yield* Either.match(amount, {
-      onLeft: (cause: InvalidCredits) => {
-        PaymentMetrics.recordRefused("invalid_amount")
-        return Effect.fail(
-          new SettleFailed({ reason: "InvalidAmount", paymentRequired: verified.paymentRequired, credits: 0, cause })
-        )
-      },
-      onRight: (credits) => settle(paywall, { ...verified, credits })
-    }).pipe(Effect.either)
-    if (Either.isRight(settled)) {
-      return { _tag: "Settled", value, verified, settlement: settled.right } as Outcome<A>
-    }
-    if (releases(paywall, settled.left)) {
-      yield* Effect.logWarning(`x402 settlement failed, output released by policy: ${settled.left.message}`)
-      return { _tag: "Released", value, verified, error: settled.left } as Outcome<A>
-    }
-    return yield* settled.left
+): Effect.Effect<Outcome<A>, PaymentFailure | E, Facilitator | R | R2> =>
+  Effect.flatMap(
+    verify(paywall, call),
+    (verified) => Effect.flatMap(work(verified), (value) => settleOutput(paywall, verified, value, options))
+  )
+
+// After the paid work: nothing charged for an error result, else settle the amount the answer may
+// set, and the outcome by the settle-failure policy.
+const settleOutput = <Req, R, Resp, A>(
+  paywall: Paywall<Req, R, Resp>,
+  verified: Verified,
+  value: A,
+  options: ProtectOptions<A> | undefined
+): Effect.Effect<Outcome<A>, SettleFailed, Facilitator> => {
+  if (options?.isError?.(value) === true) {
+    return Effect.as(
+      CallSpan.annotate({ "x402.outcome": "not_charged" }),
+      { _tag: "NotCharged", value, verified } as Outcome<A>
+    )
   }
-)
+  const amount = options?.chargeOf
+    ? Credits.settleAmount(options.chargeOf(value), verified.credits, chargeRulesOf(paywall))
+    : Either.right(verified.credits)
+  if (Either.isLeft(amount)) {
+    PaymentMetrics.recordRefused("invalid_amount")
+    return Effect.fail(
+      new SettleFailed({
+        reason: "InvalidAmount",
+        paymentRequired: verified.paymentRequired,
+        credits: 0,
+        cause: amount.left
+      })
+    )
+  }
+  return Effect.matchEffect(settle(paywall, { ...verified, credits: amount.right }), {
+    onFailure: (error) =>
+      releases(paywall, error)
+        ? Effect.as(
+          Effect.logWarning(`x402 settlement failed, output released by policy: ${error.message}`),
+          { _tag: "Released", value, verified, error } as Outcome<A>
+        )
+        : Effect.fail(error),
+    onSuccess: (settlement) => Effect.succeed({ _tag: "Settled", value, verified, settlement } as Outcome<A>)
+  })
+}
 
 const chargeRulesOf = (paywall: { readonly options: Pick<Options, "chargeFromContent"> }): Credits.ChargeRules =>
   paywall.options.chargeFromContent === true ? { fromContent: true } : {}

@@ -231,13 +231,16 @@ export const MetaX402 = Schema.Struct({
  */
 export interface MetaX402 extends Schema.Schema.Type<typeof MetaX402> {}
 
-const pickSettlement = (settlement: SettleResponse) => ({
-  success: settlement.success,
-  network: settlement.network,
-  ...(settlement.creditsRedeemed !== undefined ? { creditsRedeemed: settlement.creditsRedeemed } : {}),
-  ...(settlement.remainingBalance !== undefined ? { remainingBalance: settlement.remainingBalance } : {}),
-  ...(settlement.errorReason !== undefined ? { errorReason: settlement.errorReason } : {})
-})
+// Assigned field by field, not spread from conditional literals: this runs on every paid call. The
+// transaction goes last, under the name each form gives it.
+const pickSettlement = (settlement: SettleResponse, transactionKey: "transactionHash" | "transaction") => {
+  const picked: { [key: string]: unknown } = { success: settlement.success, network: settlement.network }
+  if (settlement.creditsRedeemed !== undefined) picked.creditsRedeemed = settlement.creditsRedeemed
+  if (settlement.remainingBalance !== undefined) picked.remainingBalance = settlement.remainingBalance
+  if (settlement.errorReason !== undefined) picked.errorReason = settlement.errorReason
+  picked[transactionKey] = settlement.transaction
+  return picked
+}
 
 /**
  * The AgentCore `payment-response` receipt of a settlement.
@@ -245,10 +248,8 @@ const pickSettlement = (settlement: SettleResponse) => ({
  * @since 0.1.0
  * @category constructors
  */
-export const receiptOf = (settlement: SettleResponse): Receipt => ({
-  ...pickSettlement(settlement),
-  transactionHash: settlement.transaction
-})
+export const receiptOf = (settlement: SettleResponse): Receipt =>
+  pickSettlement(settlement, "transactionHash") as unknown as Receipt
 
 /**
  * The `_meta.x402` form of a settlement.
@@ -256,10 +257,8 @@ export const receiptOf = (settlement: SettleResponse): Receipt => ({
  * @since 0.1.0
  * @category constructors
  */
-export const metaOf = (settlement: SettleResponse): MetaX402 => ({
-  ...pickSettlement(settlement),
-  transaction: settlement.transaction
-})
+export const metaOf = (settlement: SettleResponse): MetaX402 =>
+  pickSettlement(settlement, "transaction") as unknown as MetaX402
 
 /**
  * What a PaymentRequired is built from.

@@ -11,9 +11,11 @@ import type * as PaymentError from "@effect-x402/core/PaymentError"
 import type * as Paywall from "@effect-x402/core/Paywall"
 import * as X402 from "@effect-x402/core/X402"
 import * as Either from "effect/Either"
+import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Events from "./internal/events.js"
 import * as Json from "./internal/json.js"
+import { readInput, readRequest } from "./internal/readEvent.js"
 import { receiptHeader } from "./internal/receipt.js"
 
 /**
@@ -531,8 +533,15 @@ const inputDecoder = lazily(() =>
 const requestDecoder = lazily(() =>
   Schema.decodeUnknownEither(JsonRpcRequest, { errors: "first", onExcessProperty: "ignore" })
 )
-const decodeInput = (event: unknown) => inputDecoder()(event)
-const decodeRequest = (body: unknown) => requestDecoder()(body)
+// The usual shape first, without the Schema (`internal/readEvent`: the same answer where it answers).
+const decodeInput = (event: unknown): Either.Either<InterceptorInput, ParseResult.ParseError> => {
+  const read = readInput(event)
+  return read !== undefined ? Either.right(read as unknown as InterceptorInput) : inputDecoder()(event)
+}
+const decodeRequest = (body: unknown): Either.Either<JsonRpcRequest, ParseResult.ParseError> => {
+  const read = readRequest(body)
+  return read !== undefined ? Either.right(read as unknown as JsonRpcRequest) : requestDecoder()(body)
+}
 
 const idOf = (body: unknown): JsonRpcId => {
   const id = Json.own(body, "id")

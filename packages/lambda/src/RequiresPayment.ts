@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import * as Adapter from "@effect-x402/core/Adapter"
 import * as CallSpan from "@effect-x402/core/CallSpan"
 import type * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
@@ -13,13 +14,14 @@ import type * as X402 from "@effect-x402/core/X402"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import type * as Fiber from "effect/Fiber"
 import * as AgentCore from "./AgentCore.js"
 import { handlerFailureOutput, internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
-import { handlerFailed, invoke } from "./internal/handler.js"
+import { type HandlerFailed, handlerFailed, messageOfCause } from "./internal/handler.js"
 import { idempotencyFailureOutput, keyedProtector, keyOfCall, withId } from "./internal/idempotency.js"
 import { tokenOfCall, withReceipt } from "./internal/inBand.js"
 import * as Json from "./internal/json.js"
-import { lambdaDeadline } from "./internal/lambdaDeadline.js"
+import { lambdaDeadlineAt } from "./internal/lambdaDeadline.js"
 import { paywallOf } from "./internal/paywalls.js"
 import { requestIdOf } from "./internal/redact.js"
 import * as LambdaRuntime from "./LambdaRuntime.js"
@@ -363,85 +365,108 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       : undefined
   }
 
-  return <H extends Handler>(handler: H) =>
-  (
+  // The one call: its routing, token and deadline are plain code run inside the call's single
+  // `withFiberRuntime` (the fiber gives the clock and whether a tracer listens); the Effects left
+  // are the handler, the facilitator's two answers and the answer's mapping, each one operation.
+  const callOf = <RH>(
+    run: (
+      call: AgentCore.Call,
+      context: LambdaRuntime.LambdaContext
+    ) => Effect.Effect<AgentCore.Answer, HandlerFailed, RH>,
     event: unknown,
-    context: LambdaRuntime.LambdaContext
-  ): Effect.Effect<
-    AgentCore.InterceptorOutput,
-    never,
-    Facilitator | R | LambdaRuntime.RequirementsOf<ReturnType<H>>
-  > =>
-    Effect.gen(function*() {
-      const decoded = AgentCore.decodeCall(event)
-      if (Either.isLeft(decoded)) {
-        yield* Effect.logWarning(`x402: ${decoded.left.message}`)
-        return AgentCore.respond(AgentCore.invalidEventAnswer(decoded.left))
-      }
-      const call = decoded.right
-      yield* CallSpan.annotate({ "mcp.method": call.method, "mcp.tool": call.toolName ?? "" })
-      // With declared tools, a call of any other tool runs nothing and charges nothing.
-      let priced = paywall
-      if (tools !== undefined && call.method === "tools/call") {
-        const full = AgentCore.fullToolNameOf(call.method, call.request.params)
-        const tool = (full !== undefined ? tools.get(full) : undefined) ??
-          (call.toolName !== undefined ? tools.get(call.toolName) : undefined)
-        if (tool === undefined) return AgentCore.respond(AgentCore.unknownToolAnswer(call.id, full))
-        priced = tool.paywall
-      }
-      const run = invoke<R | LambdaRuntime.RequirementsOf<ReturnType<H>>>(() => handler(call.event, context)).pipe(
-        Effect.flatMap((value) =>
-          Either.match(AgentCore.normalize(value, call.id), {
-            onLeft: (reason) => Effect.fail(handlerFailed("The handler returned an invalid result", causeOf(reason))),
-            onRight: Effect.succeed
-          })
-        )
+    context: LambdaRuntime.LambdaContext,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
+  ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R | RH> => {
+    const decoded = AgentCore.decodeCall(event)
+    if (Either.isLeft(decoded)) {
+      return Effect.as(
+        Effect.logWarning(`x402: ${decoded.left.message}`),
+        AgentCore.respond(AgentCore.invalidEventAnswer(decoded.left))
       )
-      if (!billable.has(call.method)) {
-        if (!free.has(call.method)) {
-          // Fail closed: what is neither billable nor declared free never reaches the handler.
-          return AgentCore.respond(builtIn(call) ?? AgentCore.methodNotFoundAnswer(call.id))
+    }
+    const call = decoded.right
+    CallSpan.set(CallSpan.currentOf(fiber), { "mcp.method": call.method, "mcp.tool": call.toolName ?? "" })
+    // With declared tools, a call of any other tool runs nothing and charges nothing.
+    let priced = paywall
+    if (tools !== undefined && call.method === "tools/call") {
+      const full = AgentCore.fullToolNameOf(call.method, call.request.params)
+      const tool = (full !== undefined ? tools.get(full) : undefined) ??
+        (call.toolName !== undefined ? tools.get(call.toolName) : undefined)
+      if (tool === undefined) return Effect.succeed(AgentCore.respond(AgentCore.unknownToolAnswer(call.id, full)))
+      priced = tool.paywall
+    }
+    if (!billable.has(call.method)) {
+      if (!free.has(call.method)) {
+        // Fail closed: what is neither billable nor declared free never reaches the handler.
+        return Effect.succeed(AgentCore.respond(builtIn(call) ?? AgentCore.methodNotFoundAnswer(call.id)))
+      }
+      return Effect.matchEffect(run(call, context), {
+        onFailure: (error) => handlerFailureOutput(call.id, error, requestIdOf(context)),
+        onSuccess: (answer) => Effect.succeed(AgentCore.respond(answer))
+      })
+    }
+    // From `params._meta["x402/payment"]` or a token header (docs/mcp.md). A malformed in-band
+    // payment, or one that disagrees with the header, is answered "payment required" with the
+    // reason, the facilitator never asked: no token is verified that another would settle.
+    const token = tokenOfCall(call, tokenHeaders)
+    const resourceUrl = resourceUrlOf(context)
+    const paid: Paywall.Call<AgentCore.InterceptorInput> = {
+      request: call.event,
+      token: token._tag === "Token" ? token.token : undefined,
+      paymentRequiredMessage: token._tag === "Refused" ? token.message : PAYMENT_REQUIRED_MESSAGE,
+      resourceUrl,
+      deadline: lambdaDeadlineAt(context, CallSpan.nowOf(fiber))
+    }
+    const key = Idempotency.validateKey(keyOfCall(call))
+    if (Either.isLeft(key)) return idempotencyFailureOutput(call.id, key.left, requestIdOf(context))
+    // Without a key, exactly the paywall: no ledger, nothing else on the hot path.
+    const work = () => run(call, context)
+    const protect = key.right === undefined
+      ? Paywall.protect(priced, paid, work, protectOptions)
+      : protectKeyed(priced, paid, key.right, work, protectOptions)
+    const answered = Effect.matchEffect(protect, {
+      onFailure: (error) =>
+        error._tag === "HandlerFailed"
+          ? handlerFailureOutput(call.id, error, requestIdOf(context))
+          : error._tag === "IdempotencyError"
+          ? idempotencyFailureOutput(call.id, error, requestIdOf(context))
+          : paymentFailureOutput(priced, call.id, error, requestIdOf(context)),
+      onSuccess: (outcome) => Effect.succeed(AgentCore.respond(answerOf(outcome, call.id)))
+    })
+    return resourceUrl === undefined && !unnamedResourceWarned
+      ? Effect.zipRight(warnUnnamedResource, answered)
+      : answered
+  }
+
+  return <H extends Handler>(handler: H) => {
+    type RH = R | LambdaRuntime.RequirementsOf<ReturnType<H>>
+    // The handler, run and its result read as an answer: one failure type, one operation.
+    const run = (call: AgentCore.Call, context: LambdaRuntime.LambdaContext) =>
+      Effect.matchCauseEffect(
+        Adapter.fromCallback(() => handler(call.event, context)) as Effect.Effect<unknown, unknown, RH>,
+        {
+          onFailure: (cause) => Effect.fail(handlerFailed(messageOfCause(cause), cause)),
+          onSuccess: (value) => {
+            const answer = AgentCore.normalize(value, call.id)
+            return Either.isRight(answer)
+              ? Effect.succeed(answer.right)
+              : Effect.fail(handlerFailed("The handler returned an invalid result", causeOf(answer.left)))
+          }
         }
-        return yield* run.pipe(
-          Effect.map(AgentCore.respond),
-          Effect.catchTag("HandlerFailed", (error) => handlerFailureOutput(call.id, error, requestIdOf(context)))
-        )
-      }
-      // From `params._meta["x402/payment"]` or a token header (docs/mcp.md). A malformed in-band
-      // payment, or one that disagrees with the header, is answered "payment required" with the
-      // reason, the facilitator never asked: no token is verified that another would settle.
-      const token = tokenOfCall(call, tokenHeaders)
-      const resourceUrl = resourceUrlOf(context)
-      if (resourceUrl === undefined && !unnamedResourceWarned) yield* warnUnnamedResource
-      const paid = {
-        request: call.event,
-        token: token._tag === "Token" ? token.token : undefined,
-        paymentRequiredMessage: token._tag === "Refused" ? token.message : PAYMENT_REQUIRED_MESSAGE,
-        resourceUrl,
-        deadline: yield* lambdaDeadline(context)
-      }
-      const key = Idempotency.validateKey(keyOfCall(call))
-      if (Either.isLeft(key)) return yield* idempotencyFailureOutput(call.id, key.left, requestIdOf(context))
-      // Without a key, exactly the paywall: no ledger, nothing else on the hot path.
-      const protect = key.right === undefined
-        ? Paywall.protect(priced, paid, () => run, protectOptions)
-        : protectKeyed(priced, paid, key.right, () => run, protectOptions)
-      return yield* protect.pipe(
-        Effect.map((outcome) => AgentCore.respond(answerOf(outcome, call.id))),
-        Effect.catchAll((error) =>
-          error._tag === "HandlerFailed"
-            ? handlerFailureOutput(call.id, error, requestIdOf(context))
-            : error._tag === "IdempotencyError"
-            ? idempotencyFailureOutput(call.id, error, requestIdOf(context))
-            : paymentFailureOutput(priced, call.id, error, requestIdOf(context))
-        )
       )
-    }).pipe(
-      Effect.catchAllCause((cause) => internalFailureOutput(cause, requestIdOf(context))),
-      // One span per call when a tracer listens (Paywall sets its attributes on it), none otherwise.
-      (effect) => CallSpan.wrap(effect, "RequiresPayment.handle")
-    )
+    return (
+      event: unknown,
+      context: LambdaRuntime.LambdaContext
+    ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | RH> =>
+      Effect.catchAllCause(
+        // One span per call when a tracer listens (Paywall sets its attributes on it), none otherwise.
+        CallSpan.withCall("RequiresPayment.handle", noAttributes, (_, fiber) => callOf(run, event, context, fiber)),
+        (cause) => internalFailureOutput(cause, requestIdOf(context))
+      )
+  }
 }
+
+const noAttributes = () => ({})
 
 const causeOf = (reason: string) => Cause.die(new Error(reason))
 
@@ -501,7 +526,8 @@ export const requiresPayment = <R = never, LE = never, SE = never>(options: Opti
     // (`AnswerBody`), so it is an `Output`: the types only name what the runtime already holds.
     const lambda = (event: unknown, context: LambdaRuntime.LambdaContext): Promise<Output<BodyOf<H>>> =>
       runtime.run(
-        Effect.suspend(() => effect(event, context)),
+        // Building the program runs nothing (it starts in `withCall`): no suspension needed.
+        effect(event, context),
         () => AgentCore.respond(AgentCore.internalErrorAnswerFor(requestIdOf(context)))
       ) as Promise<Output<BodyOf<H>>>
     return Object.assign(lambda, { runtime })

@@ -85,6 +85,7 @@ export const annotate = (attributes: Attributes): Effect.Effect<void> =>
  *   `"quiet"`: an inner layer that has nothing to add);
  * - otherwise: opens the call span `name` with `attributes` and runs `body(span)` inside it.
  *
+ * `body` also gets the running fiber, to read its services without an Effect of their own.
  * `attributes` is a function so that nothing is computed (a token fingerprint, a joined plan list)
  * when nobody listens.
  *
@@ -93,19 +94,19 @@ export const annotate = (attributes: Attributes): Effect.Effect<void> =>
 export const step = <A, E, R>(
   name: string,
   attributes: () => Attributes,
-  body: (span: Tracer.Span | undefined) => Effect.Effect<A, E, R>,
+  body: (span: Tracer.Span | undefined, fiber: Fiber.RuntimeFiber<unknown, unknown>) => Effect.Effect<A, E, R>,
   reuse: "annotate" | "quiet" = "annotate"
 ): Effect.Effect<A, E, R> =>
   Effect.withFiberRuntime<A, E, R>((fiber) => {
-    if (!listening(fiber)) return body(undefined)
+    if (!listening(fiber)) return body(undefined, fiber)
     const open = fiber.currentSpan
     if (open !== undefined && open._tag === "Span" && callSpans.has(open)) {
       if (reuse === "annotate") set(open, attributes())
-      return body(open)
+      return body(open, fiber)
     }
     return Effect.useSpan(name, { attributes: attributes(), captureStackTrace: false }, (span) => {
       callSpans.add(span)
-      return Effect.withParentSpan(body(span), span)
+      return Effect.withParentSpan(body(span, fiber), span)
     })
   })
 
