@@ -978,7 +978,7 @@ export const normalize = (value: unknown, id: JsonRpcId): Either.Either<Answer, 
     // The Lambda runtime serialises the answer after we settle: one that cannot be serialised (a
     // BigInt, a cycle, a throwing toJSON) would be charged and never delivered.
     try {
-      JSON.stringify(answer.body)
+      if (!Json.surelySerializable(answer.body)) JSON.stringify(answer.body)
       return Either.right(answer)
     } catch (error) {
       return Either.left(

@@ -40,3 +40,39 @@ export const formatError = (error: ParseResult.ParseError): string => {
   const message = issue.message.replace(/, actual [\s\S]*$/, "")
   return message.length > 120 ? `${where} has the wrong shape` : `${where}: ${message}`
 }
+
+/**
+ * Whether `JSON.stringify(value)` surely succeeds, found without building the text: primitives
+ * other than a bigint, and plain objects and arrays of them without `toJSON`, at most `depth`
+ * deep. `false` means "not sure" (a bigint, a class instance, a `toJSON`, a cycle or anything
+ * deeper than `depth`): then ask `JSON.stringify` itself. A walk of a small MCP result is several
+ * times cheaper than serialising it, on every paid answer.
+ */
+export const surelySerializable = (value: unknown, depth = 64): boolean => {
+  switch (typeof value) {
+    case "bigint":
+      return false
+    case "object":
+      break
+    default:
+      return true
+  }
+  if (value === null) return true
+  if (depth === 0 || typeof (value as { readonly toJSON?: unknown }).toJSON === "function") return false
+  if (Array.isArray(value)) {
+    if (Object.getPrototypeOf(value) !== Array.prototype) return false
+    for (let i = 0; i < value.length; i++) {
+      if (!surelySerializable(value[i], depth - 1)) return false
+    }
+    return true
+  }
+  const prototype = Object.getPrototypeOf(value)
+  if (prototype !== Object.prototype && prototype !== null) return false
+  for (const key in value) {
+    if (
+      Object.prototype.hasOwnProperty.call(value, key) &&
+      !surelySerializable((value as { readonly [key: string]: unknown })[key], depth - 1)
+    ) return false
+  }
+  return true
+}
