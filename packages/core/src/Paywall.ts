@@ -644,7 +644,8 @@ const settleIn = <Req, R, Resp>(
     )
   }
   const credits = amount.right
-  span?.attribute("x402.credits", credits)
+  // Inside a call's span verify has set the credits: set again only when the answer changed them.
+  if (span !== undefined && span.attributes.get("x402.credits") !== credits) span.attribute("x402.credits", credits)
   const startedAt = performance.now()
   return Effect.matchEffect(
     withDeadline(

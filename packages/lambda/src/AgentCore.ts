@@ -647,6 +647,10 @@ export const copyHeaders = (headers: unknown, without: ReadonlyArray<string> = [
  * @category answers
  */
 export const setHeader = (headers: OutputHeaders, name: string, value: string): OutputHeaders => {
+  // The library's own headers of an MCP answer need no checking: the one copy every paid answer makes.
+  if (headers === JSON_HEADERS && HEADER_NAME.test(name) && name.toLowerCase() !== "content-type") {
+    return { "Content-Type": JSON_HEADERS["Content-Type"], [name]: value }
+  }
   const out = copyHeaders(headers, [name])
   // Assigning `__proto__` would set the prototype; only a defined property is the same header.
   if (name === "__proto__") return { ...out, [name]: value }
@@ -1078,12 +1082,10 @@ export const enrich = (answer: Answer, received: X402.SettleResponse): Answer =>
   const result = Json.own(body, "result")
   if (!Json.isRecord(body) || !Json.isRecord(result)) return { ...answer, headers }
   const meta = Json.own(result, "_meta")
+  const x402 = X402.metaOf(settlement)
   return {
     ...answer,
     headers,
-    body: {
-      ...body,
-      result: { ...result, _meta: { ...(Json.isRecord(meta) ? meta : {}), x402: X402.metaOf(settlement) } }
-    }
+    body: { ...body, result: { ...result, _meta: Json.isRecord(meta) ? { ...meta, x402 } : { x402 } } }
   }
 }
