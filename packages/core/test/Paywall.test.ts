@@ -556,6 +556,32 @@ describe("requirements", () => {
       const again = yield* Paywall.requirements(paywall).pipe(Effect.provideService(Facilitator.Facilitator, base))
       assert.strictEqual(again, perPlan)
     }))
+
+  it.effect("verify takes the networks a warm facilitator knows at once (cachedNetworks), else asks networkFor", () =>
+    Effect.gen(function*() {
+      const asked: Array<string> = []
+      let warm = false
+      const facilitator: Facilitator.Facilitator.Service = {
+        verify: (request) =>
+          Effect.succeed({
+            isValid: false,
+            invalidReason: request.paymentRequired.accepts.map((a) => a.network).join()
+          }),
+        settle: () => Effect.die("not settled here"),
+        networkFor: (planId) => Effect.sync(() => (asked.push(planId), `asked-${planId}`)),
+        cachedNetworks: (planIds) => warm ? planIds.map((id) => `cached-${id}`) : undefined
+      }
+      const paywall = paywallOf({ planIds: ["plan-a"] })
+      const networksOf = Effect.flip(Paywall.verify(paywall, { request: {}, token: "tok" })).pipe(
+        Effect.map((error) => error._tag === "VerifyFailed" ? error.verification?.invalidReason : undefined),
+        Effect.provideService(Facilitator.Facilitator, facilitator)
+      )
+      assert.strictEqual(yield* networksOf, "asked-plan-a,asked-plan-1")
+      assert.deepStrictEqual(asked, ["plan-a", "plan-1"])
+      warm = true
+      assert.strictEqual(yield* networksOf, "cached-plan-a,cached-plan-1")
+      assert.deepStrictEqual(asked, ["plan-a", "plan-1"], "networkFor was not asked when the cache knew")
+    }))
 })
 
 describe("requirements header", () => {
