@@ -4,10 +4,11 @@
  * (a minimal Effect program with Schema + HttpClient + ManagedRuntime doing the same three backend
  * calls). Size, gzip size, module init time and first invocation, each in a fresh Node process.
  *
- * `npx tsx bench/src/coldstart.ts [runs] [modules]` runs this section alone and prints what the
+ * `npx tsx bench/src/coldstart.ts [runs] [modules] [Schema.js,...]` runs this section alone and prints what the
  * example's bundle holds beyond the floor's, by module and by package (from the esbuild metafile:
  * minified bytes each input contributes), with init wall and CPU time (`process.cpuUsage`, steadier
- * than wall time on a shared machine). BENCHMARKS.md is not written.
+ * than wall time on a shared machine), and where the import's evaluation goes (`topLevelTimes`; the
+ * third argument names more modules to time statement by statement). BENCHMARKS.md is not written.
  */
 import * as FakeNevermined from "@effect-x402/testing/FakeNevermined"
 import { Ledger } from "@effect-x402/testing/TestFacilitator"
@@ -240,9 +241,74 @@ export const coldStart = async (runs: number, options: { readonly checkDrift: bo
   }
 }
 
+/**
+ * Where the import's evaluation goes: both entries bundled unminified (otherwise as shipped), with a
+ * clock read at each module's start (and, in our packages, at each top-level statement), imported in
+ * `runs` fresh processes. Medians in ms of the time from one mark to the next: a module's
+ * top-level code, including V8 compiling the functions it calls for the first time (parsing the
+ * file is before the first mark). A diagnostic: the marks cost time of their own.
+ */
+export const topLevelTimes = async (
+  runs: number,
+  env: Record<string, string>,
+  /** Modules whose top-level statements are marked one by one (besides ours), e.g. `Schema.js`. */
+  detail: ReadonlyArray<string> = []
+): Promise<{ readonly example: ReadonlyMap<string, number>; readonly floor: ReadonlyMap<string, number> }> => {
+  const time = async (name: string, entry: string) => {
+    const file = Path.join(OUT_DIR, `${name}-marked.mjs`)
+    await esbuild.build({ ...buildOptions(entry, file), minify: false })
+    const lines = (await Fs.readFile(file, "utf8")).split("\n")
+    const out = ["globalThis.__marks = [];"]
+    const mark = (label: string) => out.push(`__marks.push([${JSON.stringify(label)}, performance.now()]);`)
+    let module = ""
+    let statementStart = true
+    for (const line of lines) {
+      const header = /^\/\/ (.+\.[jt]s)$/.exec(line)
+      if (header !== null) {
+        module = moduleName(header[1]!)
+        mark(module)
+      } else if (
+        statementStart &&
+        (module.startsWith("packages/") || detail.some((suffix) => module.endsWith(suffix))) &&
+        /^(?:var|let|const|class|function|async) /.test(line)
+      ) {
+        mark(`${module}: ${line.slice(0, 48)}`)
+      }
+      out.push(line)
+      statementStart = line.trim() === "" || /[;}]\s*$/.test(line) || line.startsWith("//")
+    }
+    mark("(end)")
+    await Fs.writeFile(file, out.join("\n"))
+    const samples = new Map<string, Array<number>>()
+    const script = `await import(process.env.BUNDLE_URL); const m = globalThis.__marks; ` +
+      `process.stdout.write(JSON.stringify(m.slice(0, -1).map(([l, t], i) => [l, m[i + 1][1] - t])))`
+    for (let i = 0; i < runs; i++) {
+      const stdout = await new Promise<string>((resolve, reject) =>
+        ChildProcess.execFile(
+          process.execPath,
+          ["--input-type=module", "-e", script],
+          { env: { PATH: process.env.PATH ?? "", BUNDLE_URL: Url.pathToFileURL(file).href, ...env }, timeout: 30_000 },
+          (error, stdout, stderr) => error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)
+        )
+      )
+      const totals = new Map<string, number>()
+      for (const [label, ms] of JSON.parse(stdout) as Array<[string, number]>) {
+        totals.set(label, (totals.get(label) ?? 0) + ms)
+      }
+      for (const [label, ms] of totals) samples.set(label, [...(samples.get(label) ?? []), ms])
+    }
+    return new Map([...samples].map(([label, values]) => [label, statsOf(label, values).median] as const))
+  }
+  return {
+    example: await time("example", Path.join(root, "examples", "agentcore-lambda", "src", "handler.ts")),
+    floor: await time("floor", Path.join(root, "bench", "floor", "handler.ts"))
+  }
+}
+
 if (process.argv[1] !== undefined && Path.resolve(process.argv[1]) === Url.fileURLToPath(import.meta.url)) {
   const runs = Number(process.argv[2] ?? 12)
   const top = Number(process.argv[3] ?? 30)
+  const detail = (process.argv[4] ?? "").split(",").filter((suffix) => suffix.length > 0)
   const result = await coldStart(runs, { checkDrift: true })
   const line = (label: string, s: { readonly example: Stats; readonly floor: Stats }) =>
     `${label}: example median ${s.example.median.toFixed(1)} (min ${s.example.min.toFixed(1)}), ` +
@@ -254,4 +320,26 @@ if (process.argv[1] !== undefined && Path.resolve(process.argv[1]) === Url.fileU
   console.log(line("init wall", result.init))
   console.log(line("init cpu ", result.initCpu))
   console.log(line("first    ", result.first))
+  // Where the evaluation goes (a backend only for the API key's shape: nothing is called).
+  const backend = await FakeNevermined.start({})
+  try {
+    const times = await topLevelTimes(Math.max(5, Math.min(runs, 15)), {
+      NVM_API_KEY: backend.apiKey,
+      NVM_BACKEND_URL: backend.url,
+      NVM_PLAN_ID: PLAN_ID
+    }, detail)
+    const sum = (m: ReadonlyMap<string, number>) => [...m.values()].reduce((a, b) => a + b, 0)
+    console.log(
+      `top-level evaluation (unminified, marked; medians ms): example ${sum(times.example).toFixed(1)}, ` +
+        `floor ${sum(times.floor).toFixed(1)}`
+    )
+    for (const [label, ms] of [...times.example].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+      const floor = times.floor.get(label)
+      console.log(
+        `${ms.toFixed(2).padStart(7)} ${floor === undefined ? "       " : floor.toFixed(2).padStart(7)}  ${label}`
+      )
+    }
+  } finally {
+    await backend.close()
+  }
 }

@@ -103,6 +103,9 @@ export class InvalidCredits
   }
 }
 
+// The `cause` of `VerifyFailed` and `SettleFailed`: one property signature, built once at import.
+const optionalCause = /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.Union(FacilitatorError, InvalidCredits))
+
 /**
  * The caller sent no access token: answer with the PaymentRequired it carries. The facilitator was
  * not called.
@@ -139,7 +142,7 @@ export class VerifyFailed extends /* @__PURE__ */ Schema.TaggedError<VerifyFaile
     reason: /* @__PURE__ */ Schema.Literal("Invalid", "Unavailable", "InvalidAmount"),
     paymentRequired: X402.PaymentRequired,
     verification: /* @__PURE__ */ Schema.optional(X402.VerifyResponse),
-    cause: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.Union(FacilitatorError, InvalidCredits))
+    cause: optionalCause
   }
 ) {
   override get message(): string {
@@ -172,7 +175,7 @@ export class SettleFailed extends /* @__PURE__ */ Schema.TaggedError<SettleFaile
     paymentRequired: X402.PaymentRequired,
     credits: Schema.Number,
     settlement: /* @__PURE__ */ Schema.optional(X402.SettleResponse),
-    cause: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.Union(FacilitatorError, InvalidCredits))
+    cause: optionalCause
   }
 ) {
   override get message(): string {

@@ -59,6 +59,9 @@ export type Scheme = typeof Scheme.Type
 // `null` and absent are the same to every peer (docs/protocol.md), so optional fields accept both and
 // decode to absent; encoding omits them (compact JSON, no nulls).
 const optionalString = /* @__PURE__ */ Schema.optionalWith(Schema.String, { nullable: true, exact: true })
+// One property signature per shape, shared by the structs below: each is built once at import.
+const optionalUnknown = /* @__PURE__ */ Schema.optionalWith(Schema.Unknown, { exact: true })
+const stringOrEmpty = /* @__PURE__ */ Schema.optionalWith(Schema.String, { nullable: true, default: () => "" })
 
 /**
  * What is being paid for.
@@ -161,9 +164,12 @@ export const VerifyResponse = /* @__PURE__ */ Schema.Struct({
   payer: optionalString,
   network: optionalString,
   agentRequestId: optionalString,
-  urlMatching: /* @__PURE__ */ Schema.optionalWith(Schema.Unknown, { exact: true }),
-  agentRequest: /* @__PURE__ */ Schema.optionalWith(Schema.Unknown, { exact: true })
+  urlMatching: optionalUnknown,
+  agentRequest: optionalUnknown
 })
+
+// Python writes `null` for an amount the facilitator did not give: read as absent.
+const optionalAmount = /* @__PURE__ */ Schema.optionalWith(Amount, { nullable: true, exact: true })
 
 /**
  * @since 0.1.0
@@ -181,10 +187,10 @@ export const SettleResponse = /* @__PURE__ */ Schema.Struct({
   success: Schema.Boolean,
   errorReason: optionalString,
   payer: optionalString,
-  transaction: /* @__PURE__ */ Schema.optionalWith(Schema.String, { nullable: true, default: () => "" }),
-  network: /* @__PURE__ */ Schema.optionalWith(Schema.String, { nullable: true, default: () => "" }),
-  creditsRedeemed: /* @__PURE__ */ Schema.optionalWith(Amount, { nullable: true, exact: true }),
-  remainingBalance: /* @__PURE__ */ Schema.optionalWith(Amount, { nullable: true, exact: true }),
+  transaction: stringOrEmpty,
+  network: stringOrEmpty,
+  creditsRedeemed: optionalAmount,
+  remainingBalance: optionalAmount,
   orderTx: optionalString
 })
 
@@ -204,9 +210,8 @@ export const Receipt = /* @__PURE__ */ Schema.Struct({
   success: Schema.Boolean,
   transactionHash: Schema.String,
   network: Schema.String,
-  // Python writes `null` for an amount the facilitator did not give: read as absent.
-  creditsRedeemed: /* @__PURE__ */ Schema.optionalWith(Amount, { nullable: true, exact: true }),
-  remainingBalance: /* @__PURE__ */ Schema.optionalWith(Amount, { nullable: true, exact: true }),
+  creditsRedeemed: optionalAmount,
+  remainingBalance: optionalAmount,
   errorReason: optionalString
 })
 
@@ -226,9 +231,8 @@ export const MetaX402 = /* @__PURE__ */ Schema.Struct({
   success: Schema.Boolean,
   transaction: Schema.String,
   network: Schema.String,
-  // Python writes `null` for an amount the facilitator did not give: read as absent.
-  creditsRedeemed: /* @__PURE__ */ Schema.optionalWith(Amount, { nullable: true, exact: true }),
-  remainingBalance: /* @__PURE__ */ Schema.optionalWith(Amount, { nullable: true, exact: true }),
+  creditsRedeemed: optionalAmount,
+  remainingBalance: optionalAmount,
   errorReason: optionalString
 })
 
