@@ -247,19 +247,25 @@ export const coldStart = async (runs: number, options: { readonly checkDrift: bo
  * `runs` fresh processes. Medians in ms of the time from one mark to the next: a module's
  * top-level code, including V8 compiling the functions it calls for the first time (parsing the
  * file is before the first mark). A diagnostic: the marks cost time of their own.
+ *
+ * `measure: "heap"` reads the V8 heap instead (KiB allocated from one mark to the next, bytecode
+ * included), in processes whose young generation is large enough that no scavenge runs during the
+ * import: what a module allocates decides how many scavenges (a few ms each) a cold start pays.
  */
 export const topLevelTimes = async (
   runs: number,
   env: Record<string, string>,
   /** Modules whose top-level statements are marked one by one (besides ours), e.g. `Schema.js`. */
-  detail: ReadonlyArray<string> = []
+  detail: ReadonlyArray<string> = [],
+  measure: "time" | "heap" = "time"
 ): Promise<{ readonly example: ReadonlyMap<string, number>; readonly floor: ReadonlyMap<string, number> }> => {
   const time = async (name: string, entry: string) => {
     const file = Path.join(OUT_DIR, `${name}-marked.mjs`)
     await esbuild.build({ ...buildOptions(entry, file), minify: false })
     const lines = (await Fs.readFile(file, "utf8")).split("\n")
     const out = ["globalThis.__marks = [];"]
-    const mark = (label: string) => out.push(`__marks.push([${JSON.stringify(label)}, performance.now()]);`)
+    const read = measure === "time" ? "performance.now()" : "process.memoryUsage().heapUsed / 1024"
+    const mark = (label: string) => out.push(`__marks.push([${JSON.stringify(label)}, ${read}]);`)
     let module = ""
     let statementStart = true
     for (const line of lines) {
@@ -286,7 +292,7 @@ export const topLevelTimes = async (
       const stdout = await new Promise<string>((resolve, reject) =>
         ChildProcess.execFile(
           process.execPath,
-          ["--input-type=module", "-e", script],
+          [...(measure === "heap" ? ["--min-semi-space-size=64"] : []), "--input-type=module", "-e", script],
           { env: { PATH: process.env.PATH ?? "", BUNDLE_URL: Url.pathToFileURL(file).href, ...env }, timeout: 30_000 },
           (error, stdout, stderr) => error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)
         )
@@ -323,22 +329,30 @@ if (process.argv[1] !== undefined && Path.resolve(process.argv[1]) === Url.fileU
   // Where the evaluation goes (a backend only for the API key's shape: nothing is called).
   const backend = await FakeNevermined.start({})
   try {
-    const times = await topLevelTimes(Math.max(5, Math.min(runs, 15)), {
-      NVM_API_KEY: backend.apiKey,
-      NVM_BACKEND_URL: backend.url,
-      NVM_PLAN_ID: PLAN_ID
-    }, detail)
+    const env = { NVM_API_KEY: backend.apiKey, NVM_BACKEND_URL: backend.url, NVM_PLAN_ID: PLAN_ID }
+    const times = await topLevelTimes(Math.max(5, Math.min(runs, 15)), env, detail)
     const sum = (m: ReadonlyMap<string, number>) => [...m.values()].reduce((a, b) => a + b, 0)
     console.log(
       `top-level evaluation (unminified, marked; medians ms): example ${sum(times.example).toFixed(1)}, ` +
         `floor ${sum(times.floor).toFixed(1)}`
     )
-    for (const [label, ms] of [...times.example].sort((a, b) => b[1] - a[1]).slice(0, top)) {
-      const floor = times.floor.get(label)
-      console.log(
-        `${ms.toFixed(2).padStart(7)} ${floor === undefined ? "       " : floor.toFixed(2).padStart(7)}  ${label}`
-      )
+    const print = (
+      values: { readonly example: ReadonlyMap<string, number>; readonly floor: ReadonlyMap<string, number> }
+    ) => {
+      for (const [label, value] of [...values.example].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+        const floor = values.floor.get(label)
+        console.log(
+          `${value.toFixed(2).padStart(8)} ${floor === undefined ? "        " : floor.toFixed(2).padStart(8)}  ${label}`
+        )
+      }
     }
+    print(times)
+    const heap = await topLevelTimes(3, env, detail, "heap")
+    console.log(
+      `allocated during the import (KiB, no scavenge): example ${sum(heap.example).toFixed(0)}, ` +
+        `floor ${sum(heap.floor).toFixed(0)}`
+    )
+    print(heap)
   } finally {
     await backend.close()
   }
