@@ -76,7 +76,7 @@ export const MCP_PAYMENT_META_KEY = "x402/payment"
  * @since 0.2.0
  * @category errors
  */
-export const IdempotencyErrorReason = Schema.Literal(
+export const IdempotencyErrorReason = /* @__PURE__ */ Schema.Literal(
   "Unresolved",
   "AlreadyPaid",
   "InProgress",
@@ -98,12 +98,15 @@ export type IdempotencyErrorReason = typeof IdempotencyErrorReason.Type
  * @category errors
  */
 export class IdempotencyError
-  extends Schema.TaggedError<IdempotencyError>("@effect-x402/core/IdempotencyError")("IdempotencyError", {
-    reason: IdempotencyErrorReason,
-    /** The receipt of the earlier, charged attempt (`AlreadyPaid`). */
-    settlement: Schema.optional(Schema.Unknown),
-    cause: Schema.optional(Schema.Defect)
-  })
+  extends /* @__PURE__ */ Schema.TaggedError<IdempotencyError>("@effect-x402/core/IdempotencyError")(
+    "IdempotencyError",
+    {
+      reason: IdempotencyErrorReason,
+      /** The receipt of the earlier, charged attempt (`AlreadyPaid`). */
+      settlement: /* @__PURE__ */ Schema.optional(Schema.Unknown),
+      cause: /* @__PURE__ */ Schema.optional(Schema.Defect)
+    }
+  )
 {
   override get message(): string {
     switch (this.reason) {
@@ -231,11 +234,15 @@ const issuedIdOf = (rowId: string): string | undefined =>
 
 // What the ledger keeps: the credits settled and the result, so an `unknown` attempt can be settled
 // again with its amount.
-const Envelope = Schema.parseJson(Schema.Struct({ credits: Schema.NonNegativeInt, value: Schema.String }))
+const Envelope = /* @__PURE__ */ Schema.parseJson(
+  /* @__PURE__ */ Schema.Struct({ credits: Schema.NonNegativeInt, value: Schema.String })
+)
 // Plain JSON on the way in (a paid call's path); read back through the schema, as any stored row.
 const encodeEnvelope = (envelope: { readonly credits: number; readonly value: string }): string =>
   JSON.stringify(envelope)
-const decodeEnvelope = Schema.decodeUnknownOption(Envelope)
+// Compiled by the first replay, not at import: only a retry reads a stored row.
+let envelopeDecoder: ((u: unknown) => Option.Option<typeof Envelope.Type>) | undefined
+const decodeEnvelope = (u: unknown) => (envelopeDecoder ??= Schema.decodeUnknownOption(Envelope))(u)
 
 const unavailable = (cause: SettlementLedger.LedgerError) => new IdempotencyError({ reason: "Unavailable", cause })
 

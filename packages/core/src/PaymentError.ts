@@ -16,7 +16,7 @@ import * as X402 from "./X402.js"
  * @since 0.1.0
  * @category models
  */
-export const FacilitatorOperation = Schema.Literal(
+export const FacilitatorOperation = /* @__PURE__ */ Schema.Literal(
   "verify",
   "settle",
   "permissions",
@@ -52,18 +52,27 @@ export const TOKEN_ALREADY_USED_CODE = "BCK.X402.0059"
  * @since 0.1.0
  * @category errors
  */
-export class FacilitatorError extends Schema.TaggedError<FacilitatorError>("@effect-x402/core/FacilitatorError")(
-  "FacilitatorError",
-  {
-    operation: FacilitatorOperation,
-    kind: Schema.Literal("Timeout", "Unreachable", "ConnectionDropped", "HttpStatus", "MalformedResponse", "TooLarge"),
-    requestSent: Schema.Boolean,
-    status: Schema.optional(Schema.Number),
-    code: Schema.optional(Schema.String),
-    detail: Schema.optional(Schema.String),
-    reason: Schema.optional(Schema.Literal("TokenAlreadyUsed"))
-  }
-) {
+export class FacilitatorError
+  extends /* @__PURE__ */ Schema.TaggedError<FacilitatorError>("@effect-x402/core/FacilitatorError")(
+    "FacilitatorError",
+    {
+      operation: FacilitatorOperation,
+      kind: /* @__PURE__ */ Schema.Literal(
+        "Timeout",
+        "Unreachable",
+        "ConnectionDropped",
+        "HttpStatus",
+        "MalformedResponse",
+        "TooLarge"
+      ),
+      requestSent: Schema.Boolean,
+      status: /* @__PURE__ */ Schema.optional(Schema.Number),
+      code: /* @__PURE__ */ Schema.optional(Schema.String),
+      detail: /* @__PURE__ */ Schema.optional(Schema.String),
+      reason: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.Literal("TokenAlreadyUsed"))
+    }
+  )
+{
   override get message(): string {
     const status = this.status !== undefined ? ` ${this.status}` : ""
     const code = this.code !== undefined ? ` (${this.code})` : ""
@@ -79,18 +88,23 @@ export class FacilitatorError extends Schema.TaggedError<FacilitatorError>("@eff
  * @since 0.1.0
  * @category errors
  */
-export class InvalidCredits extends Schema.TaggedError<InvalidCredits>("@effect-x402/core/InvalidCredits")(
-  "InvalidCredits",
-  {
-    reason: Schema.Literal("NotAnAmount", "Negative", "NotInteger", "TooLarge", "PolicyFailed"),
-    source: Schema.String,
-    detail: Schema.String
-  }
-) {
+export class InvalidCredits
+  extends /* @__PURE__ */ Schema.TaggedError<InvalidCredits>("@effect-x402/core/InvalidCredits")(
+    "InvalidCredits",
+    {
+      reason: /* @__PURE__ */ Schema.Literal("NotAnAmount", "Negative", "NotInteger", "TooLarge", "PolicyFailed"),
+      source: Schema.String,
+      detail: Schema.String
+    }
+  )
+{
   override get message(): string {
     return `Invalid credits from ${this.source}: ${this.detail}`
   }
 }
+
+// The `cause` of `VerifyFailed` and `SettleFailed`: one property signature, built once at import.
+const optionalCause = /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.Union(FacilitatorError, InvalidCredits))
 
 /**
  * The caller sent no access token: answer with the PaymentRequired it carries. The facilitator was
@@ -99,14 +113,16 @@ export class InvalidCredits extends Schema.TaggedError<InvalidCredits>("@effect-
  * @since 0.1.0
  * @category errors
  */
-export class PaymentRequired extends Schema.TaggedError<PaymentRequired>("@effect-x402/core/PaymentRequired")(
-  "PaymentRequired",
-  {
-    reason: Schema.Literal("MissingToken"),
-    paymentRequired: X402.PaymentRequired,
-    description: Schema.String
-  }
-) {
+export class PaymentRequired
+  extends /* @__PURE__ */ Schema.TaggedError<PaymentRequired>("@effect-x402/core/PaymentRequired")(
+    "PaymentRequired",
+    {
+      reason: /* @__PURE__ */ Schema.Literal("MissingToken"),
+      paymentRequired: X402.PaymentRequired,
+      description: Schema.String
+    }
+  )
+{
   override get message(): string {
     return this.description
   }
@@ -120,13 +136,13 @@ export class PaymentRequired extends Schema.TaggedError<PaymentRequired>("@effec
  * @since 0.1.0
  * @category errors
  */
-export class VerifyFailed extends Schema.TaggedError<VerifyFailed>("@effect-x402/core/VerifyFailed")(
+export class VerifyFailed extends /* @__PURE__ */ Schema.TaggedError<VerifyFailed>("@effect-x402/core/VerifyFailed")(
   "VerifyFailed",
   {
-    reason: Schema.Literal("Invalid", "Unavailable", "InvalidAmount"),
+    reason: /* @__PURE__ */ Schema.Literal("Invalid", "Unavailable", "InvalidAmount"),
     paymentRequired: X402.PaymentRequired,
-    verification: Schema.optional(X402.VerifyResponse),
-    cause: Schema.optional(Schema.Union(FacilitatorError, InvalidCredits))
+    verification: /* @__PURE__ */ Schema.optional(X402.VerifyResponse),
+    cause: optionalCause
   }
 ) {
   override get message(): string {
@@ -152,14 +168,14 @@ export class VerifyFailed extends Schema.TaggedError<VerifyFailed>("@effect-x402
  * @since 0.1.0
  * @category errors
  */
-export class SettleFailed extends Schema.TaggedError<SettleFailed>("@effect-x402/core/SettleFailed")(
+export class SettleFailed extends /* @__PURE__ */ Schema.TaggedError<SettleFailed>("@effect-x402/core/SettleFailed")(
   "SettleFailed",
   {
-    reason: Schema.Literal("Rejected", "Indeterminate", "Unavailable", "InvalidAmount"),
+    reason: /* @__PURE__ */ Schema.Literal("Rejected", "Indeterminate", "Unavailable", "InvalidAmount"),
     paymentRequired: X402.PaymentRequired,
     credits: Schema.Number,
-    settlement: Schema.optional(X402.SettleResponse),
-    cause: Schema.optional(Schema.Union(FacilitatorError, InvalidCredits))
+    settlement: /* @__PURE__ */ Schema.optional(X402.SettleResponse),
+    cause: optionalCause
   }
 ) {
   override get message(): string {
@@ -192,8 +208,12 @@ export type PaymentFailure = PaymentRequired | VerifyFailed | SettleFailed
  * @since 0.1.0
  * @category schemas
  */
-export const PaymentFailure: Schema.Union<[typeof PaymentRequired, typeof VerifyFailed, typeof SettleFailed]> = Schema
-  .Union(PaymentRequired, VerifyFailed, SettleFailed)
+export const PaymentFailure: Schema.Union<[typeof PaymentRequired, typeof VerifyFailed, typeof SettleFailed]> =
+  /* @__PURE__ */ Schema.Union(
+    PaymentRequired,
+    VerifyFailed,
+    SettleFailed
+  )
 
 /**
  * Whether a value is one of the pipeline's payment errors.

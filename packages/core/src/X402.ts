@@ -48,7 +48,7 @@ export const PAYMENT_RESPONSE_HEADER = "payment-response"
  * @since 0.1.0
  * @category schemas
  */
-export const Scheme = Schema.Literal("nvm:erc4337", "nvm:card-delegation")
+export const Scheme = /* @__PURE__ */ Schema.Literal("nvm:erc4337", "nvm:card-delegation")
 
 /**
  * @since 0.1.0
@@ -58,7 +58,10 @@ export type Scheme = typeof Scheme.Type
 
 // `null` and absent are the same to every peer (docs/protocol.md), so optional fields accept both and
 // decode to absent; encoding omits them (compact JSON, no nulls).
-const optionalString = Schema.optionalWith(Schema.String, { nullable: true, exact: true })
+const optionalString = /* @__PURE__ */ Schema.optionalWith(Schema.String, { nullable: true, exact: true })
+// One property signature per shape, shared by the structs below: each is built once at import.
+const optionalUnknown = /* @__PURE__ */ Schema.optionalWith(Schema.Unknown, { exact: true })
+const stringOrEmpty = /* @__PURE__ */ Schema.optionalWith(Schema.String, { nullable: true, default: () => "" })
 
 /**
  * What is being paid for.
@@ -66,7 +69,7 @@ const optionalString = Schema.optionalWith(Schema.String, { nullable: true, exac
  * @since 0.1.0
  * @category schemas
  */
-export const Resource = Schema.Struct({
+export const Resource = /* @__PURE__ */ Schema.Struct({
   url: Schema.String,
   description: optionalString,
   mimeType: optionalString
@@ -84,7 +87,7 @@ export interface Resource extends Schema.Schema.Type<typeof Resource> {}
  * @since 0.1.0
  * @category schemas
  */
-export const AcceptsExtra = Schema.Struct({
+export const AcceptsExtra = /* @__PURE__ */ Schema.Struct({
   version: optionalString,
   agentId: optionalString,
   httpVerb: optionalString
@@ -96,11 +99,11 @@ export const AcceptsExtra = Schema.Struct({
  * @since 0.1.0
  * @category schemas
  */
-export const Accepted = Schema.Struct({
+export const Accepted = /* @__PURE__ */ Schema.Struct({
   scheme: Schema.String,
   network: Schema.String,
   planId: Schema.String,
-  extra: Schema.optionalWith(AcceptsExtra, { exact: true })
+  extra: /* @__PURE__ */ Schema.optionalWith(AcceptsExtra, { exact: true })
 })
 
 /**
@@ -116,11 +119,14 @@ export interface Accepted extends Schema.Schema.Type<typeof Accepted> {}
  * @since 0.1.0
  * @category schemas
  */
-export const PaymentRequired = Schema.Struct({
-  x402Version: Schema.Literal(X402_VERSION),
+export const PaymentRequired = /* @__PURE__ */ Schema.Struct({
+  x402Version: /* @__PURE__ */ Schema.Literal(X402_VERSION),
   resource: Resource,
-  accepts: Schema.NonEmptyArray(Accepted),
-  extensions: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.Unknown }), { exact: true })
+  accepts: /* @__PURE__ */ Schema.NonEmptyArray(Accepted),
+  extensions: /* @__PURE__ */ Schema.optionalWith(
+    /* @__PURE__ */ Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+    { exact: true }
+  )
 })
 
 /**
@@ -136,11 +142,15 @@ export interface PaymentRequired extends Schema.Schema.Type<typeof PaymentRequir
  * @since 0.1.0
  * @category schemas
  */
-export const Amount = Schema.transform(Schema.Union(Schema.String, Schema.Number), Schema.String, {
-  strict: true,
-  decode: (a) => typeof a === "number" ? String(a) : a,
-  encode: (s) => s
-})
+export const Amount = /* @__PURE__ */ Schema.transform(
+  /* @__PURE__ */ Schema.Union(Schema.String, Schema.Number),
+  Schema.String,
+  {
+    strict: true,
+    decode: (a) => typeof a === "number" ? String(a) : a,
+    encode: (s) => s
+  }
+)
 
 /**
  * The facilitator's answer to verify.
@@ -148,15 +158,18 @@ export const Amount = Schema.transform(Schema.Union(Schema.String, Schema.Number
  * @since 0.1.0
  * @category schemas
  */
-export const VerifyResponse = Schema.Struct({
+export const VerifyResponse = /* @__PURE__ */ Schema.Struct({
   isValid: Schema.Boolean,
   invalidReason: optionalString,
   payer: optionalString,
   network: optionalString,
   agentRequestId: optionalString,
-  urlMatching: Schema.optionalWith(Schema.Unknown, { exact: true }),
-  agentRequest: Schema.optionalWith(Schema.Unknown, { exact: true })
+  urlMatching: optionalUnknown,
+  agentRequest: optionalUnknown
 })
+
+// Python writes `null` for an amount the facilitator did not give: read as absent.
+const optionalAmount = /* @__PURE__ */ Schema.optionalWith(Amount, { nullable: true, exact: true })
 
 /**
  * @since 0.1.0
@@ -170,14 +183,14 @@ export interface VerifyResponse extends Schema.Schema.Type<typeof VerifyResponse
  * @since 0.1.0
  * @category schemas
  */
-export const SettleResponse = Schema.Struct({
+export const SettleResponse = /* @__PURE__ */ Schema.Struct({
   success: Schema.Boolean,
   errorReason: optionalString,
   payer: optionalString,
-  transaction: Schema.optionalWith(Schema.String, { nullable: true, default: () => "" }),
-  network: Schema.optionalWith(Schema.String, { nullable: true, default: () => "" }),
-  creditsRedeemed: Schema.optionalWith(Amount, { nullable: true, exact: true }),
-  remainingBalance: Schema.optionalWith(Amount, { nullable: true, exact: true }),
+  transaction: stringOrEmpty,
+  network: stringOrEmpty,
+  creditsRedeemed: optionalAmount,
+  remainingBalance: optionalAmount,
   orderTx: optionalString
 })
 
@@ -193,13 +206,12 @@ export interface SettleResponse extends Schema.Schema.Type<typeof SettleResponse
  * @since 0.1.0
  * @category schemas
  */
-export const Receipt = Schema.Struct({
+export const Receipt = /* @__PURE__ */ Schema.Struct({
   success: Schema.Boolean,
   transactionHash: Schema.String,
   network: Schema.String,
-  // Python writes `null` for an amount the facilitator did not give: read as absent.
-  creditsRedeemed: Schema.optionalWith(Amount, { nullable: true, exact: true }),
-  remainingBalance: Schema.optionalWith(Amount, { nullable: true, exact: true }),
+  creditsRedeemed: optionalAmount,
+  remainingBalance: optionalAmount,
   errorReason: optionalString
 })
 
@@ -215,13 +227,12 @@ export interface Receipt extends Schema.Schema.Type<typeof Receipt> {}
  * @since 0.1.0
  * @category schemas
  */
-export const MetaX402 = Schema.Struct({
+export const MetaX402 = /* @__PURE__ */ Schema.Struct({
   success: Schema.Boolean,
   transaction: Schema.String,
   network: Schema.String,
-  // Python writes `null` for an amount the facilitator did not give: read as absent.
-  creditsRedeemed: Schema.optionalWith(Amount, { nullable: true, exact: true }),
-  remainingBalance: Schema.optionalWith(Amount, { nullable: true, exact: true }),
+  creditsRedeemed: optionalAmount,
+  remainingBalance: optionalAmount,
   errorReason: optionalString
 })
 
@@ -326,14 +337,16 @@ export const paymentRequired = (options: PaymentRequiredOptions): PaymentRequire
  * @since 0.1.0
  * @category errors
  */
-export class HeaderDecodeError extends Schema.TaggedError<HeaderDecodeError>("@effect-x402/core/HeaderDecodeError")(
-  "HeaderDecodeError",
-  {
-    header: Schema.String,
-    reason: Schema.Literal("NotBase64", "NotJson", "WrongShape"),
-    detail: Schema.String
-  }
-) {
+export class HeaderDecodeError
+  extends /* @__PURE__ */ Schema.TaggedError<HeaderDecodeError>("@effect-x402/core/HeaderDecodeError")(
+    "HeaderDecodeError",
+    {
+      header: Schema.String,
+      reason: /* @__PURE__ */ Schema.Literal("NotBase64", "NotJson", "WrongShape"),
+      detail: Schema.String
+    }
+  )
+{
   override get message(): string {
     const what = this.reason === "NotBase64"
       ? "is not base64"
@@ -354,8 +367,8 @@ export class HeaderDecodeError extends Schema.TaggedError<HeaderDecodeError>("@e
 export const MAX_HEADER_LENGTH = 64 * 1024
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
-const utf8Decoder = new TextDecoder("utf-8", { fatal: true })
-const utf8Encoder = new TextEncoder()
+const utf8Decoder = /* @__PURE__ */ new TextDecoder("utf-8", { fatal: true })
+const utf8Encoder = /* @__PURE__ */ new TextEncoder()
 // Node's Buffer is several times faster than a JS loop; elsewhere (browsers, workers) use atob/btoa.
 interface BufferLike {
   from(s: string, encoding: "utf8" | "base64"): Uint8Array & { toString(encoding: "base64"): string }
@@ -461,7 +474,10 @@ export const headerCodec = <A, I>(header: string, schema: Schema.Schema<A, I>): 
  * @since 0.1.0
  * @category codec
  */
-export const PaymentRequiredHeader: HeaderCodec<PaymentRequired> = headerCodec(PAYMENT_REQUIRED_HEADER, PaymentRequired)
+export const PaymentRequiredHeader: HeaderCodec<PaymentRequired> = /* @__PURE__ */ headerCodec(
+  PAYMENT_REQUIRED_HEADER,
+  PaymentRequired
+)
 
 /**
  * Codec of the AgentCore `payment-response` header (the receipt).
@@ -469,7 +485,7 @@ export const PaymentRequiredHeader: HeaderCodec<PaymentRequired> = headerCodec(P
  * @since 0.1.0
  * @category codec
  */
-export const ReceiptHeader: HeaderCodec<Receipt> = headerCodec(PAYMENT_RESPONSE_HEADER, Receipt)
+export const ReceiptHeader: HeaderCodec<Receipt> = /* @__PURE__ */ headerCodec(PAYMENT_RESPONSE_HEADER, Receipt)
 
 /**
  * Codec of the plain-HTTP `payment-response` header (the facilitator's settle answer).
@@ -477,7 +493,10 @@ export const ReceiptHeader: HeaderCodec<Receipt> = headerCodec(PAYMENT_RESPONSE_
  * @since 0.1.0
  * @category codec
  */
-export const SettleResponseHeader: HeaderCodec<SettleResponse> = headerCodec(PAYMENT_RESPONSE_HEADER, SettleResponse)
+export const SettleResponseHeader: HeaderCodec<SettleResponse> = /* @__PURE__ */ headerCodec(
+  PAYMENT_RESPONSE_HEADER,
+  SettleResponse
+)
 
 /**
  * The version of an access token, read from the token itself as the backend does: 3 (single-use,

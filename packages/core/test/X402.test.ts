@@ -200,6 +200,34 @@ describe("settlement forms", () => {
     })
   })
 
+  // The structs share one property signature per shape (built once at import): each field still
+  // decodes and encodes as its own.
+  it("a settle answer without transaction or network (or with null) reads them as \"\"; each struct's amounts alike", () => {
+    const decode = Schema.decodeUnknownSync(X402.SettleResponse)
+    assert.deepStrictEqual(decode({ success: false, transaction: null }), {
+      success: false,
+      transaction: "",
+      network: ""
+    })
+    assert.deepStrictEqual(decode({ success: true, transaction: "0x2", network: null, remainingBalance: 5 }), {
+      success: true,
+      transaction: "0x2",
+      network: "",
+      remainingBalance: "5"
+    })
+    const amounts = { creditsRedeemed: 2, remainingBalance: null }
+    assert.deepStrictEqual(
+      Schema.decodeUnknownSync(X402.Receipt)({ success: true, transactionHash: "0x3", network: "n", ...amounts }),
+      { success: true, transactionHash: "0x3", network: "n", creditsRedeemed: "2" }
+    )
+    assert.deepStrictEqual(
+      Schema.decodeUnknownSync(X402.MetaX402)({ success: true, transaction: "0x3", network: "n", ...amounts }),
+      { success: true, transaction: "0x3", network: "n", creditsRedeemed: "2" }
+    )
+    const verified = Schema.decodeUnknownSync(X402.VerifyResponse)({ isValid: true, urlMatching: null })
+    assert.deepStrictEqual(verified, { isValid: true, urlMatching: null })
+  })
+
   it("refuses an answer missing a required field", () => {
     assert.throws(() => Schema.decodeUnknownSync(X402.VerifyResponse)({ payer: "0x1" }))
     assert.throws(() => Schema.decodeUnknownSync(X402.SettleResponse)({ transaction: "0x1" }))
