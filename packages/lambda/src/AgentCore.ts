@@ -112,7 +112,7 @@ export const DEFAULT_TOKEN_HEADERS: ReadonlyArray<string> = Events.DEFAULT_TOKEN
  * @since 0.1.0
  * @category schemas
  */
-export const Headers: Schema.Schema<{ readonly [name: string]: unknown }> = Schema.declare(
+export const Headers: Schema.Schema<{ readonly [name: string]: unknown }> = /* @__PURE__ */ Schema.declare(
   (u: unknown): u is { readonly [name: string]: unknown } => typeof u === "object" && u !== null && !Array.isArray(u),
   { identifier: "Headers", description: "an object of header names to values" }
 )
@@ -123,7 +123,7 @@ export const Headers: Schema.Schema<{ readonly [name: string]: unknown }> = Sche
  * @since 0.1.0
  * @category schemas
  */
-export const JsonRpcId = Schema.Union(Schema.String, Schema.Number, Schema.Null)
+export const JsonRpcId = /* @__PURE__ */ Schema.Union(Schema.String, Schema.Number, Schema.Null)
 
 /**
  * @since 0.1.0
@@ -137,11 +137,11 @@ export type JsonRpcId = typeof JsonRpcId.Type
  * @since 0.1.0
  * @category schemas
  */
-export const GatewayRequest = Schema.Struct({
-  httpMethod: Schema.optional(Schema.String),
-  path: Schema.optional(Schema.String),
-  headers: Schema.optional(Schema.NullOr(Headers)),
-  body: Schema.optional(Schema.Unknown)
+export const GatewayRequest = /* @__PURE__ */ Schema.Struct({
+  httpMethod: /* @__PURE__ */ Schema.optional(Schema.String),
+  path: /* @__PURE__ */ Schema.optional(Schema.String),
+  headers: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.NullOr(Headers)),
+  body: /* @__PURE__ */ Schema.optional(Schema.Unknown)
 })
 
 /**
@@ -156,10 +156,10 @@ export interface GatewayRequest extends Schema.Schema.Type<typeof GatewayRequest
  * @since 0.1.0
  * @category schemas
  */
-export const GatewayResponse = Schema.Struct({
-  statusCode: Schema.optional(Schema.Number),
-  headers: Schema.optional(Schema.NullOr(Headers)),
-  body: Schema.optional(Schema.Unknown)
+export const GatewayResponse = /* @__PURE__ */ Schema.Struct({
+  statusCode: /* @__PURE__ */ Schema.optional(Schema.Number),
+  headers: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.NullOr(Headers)),
+  body: /* @__PURE__ */ Schema.optional(Schema.Unknown)
 })
 
 /**
@@ -175,11 +175,11 @@ export interface GatewayResponse extends Schema.Schema.Type<typeof GatewayRespon
  * @since 0.1.0
  * @category schemas
  */
-export const InterceptorInput = Schema.Struct({
-  interceptorInputVersion: Schema.optional(Schema.String),
-  mcp: Schema.Struct({
+export const InterceptorInput = /* @__PURE__ */ Schema.Struct({
+  interceptorInputVersion: /* @__PURE__ */ Schema.optional(Schema.String),
+  mcp: /* @__PURE__ */ Schema.Struct({
     gatewayRequest: GatewayRequest,
-    gatewayResponse: Schema.optional(Schema.NullOr(GatewayResponse))
+    gatewayResponse: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.NullOr(GatewayResponse))
   })
 })
 
@@ -195,11 +195,11 @@ export interface InterceptorInput extends Schema.Schema.Type<typeof InterceptorI
  * @since 0.1.0
  * @category schemas
  */
-export const JsonRpcRequest = Schema.Struct({
-  jsonrpc: Schema.optional(Schema.String),
-  id: Schema.optional(JsonRpcId),
+export const JsonRpcRequest = /* @__PURE__ */ Schema.Struct({
+  jsonrpc: /* @__PURE__ */ Schema.optional(Schema.String),
+  id: /* @__PURE__ */ Schema.optional(JsonRpcId),
   method: Schema.String,
-  params: Schema.optional(Schema.Unknown)
+  params: /* @__PURE__ */ Schema.optional(Schema.Unknown)
 })
 
 /**
@@ -222,9 +222,9 @@ export type OutputHeaders = { readonly [name: string]: string }
  * @since 0.1.0
  * @category schemas
  */
-export const TransformedGatewayResponse = Schema.Struct({
+export const TransformedGatewayResponse = /* @__PURE__ */ Schema.Struct({
   statusCode: Schema.Number,
-  headers: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
+  headers: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.Record({ key: Schema.String, value: Schema.String })),
   body: Schema.Unknown
 })
 
@@ -240,8 +240,8 @@ export interface TransformedGatewayResponse extends Schema.Schema.Type<typeof Tr
  * @since 0.1.0
  * @category schemas
  */
-export const TransformedGatewayRequest = Schema.Struct({
-  headers: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
+export const TransformedGatewayRequest = /* @__PURE__ */ Schema.Struct({
+  headers: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.Record({ key: Schema.String, value: Schema.String })),
   body: Schema.Unknown
 })
 
@@ -258,11 +258,11 @@ export interface TransformedGatewayRequest extends Schema.Schema.Type<typeof Tra
  * @since 0.1.0
  * @category schemas
  */
-export const InterceptorOutput = Schema.Struct({
-  interceptorOutputVersion: Schema.Literal(OUTPUT_VERSION),
-  mcp: Schema.Struct({
-    transformedGatewayResponse: Schema.optional(TransformedGatewayResponse),
-    transformedGatewayRequest: Schema.optional(TransformedGatewayRequest)
+export const InterceptorOutput = /* @__PURE__ */ Schema.Struct({
+  interceptorOutputVersion: /* @__PURE__ */ Schema.Literal(OUTPUT_VERSION),
+  mcp: /* @__PURE__ */ Schema.Struct({
+    transformedGatewayResponse: /* @__PURE__ */ Schema.optional(TransformedGatewayResponse),
+    transformedGatewayRequest: /* @__PURE__ */ Schema.optional(TransformedGatewayRequest)
   })
 })
 
@@ -283,11 +283,11 @@ export interface InterceptorOutput extends Schema.Schema.Type<typeof Interceptor
  * @since 0.3.0
  * @category schemas
  */
-export const HttpGatewayRequest = Schema.Struct({
-  httpMethod: Schema.optional(Schema.String),
-  path: Schema.optional(Schema.String),
-  headers: Schema.optional(Schema.NullOr(Headers)),
-  body: Schema.optional(Schema.NullOr(Schema.String))
+export const HttpGatewayRequest = /* @__PURE__ */ Schema.Struct({
+  httpMethod: /* @__PURE__ */ Schema.optional(Schema.String),
+  path: /* @__PURE__ */ Schema.optional(Schema.String),
+  headers: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.NullOr(Headers)),
+  body: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.NullOr(Schema.String))
 })
 
 /**
@@ -304,12 +304,12 @@ export interface HttpGatewayRequest extends Schema.Schema.Type<typeof HttpGatewa
  * @since 0.3.0
  * @category schemas
  */
-export const HttpGatewayResponse = Schema.Struct({
-  statusCode: Schema.optional(Schema.Number),
-  headers: Schema.optional(Schema.NullOr(Headers)),
-  contentType: Schema.optional(Schema.NullOr(Schema.String)),
-  body: Schema.optional(Schema.NullOr(Schema.String)),
-  isStreamingResponse: Schema.optional(Schema.Boolean)
+export const HttpGatewayResponse = /* @__PURE__ */ Schema.Struct({
+  statusCode: /* @__PURE__ */ Schema.optional(Schema.Number),
+  headers: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.NullOr(Headers)),
+  contentType: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.NullOr(Schema.String)),
+  body: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.NullOr(Schema.String)),
+  isStreamingResponse: /* @__PURE__ */ Schema.optional(Schema.Boolean)
 })
 
 /**
@@ -325,11 +325,11 @@ export interface HttpGatewayResponse extends Schema.Schema.Type<typeof HttpGatew
  * @since 0.3.0
  * @category schemas
  */
-export const HttpInterceptorInput = Schema.Struct({
-  interceptorInputVersion: Schema.optional(Schema.String),
-  http: Schema.Struct({
-    gatewayRequest: Schema.optional(Schema.NullOr(HttpGatewayRequest)),
-    gatewayResponse: Schema.optional(Schema.NullOr(HttpGatewayResponse))
+export const HttpInterceptorInput = /* @__PURE__ */ Schema.Struct({
+  interceptorInputVersion: /* @__PURE__ */ Schema.optional(Schema.String),
+  http: /* @__PURE__ */ Schema.Struct({
+    gatewayRequest: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.NullOr(HttpGatewayRequest)),
+    gatewayResponse: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.NullOr(HttpGatewayResponse))
   })
 })
 
@@ -346,17 +346,21 @@ export interface HttpInterceptorInput extends Schema.Schema.Type<typeof HttpInte
  * @since 0.3.0
  * @category schemas
  */
-export const HttpInterceptorOutput = Schema.Struct({
-  interceptorOutputVersion: Schema.Literal(OUTPUT_VERSION),
-  http: Schema.Struct({
-    transformedGatewayResponse: Schema.optional(Schema.Struct({
+export const HttpInterceptorOutput = /* @__PURE__ */ Schema.Struct({
+  interceptorOutputVersion: /* @__PURE__ */ Schema.Literal(OUTPUT_VERSION),
+  http: /* @__PURE__ */ Schema.Struct({
+    transformedGatewayResponse: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.Struct({
       statusCode: Schema.Number,
-      headers: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
-      body: Schema.NullOr(Schema.String)
+      headers: /* @__PURE__ */ Schema.optional(
+        /* @__PURE__ */ Schema.Record({ key: Schema.String, value: Schema.String })
+      ),
+      body: /* @__PURE__ */ Schema.NullOr(Schema.String)
     })),
-    transformedGatewayRequest: Schema.optional(Schema.Struct({
-      headers: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
-      body: Schema.NullOr(Schema.String)
+    transformedGatewayRequest: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.Struct({
+      headers: /* @__PURE__ */ Schema.optional(
+        /* @__PURE__ */ Schema.Record({ key: Schema.String, value: Schema.String })
+      ),
+      body: /* @__PURE__ */ Schema.NullOr(Schema.String)
     }))
   })
 })
