@@ -195,7 +195,14 @@ export const goals = (results: Results): ReadonlyArray<Goal> => {
       met: c.example.bytes < 500 * 1024,
       measured: `${kb(c.example.bytes)}, target < 500 KiB`
     })
-    out.push({ name: "init-time-vs-floor", met: init <= 1.15, measured: `${x3(init)} (medians), target <= x1.15` })
+    // Wall time on two shared cores swings with the load (x0.94 to x1.34 in back-to-back runs); the
+    // import's CPU time is steadier and is what a Lambda's single-tenant init spends: both shown.
+    const initCpu = c.initCpu === undefined ? undefined : c.initCpu.example.median / c.initCpu.floor.median
+    out.push({
+      name: "init-time-vs-floor",
+      met: init <= 1.15,
+      measured: `${x3(init)} (wall medians)${initCpu === undefined ? "" : `, CPU ${x3(initCpu)}`}, target <= x1.15`
+    })
   }
   if (results.wire) {
     for (const level of results.wire) {
