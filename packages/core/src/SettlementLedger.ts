@@ -232,6 +232,14 @@ export declare namespace SettlementLedger {
     readonly get: (requestId: string) => Effect.Effect<Option.Option<Entry>, LedgerError>
     /** The live entry an idempotency key of this payer names, to look up before verifying a retry. */
     readonly findByKey: (payer: string, key: string) => Effect.Effect<Option.Option<Entry>, LedgerError>
+    /**
+     * True when every operation completes at once, in the calling fiber, with no I/O to wait for
+     * (the in-memory ledger): it cannot outlast a call's deadline, so a caller need not race it
+     * against one (a race is two fibers and a timer per operation).
+     *
+     * @since 0.4.0
+     */
+    readonly immediate?: boolean | undefined
   }
 }
 
@@ -570,6 +578,7 @@ const makeMemoryWith = (clock: Clock.Clock, options: MemoryOptions | undefined):
   }
 
   return {
+    immediate: true,
     record: (input) => Effect.suspend(() => recordNow(input)),
     claim: (requestId) => Effect.sync(() => claimNow(requestId)),
     finish: (requestId, outcome) => Effect.suspend(() => transitionNow("finish", requestId, "settling", outcome)),

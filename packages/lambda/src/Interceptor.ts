@@ -168,14 +168,17 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
           // Recorded before the target runs: a ledger that cannot record means no forward (fail
           // closed). `Conflict` is an id recorded already, e.g. by a retried REQUEST.
           return Effect.flatMap(ledgerOf, (ledger) =>
-            withinDeadline(ledger.record({ requestId: id, payer, amount: verified.credits }), "record", deadline).pipe(
+            withinDeadline(
+              ledger,
+              ledger.record({ requestId: id, payer, amount: verified.credits }),
+              "record",
+              deadline
+            ).pipe(
               Effect.as(forward),
               Effect.catchAll((error) =>
                 error.reason === "Conflict"
                   ? Effect.succeed(forward)
-                  : Effect.sync(() =>
-                    requestIdOf(context)
-                  ).pipe(
+                  : Effect.sync(() => requestIdOf(context)).pipe(
                     Effect.tap((requestId) =>
                       Effect.logError(
                         `x402: verified call not forwarded, the settlement ledger failed (request ${requestId}): ${
@@ -240,6 +243,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       const sealed = RequestSeal.box(sealKey, forwarded.ledgerKey, secret)
       return Effect.flatMap(ledgerOf, (ledger) =>
         withinDeadline(
+          ledger,
           ledger.record({ requestId: forwarded.ledgerKey, payer, amount: verified.credits, sealed }),
           "record",
           deadline
@@ -289,7 +293,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       const key = forwarded.ledgerKey
       const ledger = yield* ledgerOf
       const deadline = yield* lambdaDeadline(context)
-      const found = yield* withinDeadline(ledger.get(key), "get", deadline).pipe(Effect.either)
+      const found = yield* withinDeadline(ledger, ledger.get(key), "get", deadline).pipe(Effect.either)
       if (Either.isLeft(found)) {
         yield* Effect.logError(`x402: the settlement ledger failed: ${redact(found.left.message)}`)
         return yield* unmatched(context, "the settlement ledger could not be read")
@@ -339,7 +343,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         Effect.either
       )
       if (Either.isLeft(credits)) return yield* failureAnswer(credits.left)
-      const claim = yield* withinDeadline(ledger.claim(key), "claim", deadline).pipe(Effect.either)
+      const claim = yield* withinDeadline(ledger, ledger.claim(key), "claim", deadline).pipe(Effect.either)
       if (Either.isLeft(claim)) {
         yield* Effect.logError(`x402: output withheld, the settlement ledger failed: ${redact(claim.left.message)}`)
         return yield* failureAnswer(
@@ -600,10 +604,11 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       // Claim first: the REQUEST phase recorded the call, so one conditional write settles who
       // settles. Only a call the ledger does not hold (no issued id, another instance's memory, an
       // expired row) is recorded here, then claimed.
-      const claimOnce = withinDeadline(ledger.claim(ledgerKey), "claim", deadline)
+      const claimOnce = withinDeadline(ledger, ledger.claim(ledgerKey), "claim", deadline)
       const claim = yield* claimOnce.pipe(
         Effect.flatMap((first) =>
           first._tag !== "Absent" ? Effect.succeed(first) : withinDeadline(
+            ledger,
             ledger.record({ requestId: ledgerKey, payer, amount: credits.right }),
             "record",
             deadline
@@ -770,14 +775,17 @@ const safeJson = (value: unknown): string => {
 /**
  * A ledger operation capped by the call's deadline, as verify and settle are: past it, a typed
  * `Unavailable` (the caller fails closed). A write cut off may still land; the states make that
- * safe (a claimed row left `settling` is never settled by anyone else).
+ * safe (a claimed row left `settling` is never settled by anyone else). An `immediate` ledger (in
+ * memory) answers at once and cannot outlast the deadline: it runs bare, without the race's two
+ * fibers and timer.
  */
 const withinDeadline = <A>(
+  ledger: SettlementLedger.SettlementLedger.Service,
   effect: Effect.Effect<A, SettlementLedger.LedgerError>,
   operation: string,
   deadline: number | undefined
 ): Effect.Effect<A, SettlementLedger.LedgerError> =>
-  deadline === undefined ? effect : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+  deadline === undefined || ledger.immediate === true ? effect : Effect.flatMap(Clock.currentTimeMillis, (now) => {
     const left = deadline - now
     const late = () =>
       new SettlementLedger.LedgerError({
@@ -806,7 +814,7 @@ const settleRecorded = <R>(
       : settled.left.reason === "Indeterminate"
       ? { _tag: "Unknown" }
       : { _tag: "Rejected" }
-    return withinDeadline(ledger.finish(ledgerKey, outcome), "finish", input.deadline).pipe(
+    return withinDeadline(ledger, ledger.finish(ledgerKey, outcome), "finish", input.deadline).pipe(
       Effect.catchAll((error) =>
         Effect.logError(`x402: the settlement ledger did not record the outcome: ${redact(error.message)}`)
       )
