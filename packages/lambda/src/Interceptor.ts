@@ -120,6 +120,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
   const paywallFor = (call: AgentCore.Call): AnyPaywall<R> | undefined => paywallOf_(call.method, call.request.params)
 
   const { key: sealKey, shared: sealShared } = RequestSeal.sealKeyOf(options.requestSealKey)
+  const sealer = RequestSeal.makeSealer(sealKey)
   // What a forwarded request never carries: the token, and any request id or seal the caller wrote.
   const strippedHeaders = [...tokenHeaders, AgentCore.AGENT_REQUEST_ID_HEADER, RequestSeal.SEAL_HEADER]
   // With it, the RESPONSE phase of the MCP flavour finds the call through the ledger too.
@@ -171,7 +172,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
               ...(id !== undefined
                 ? {
                   [AgentCore.AGENT_REQUEST_ID_HEADER]: id,
-                  [RequestSeal.SEAL_HEADER]: RequestSeal.seal(sealKey, id, payer)
+                  [RequestSeal.SEAL_HEADER]: sealer.seal(id, payer)
                 }
                 : {})
             },
@@ -538,7 +539,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       ...headerValues(call.headers, RequestSeal.SEAL_HEADER),
       ...headerValues(target.headers, RequestSeal.SEAL_HEADER)
     ]
-    const agentRequestId = offeredIds.find((id) => seals.some((value) => RequestSeal.checks(sealKey, id, payer, value)))
+    const agentRequestId = offeredIds.find((id) => seals.some((value) => sealer.checks(id, payer, value)))
     const paid: Paid<R> = {
       call,
       paywall,
@@ -845,14 +846,15 @@ const clockOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Clock.Clock =>
 const deadlineIn = (fiber: Fiber.RuntimeFiber<unknown, unknown>, context: unknown): number | undefined => {
   const remaining = Json.own(context, "getRemainingTimeInMillis")
   if (typeof remaining !== "function") return undefined
+  // Read outside the `try`: only the context's own function may fail quietly here.
+  const now = clockOf(fiber).unsafeCurrentTimeMillis()
+  let millis: unknown
   try {
-    const millis: unknown = remaining.call(context)
-    return typeof millis === "number" && Number.isFinite(millis)
-      ? Paywall.deadlineOf(clockOf(fiber).unsafeCurrentTimeMillis(), millis)
-      : undefined
+    millis = remaining.call(context)
   } catch {
     return undefined
   }
+  return typeof millis === "number" && Number.isFinite(millis) ? Paywall.deadlineOf(now, millis) : undefined
 }
 
 /** Every value of a header, whatever the case of its name. */
