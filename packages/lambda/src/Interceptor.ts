@@ -163,21 +163,16 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
           const payer = Paywall.fingerprint(verified.token)
           if (correlate) return correlated(call, verified, payer, deadline, context)
           const id = verified.agentRequestId
-          const forward = AgentCore.forward({
-            // The target gets the caller's headers without the token (it has no use for a credential
-            // that spends the caller's credits) and without any request id or seal the caller wrote:
-            // only the id this phase issues, sealed for this payer, goes on.
-            headers: {
-              ...AgentCore.copyHeaders(call.headers, strippedHeaders),
-              ...(id !== undefined
-                ? {
-                  [AgentCore.AGENT_REQUEST_ID_HEADER]: id,
-                  [RequestSeal.SEAL_HEADER]: sealer.seal(id, payer)
-                }
-                : {})
-            },
-            body: call.rawBody
-          })
+          // The target gets the caller's headers without the token (it has no use for a credential
+          // that spends the caller's credits) and without any request id or seal the caller wrote:
+          // only the id this phase issues, sealed for this payer, goes on. (A fresh object: set in
+          // place rather than spread.)
+          const headers = AgentCore.copyHeaders(call.headers, strippedHeaders)
+          if (id !== undefined) {
+            headers[AgentCore.AGENT_REQUEST_ID_HEADER] = id
+            headers[RequestSeal.SEAL_HEADER] = sealer.seal(id, payer)
+          }
+          const forward = AgentCore.forward({ headers, body: call.rawBody })
           if (id === undefined) return Effect.succeed(forward)
           // Recorded before the target runs: a ledger that cannot record means no forward (fail
           // closed). `Conflict` is an id recorded already, e.g. by a retried REQUEST.
@@ -1003,8 +998,9 @@ export const interceptor = <R = never, LE = never, SE = never>(
   const handler = effectHandler(options)
   const runtime = LambdaRuntime.make(LambdaRuntime.layerOf(options), { memoMap: options.memoMap })
   const lambda = (event: unknown, context: LambdaRuntime.LambdaContext): Promise<AgentCore.InterceptorOutput> =>
+    // `handler` only builds the program (its work starts inside `withFiberRuntime`): no suspend needed.
     runtime.run(
-      Effect.suspend(() => handler(event, context)),
+      handler(event, context),
       () => {
         const output = AgentCore.respond(AgentCore.internalErrorAnswerFor(requestIdOf(context)))
         return AgentCore.isHttpEvent(event) ? AgentCore.toHttpOutput(output) as unknown as typeof output : output
