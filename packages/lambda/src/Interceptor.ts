@@ -14,11 +14,14 @@ import * as SettlementLedger from "@effect-x402/core/SettlementLedger"
 import type * as X402 from "@effect-x402/core/X402"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Tracer from "effect/Tracer"
 import * as AgentCore from "./AgentCore.js"
 import { internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
 import * as HttpEvent from "./internal/httpEvent.js"
@@ -772,33 +775,43 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     }
     const call = decoded.right
     const paywall = paywallFor(call)
-    const annotated = CallSpan.annotate({
-      "mcp.method": call.method,
-      "mcp.tool": call.toolName ?? "",
-      "x402.phase": call.phase,
-      "x402.billable": paywall !== undefined
-    })
+    const phase = mcpPhase(call, paywall, context, fiber)
+    // Nobody listens (no tracer, the Lambda default): no span, nothing to annotate, no Effect step.
+    return listening(fiber)
+      ? Effect.zipRight(
+        CallSpan.annotate({
+          "mcp.method": call.method,
+          "mcp.tool": call.toolName ?? "",
+          "x402.phase": call.phase,
+          "x402.billable": paywall !== undefined
+        }),
+        phase
+      )
+      : phase
+  }
+
+  const mcpPhase = (
+    call: AgentCore.Call,
+    paywall: AnyPaywall<R> | undefined,
+    context: LambdaRuntime.LambdaContext,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
+  ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> => {
     // Fail closed, in both phases: a method neither billable nor free (`Tools/Call`, `x/anything`)
     // is never forwarded, and its answer (a target reached without the REQUEST phase) never
     // released.
     if (!billable.has(call.method) && !free.has(call.method)) {
-      return Effect.as(annotated, AgentCore.respond(AgentCore.methodNotFoundAnswer(call.id)))
+      return Effect.succeed(AgentCore.respond(AgentCore.methodNotFoundAnswer(call.id)))
     }
-    if (call.phase === "RESPONSE") {
-      return Effect.zipRight(annotated, response(call, paywall, call.response ?? {}, context, fiber))
-    }
+    if (call.phase === "RESPONSE") return response(call, paywall, call.response ?? {}, context, fiber)
     if (paywall === undefined) {
-      return Effect.as(
-        annotated,
-        AgentCore.forward({
-          ...(Json.isRecord(call.event.mcp.gatewayRequest.headers)
-            ? { headers: AgentCore.copyHeaders(call.headers) }
-            : {}),
-          body: call.rawBody
-        })
-      )
+      return Effect.succeed(AgentCore.forward({
+        ...(Json.isRecord(call.event.mcp.gatewayRequest.headers)
+          ? { headers: AgentCore.copyHeaders(call.headers) }
+          : {}),
+        body: call.rawBody
+      }))
     }
-    return Effect.zipRight(annotated, request(call, paywall, context, correlateMcp, fiber))
+    return request(call, paywall, context, correlateMcp, fiber)
   }
 
   return (
@@ -830,6 +843,20 @@ interface Paid<R> {
   readonly answer: AgentCore.Answer
   readonly target: AgentCore.GatewayResponse
 }
+
+// The tracer every fiber has when none is installed: its spans go nowhere.
+const defaultTracer: Tracer.Tracer = Context.unsafeGet(
+  DefaultServices.liveServices as Context.Context<Tracer.Tracer>,
+  Tracer.Tracer
+)
+
+/**
+ * Whether a tracer that exports spans is installed and enabled on this fiber: the rule by which
+ * `CallSpan` opens a span or annotates one, read here so that a call nobody traces skips the
+ * annotation's Effect step altogether.
+ */
+const listening = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
+  fiber.currentTracer !== defaultTracer && fiber.getFiberRef(FiberRef.currentTracerEnabled)
 
 const clockOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Clock.Clock =>
   Context.get(fiber.currentDefaultServices, Clock.Clock)
