@@ -130,10 +130,8 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
   const correlateMcp = options.passRequestHeaders === false
   // The ledger the user provides (e.g. DynamoDB, shared by every instance), else one in memory per
   // cold start: either way a verification settles at most once, and a replayed RESPONSE is answered
-  // from what was recorded.
-
-  // The ledger of this call's fiber (the provided one, else this cold start's memory), without an
-  // Effect operation: the paid phases read it inside the `withFiberRuntime` they start with.
+  // from what was recorded. Read from the call's fiber without an Effect operation: the paid phases
+  // get the fiber from the `withFiberRuntime` every call starts with.
   const ledgerIn = SettlementLedger.unsafeContextOrMemory()
   const ledgerOfFiber = (fiber: Fiber.RuntimeFiber<unknown, unknown>) => ledgerIn(fiber.currentContext, clockOf(fiber))
   const ledgerOf: Effect.Effect<SettlementLedger.SettlementLedger.Service> = Effect.withFiberRuntime((fiber) =>
@@ -667,7 +665,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       }
       if (claim.entry.payer !== payer) {
         // The row was recorded for another token: never settled with this one. The row stays
-        // \`settling\`, so no one settles it (fail closed).
+        // `settling`, so no one settles it (fail closed).
         return Effect.zipRight(
           Effect.logWarning(`x402: output withheld, call ${ledgerKey} was recorded for another payer`),
           withheld("Rejected")
@@ -697,10 +695,12 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
               outcomeOfFailure(failure),
               deadline,
               Paywall.releases(paywall, failure)
-                ? Effect.as(
+                ? Effect.zipRight(
                   Effect.logWarning(`x402: settlement failed, output released by policy: ${redact(failure.message)}`),
-                  AgentCore.respond(
-                    failure.settlement !== undefined ? AgentCore.enrich(answer, failure.settlement) : answer
+                  Effect.sync(() =>
+                    AgentCore.respond(
+                      failure.settlement !== undefined ? AgentCore.enrich(answer, failure.settlement) : answer
+                    )
                   )
                 )
                 : paymentFailureOutput(paywall, call.id, failure, requestIdOf(context))
