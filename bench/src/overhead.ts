@@ -160,16 +160,27 @@ export const interceptorCandidates = async (): Promise<ReadonlyArray<Candidate>>
     credits: 1,
     layer: issuingFacilitator
   })
+  // What the gateway sends, built once: the REQUEST event, and the RESPONSE event's parts (the
+  // original request and the target's answer); only the forwarded headers (the issued request id
+  // and its seal, new on every call) are merged in per call, as the gateway does.
   const request = AgentCoreEvents.request({ tool: "weather", token: TOKEN })
+  const template = AgentCoreEvents.response({ tool: "weather", token: TOKEN })
+  const { gatewayRequest, gatewayResponse } = template.mcp
+  const requestHeaders = gatewayRequest.headers as Record<string, string>
   const roundTrip = async () => {
     const forwarded = await handler(request, lambdaContext) as {
       readonly mcp: { readonly transformedGatewayRequest?: { readonly headers?: Record<string, string> } }
     }
-    const headers = forwarded.mcp.transformedGatewayRequest?.headers
-    return handler(
-      AgentCoreEvents.response({ tool: "weather", token: TOKEN, forwardedHeaders: headers }),
-      lambdaContext
-    )
+    return handler({
+      interceptorInputVersion: template.interceptorInputVersion,
+      mcp: {
+        gatewayRequest: {
+          ...gatewayRequest,
+          headers: { ...requestHeaders, ...forwarded.mcp.transformedGatewayRequest?.headers }
+        },
+        gatewayResponse
+      }
+    }, lambdaContext)
   }
   const candidate: Candidate = { name: OURS_INTERCEPTOR, run: roundTrip }
   await check(candidate, paidAgentCore)

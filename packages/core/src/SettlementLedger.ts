@@ -7,7 +7,7 @@
  *
  * @since 0.2.0
  */
-import type * as Clock from "effect/Clock"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -232,6 +232,14 @@ export declare namespace SettlementLedger {
     readonly get: (requestId: string) => Effect.Effect<Option.Option<Entry>, LedgerError>
     /** The live entry an idempotency key of this payer names, to look up before verifying a retry. */
     readonly findByKey: (payer: string, key: string) => Effect.Effect<Option.Option<Entry>, LedgerError>
+    /**
+     * True when every operation completes at once, in the calling fiber, with no I/O to wait for
+     * (the in-memory ledger): it cannot outlast a call's deadline, so a caller need not race it
+     * against one (a race is two fibers and a timer per operation).
+     *
+     * @since 0.4.0
+     */
+    readonly immediate?: boolean | undefined
   }
 }
 
@@ -570,6 +578,7 @@ const makeMemoryWith = (clock: Clock.Clock, options: MemoryOptions | undefined):
   }
 
   return {
+    immediate: true,
     record: (input) => Effect.suspend(() => recordNow(input)),
     claim: (requestId) => Effect.sync(() => claimNow(requestId)),
     finish: (requestId, outcome) => Effect.suspend(() => transitionNow("finish", requestId, "settling", outcome)),
@@ -596,17 +605,30 @@ const ABSENT: Claim = { _tag: "Absent" }
  * @category constructors
  */
 export const contextOrMemory = (options?: MemoryOptions): Effect.Effect<SettlementLedger.Service> => {
-  let memory: SettlementLedger.Service | undefined
-  return Effect.flatMap(
-    Effect.serviceOption(SettlementLedger),
-    (provided) =>
-      Option.isSome(provided)
-        ? Effect.succeed(provided.value)
-        : memory !== undefined
-        ? Effect.succeed(memory)
-        : Effect.map(makeMemory(options), (made) => (memory ??= made))
+  const ledgerIn = unsafeContextOrMemory(options)
+  return Effect.withFiberRuntime((fiber) =>
+    Effect.succeed(ledgerIn(fiber.currentContext, Context.get(fiber.currentDefaultServices, Clock.Clock)))
   )
 }
+
+/**
+ * `contextOrMemory` as a plain function of a fiber's context and clock, for an adapter that reads
+ * both once per call anyway (inside `Effect.withFiberRuntime`): the ledger without an Effect
+ * operation of its own. The in-memory ledger is made on first use, on that call's clock, and kept.
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const unsafeContextOrMemory = (
+  options?: MemoryOptions
+): (context: Context.Context<never>, clock: Clock.Clock) => SettlementLedger.Service => {
+  let memory: SettlementLedger.Service | undefined
+  return (context, clock) =>
+    Context.getOrElse(context as Context.Context<SettlementLedger>, SettlementLedger, noLedger) ??
+      (memory ??= makeMemoryWith(clock, options))
+}
+
+const noLedger = (): undefined => undefined
 
 /**
  * The in-memory ledger (the default): one instance's memory, bounded by `maxEntries`. Enough for a

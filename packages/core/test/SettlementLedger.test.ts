@@ -189,6 +189,21 @@ describe("SettlementLedger.layerMemory", () => {
         assert.isTrue(Option.getOrThrow(yield* ledger.get("wide")).resultDropped)
       })))
 
+  it("is immediate: every operation answers synchronously (so callers run it without a deadline race)", () => {
+    const ledger = Effect.runSync(SettlementLedger.makeMemory())
+    assert.strictEqual(ledger.immediate, true)
+    // `runSync` throws on anything asynchronous: the flag is a promise the ledger keeps.
+    assert.strictEqual(Effect.runSync(ledger.record({ requestId: "s1", payer, amount: 1 }))._tag, "Recorded")
+    assert.strictEqual(Effect.runSync(ledger.claim("s1"))._tag, "Claimed")
+    assert.strictEqual(Effect.runSync(ledger.finish("s1", { _tag: "Settled", receipt })).state, "settled")
+    assert.strictEqual(Option.getOrThrow(Effect.runSync(ledger.get("s1"))).state, "settled")
+    assert.isTrue(Option.isNone(Effect.runSync(ledger.findByKey(payer, "k"))))
+    assert.strictEqual(
+      Effect.runSync(Effect.exit(ledger.record({ requestId: "s1", payer, amount: 1 })))._tag,
+      "Failure"
+    )
+  })
+
   it("fitsCap counts UTF-8 bytes", () => {
     assert.isTrue(SettlementLedger.fitsCap("", 0))
     assert.isTrue(SettlementLedger.fitsCap("€", 3))

@@ -8,15 +8,20 @@
 import * as CallSpan from "@effect-x402/core/CallSpan"
 import * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
-import { PaymentRequired, SettleFailed } from "@effect-x402/core/PaymentError"
+import { type InvalidCredits, PaymentRequired, SettleFailed } from "@effect-x402/core/PaymentError"
 import * as Paywall from "@effect-x402/core/Paywall"
 import * as SettlementLedger from "@effect-x402/core/SettlementLedger"
 import type * as X402 from "@effect-x402/core/X402"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import type * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Tracer from "effect/Tracer"
 import * as AgentCore from "./AgentCore.js"
 import { internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
 import * as HttpEvent from "./internal/httpEvent.js"
@@ -118,20 +123,30 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
   const paywallFor = (call: AgentCore.Call): AnyPaywall<R> | undefined => paywallOf_(call.method, call.request.params)
 
   const { key: sealKey, shared: sealShared } = RequestSeal.sealKeyOf(options.requestSealKey)
+  const sealer = RequestSeal.makeSealer(sealKey)
+  // What a forwarded request never carries: the token, and any request id or seal the caller wrote.
+  const strippedHeaders = [...tokenHeaders, AgentCore.AGENT_REQUEST_ID_HEADER, RequestSeal.SEAL_HEADER]
   // With it, the RESPONSE phase of the MCP flavour finds the call through the ledger too.
   const correlateMcp = options.passRequestHeaders === false
   // The ledger the user provides (e.g. DynamoDB, shared by every instance), else one in memory per
   // cold start: either way a verification settles at most once, and a replayed RESPONSE is answered
-  // from what was recorded.
-  const ledgerOf = SettlementLedger.contextOrMemory()
+  // from what was recorded. Read from the call's fiber without an Effect operation: the paid phases
+  // get the fiber from the `withFiberRuntime` every call starts with.
+  const ledgerIn = SettlementLedger.unsafeContextOrMemory()
+  const ledgerOfFiber = (fiber: Fiber.RuntimeFiber<unknown, unknown>) => ledgerIn(fiber.currentContext, clockOf(fiber))
+  const ledgerOf: Effect.Effect<SettlementLedger.SettlementLedger.Service> = Effect.withFiberRuntime((fiber) =>
+    Effect.succeed(ledgerOfFiber(fiber))
+  )
 
   const request = (
     call: AgentCore.Call,
     paywall: AnyPaywall<R>,
     context: LambdaRuntime.LambdaContext,
-    correlate: boolean
-  ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> =>
-    Effect.flatMap(lambdaDeadline(context), (deadline) =>
+    correlate: boolean,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
+  ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> => {
+    const deadline = deadlineIn(fiber, context)
+    return Effect.matchEffect(
       Paywall.verify(paywall, {
         request: call.event,
         token: AgentCore.tokenOf(call.headers, tokenHeaders),
@@ -140,61 +155,46 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         paymentRequiredMessage: call.toolName !== undefined
           ? `Payment required for tool: ${call.toolName}`
           : `Payment required for method: ${call.method}`
-      }).pipe(
-        Effect.flatMap((verified) => {
+      }),
+      {
+        // The reference answers a refused token with the bare `invalidReason`.
+        onFailure: (failure) =>
+          paymentFailureOutput(paywall, call.id, failure, requestIdOf(context), { invalid: (reason) => reason }),
+        onSuccess: (verified) => {
           const payer = Paywall.fingerprint(verified.token)
           if (correlate) return correlated(call, verified, payer, deadline, context)
           const id = verified.agentRequestId
-          const forward = AgentCore.forward({
-            // The target gets the caller's headers without the token (it has no use for a credential
-            // that spends the caller's credits) and without any request id or seal the caller wrote:
-            // only the id this phase issues, sealed for this payer, goes on.
-            headers: {
-              ...AgentCore.copyHeaders(call.headers, [
-                ...tokenHeaders,
-                AgentCore.AGENT_REQUEST_ID_HEADER,
-                RequestSeal.SEAL_HEADER
-              ]),
-              ...(id !== undefined
-                ? {
-                  [AgentCore.AGENT_REQUEST_ID_HEADER]: id,
-                  [RequestSeal.SEAL_HEADER]: RequestSeal.seal(sealKey, id, payer)
-                }
-                : {})
-            },
-            body: call.rawBody
-          })
+          // The target gets the caller's headers without the token (it has no use for a credential
+          // that spends the caller's credits) and without any request id or seal the caller wrote:
+          // only the id this phase issues, sealed for this payer, goes on. (A fresh object: set in
+          // place rather than spread.)
+          const headers = AgentCore.copyHeaders(call.headers, strippedHeaders)
+          if (id !== undefined) {
+            headers[AgentCore.AGENT_REQUEST_ID_HEADER] = id
+            headers[RequestSeal.SEAL_HEADER] = sealer.seal(id, payer)
+          }
+          const forward = AgentCore.forward({ headers, body: call.rawBody })
           if (id === undefined) return Effect.succeed(forward)
           // Recorded before the target runs: a ledger that cannot record means no forward (fail
           // closed). `Conflict` is an id recorded already, e.g. by a retried REQUEST.
-          return Effect.flatMap(ledgerOf, (ledger) =>
-            withinDeadline(ledger.record({ requestId: id, payer, amount: verified.credits }), "record", deadline).pipe(
-              Effect.as(forward),
-              Effect.catchAll((error) =>
-                error.reason === "Conflict"
-                  ? Effect.succeed(forward)
-                  : Effect.sync(() =>
-                    requestIdOf(context)
-                  ).pipe(
-                    Effect.tap((requestId) =>
-                      Effect.logError(
-                        `x402: verified call not forwarded, the settlement ledger failed (request ${requestId}): ${
-                          redact(error.message)
-                        }`
-                      )
-                    ),
-                    Effect.map((requestId) => AgentCore.respond(AgentCore.internalErrorAnswerFor(requestId)))
-                  )
-              )
-            ))
-        }),
-        // The reference answers a refused token with the bare `invalidReason`.
-        Effect.catchAll((failure) =>
-          paymentFailureOutput(paywall, call.id, failure, requestIdOf(context), {
-            invalid: (reason) => reason
-          })
-        )
-      ))
+          const ledger = ledgerOfFiber(fiber)
+          return Effect.matchEffect(
+            withinDeadline(
+              ledger,
+              ledger.record({ requestId: id, payer, amount: verified.credits }),
+              "record",
+              deadline
+            ),
+            {
+              onFailure: (error) =>
+                error.reason === "Conflict" ? Effect.succeed(forward) : recordFailed(error, context),
+              onSuccess: () => Effect.succeed(forward)
+            }
+          )
+        }
+      }
+    )
+  }
 
   const recordFailed = (error: SettlementLedger.LedgerError, context: LambdaRuntime.LambdaContext) =>
     Effect.sync(() => requestIdOf(context)).pipe(
@@ -227,11 +227,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       a: id ?? null
     })
     const headers = {
-      ...AgentCore.copyHeaders(call.headers, [
-        ...tokenHeaders,
-        AgentCore.AGENT_REQUEST_ID_HEADER,
-        RequestSeal.SEAL_HEADER
-      ]),
+      ...AgentCore.copyHeaders(call.headers, strippedHeaders),
       ...(id !== undefined ? { [AgentCore.AGENT_REQUEST_ID_HEADER]: id } : {})
     }
     // A fresh key per attempt: a numeric id's random part may, rarely, meet a live row (`Conflict`).
@@ -240,6 +236,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       const sealed = RequestSeal.box(sealKey, forwarded.ledgerKey, secret)
       return Effect.flatMap(ledgerOf, (ledger) =>
         withinDeadline(
+          ledger,
           ledger.record({ requestId: forwarded.ledgerKey, payer, amount: verified.credits, sealed }),
           "record",
           deadline
@@ -289,7 +286,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       const key = forwarded.ledgerKey
       const ledger = yield* ledgerOf
       const deadline = yield* lambdaDeadline(context)
-      const found = yield* withinDeadline(ledger.get(key), "get", deadline).pipe(Effect.either)
+      const found = yield* withinDeadline(ledger, ledger.get(key), "get", deadline).pipe(Effect.either)
       if (Either.isLeft(found)) {
         yield* Effect.logError(`x402: the settlement ledger failed: ${redact(found.left.message)}`)
         return yield* unmatched(context, "the settlement ledger could not be read")
@@ -339,7 +336,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         Effect.either
       )
       if (Either.isLeft(credits)) return yield* failureAnswer(credits.left)
-      const claim = yield* withinDeadline(ledger.claim(key), "claim", deadline).pipe(Effect.either)
+      const claim = yield* withinDeadline(ledger, ledger.claim(key), "claim", deadline).pipe(Effect.either)
       if (Either.isLeft(claim)) {
         yield* Effect.logError(`x402: output withheld, the settlement ledger failed: ${redact(claim.left.message)}`)
         return yield* failureAnswer(
@@ -452,7 +449,8 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
 
   const httpRequest = (
     call: AgentCore.Call,
-    context: LambdaRuntime.LambdaContext
+    context: LambdaRuntime.LambdaContext,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
   ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> => {
     // Ids with the reserved prefix are this agent's: a caller's could pose as a forwarded call.
     if (typeof call.request.id === "string" && call.request.id.startsWith(RequestSeal.ID_PREFIX)) {
@@ -464,7 +462,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       return Effect.succeed(AgentCore.respond(AgentCore.methodNotFoundAnswer(call.id)))
     }
     const paywall = paywallFor(call)
-    if (paywall !== undefined) return request(call, paywall, context, true)
+    if (paywall !== undefined) return request(call, paywall, context, true, fiber)
     // The target has no use for a credential that spends the caller's credits, even on a free call.
     const headers = Json.isRecord(call.event.mcp.gatewayRequest.headers)
       ? { headers: AgentCore.copyHeaders(call.headers, tokenHeaders) }
@@ -502,175 +500,240 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     )
   })
 
+  // RESPONSE of an MCP target's answer. A pipeline, not a generator: this runs on every paid call.
   const response = (
     call: AgentCore.Call,
     paywall: AnyPaywall<R> | undefined,
     target: AgentCore.GatewayResponse,
+    context: LambdaRuntime.LambdaContext,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
+  ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> => {
+    const statusCode = target.statusCode ?? 200
+    if (correlateMcp) {
+      // The target echoes the id the REQUEST phase gave the call: the ledger holds the rest.
+      const message = AgentCore.responseOf(target.body)
+      if (RequestSeal.readForwardedId(sealKey, Json.own(message, "id"))?._tag === "Paid") {
+        return Effect.map(messageAnswer(message, statusCode, target.headers, context), AgentCore.respond)
+      }
+    }
+    // A gateway filtering the response body out (`payloadFilter`) sends `body: null`: the status is
+    // then all there is to judge by.
+    const chargeable = target.body === undefined || target.body === null
+      ? statusCode === 200
+      : AgentCore.isChargeable({ statusCode, body: target.body })
+    if (paywall === undefined || !chargeable) return Effect.succeed(passThrough(target))
+    const token = AgentCore.tokenOf(call.headers, tokenHeaders)
+    if (token === undefined) return missingToken(call, paywall, context)
+    const payer = Paywall.fingerprint(Redacted.make(token))
+    const offeredIds = [
+      ...headerValues(call.headers, AgentCore.AGENT_REQUEST_ID_HEADER),
+      ...headerValues(target.headers, AgentCore.AGENT_REQUEST_ID_HEADER)
+    ]
+    // Only an id this agent issued to this payer: its seal checks out. Any other id (a caller's
+    // forgery, a header copied from another call) is never sent to the facilitator.
+    const seals = offeredIds.length === 0 ? [] : [
+      ...headerValues(call.headers, RequestSeal.SEAL_HEADER),
+      ...headerValues(target.headers, RequestSeal.SEAL_HEADER)
+    ]
+    const agentRequestId = offeredIds.find((id) => seals.some((value) => sealer.checks(id, payer, value)))
+    const paid: Paid<R> = {
+      call,
+      paywall,
+      context,
+      fiber,
+      token,
+      payer,
+      agentRequestId,
+      // Without an issued id, the exchange itself names the call, so that a replayed RESPONSE event
+      // (the same request and the same answer) still settles once.
+      ledgerKey: agentRequestId ?? RequestSeal.exchangeKey(payer, safeJson(call.rawBody), safeJson(target.body)),
+      answer: { statusCode, headers: AgentCore.copyHeaders(target.headers), body: target.body ?? null },
+      target
+    }
+    const settled = Effect.flatMap(
+      Paywall.requirements(paywall, resourceUrlOf(context)),
+      (paymentRequired) => settlePaid(paid, paymentRequired)
+    )
+    return agentRequestId === undefined && offeredIds.length > 0
+      ? Effect.zipRight(Effect.logWarning("x402: a request id without a valid seal was ignored"), settled)
+      : settled
+  }
+
+  const missingToken = (
+    call: AgentCore.Call,
+    paywall: AnyPaywall<R>,
     context: LambdaRuntime.LambdaContext
   ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> =>
     Effect.gen(function*() {
-      const statusCode = target.statusCode ?? 200
-      // A gateway filtering the response body out (`payloadFilter`) sends `body: null`: the status is
-      // then all there is to judge by.
-      const chargeable = target.body === undefined || target.body === null
-        ? statusCode === 200
-        : AgentCore.isChargeable({ statusCode, body: target.body })
-      const token = AgentCore.tokenOf(call.headers, tokenHeaders)
-      const offeredIds = [
-        ...headerValues(call.headers, AgentCore.AGENT_REQUEST_ID_HEADER),
-        ...headerValues(target.headers, AgentCore.AGENT_REQUEST_ID_HEADER)
-      ]
-      if (correlateMcp) {
-        // The target echoes the id the REQUEST phase gave the call: the ledger holds the rest.
-        const message = AgentCore.responseOf(target.body)
-        if (RequestSeal.readForwardedId(sealKey, Json.own(message, "id"))?._tag === "Paid") {
-          return AgentCore.respond(yield* messageAnswer(message, statusCode, target.headers, context))
-        }
-      }
-      if (paywall === undefined || !chargeable) return passThrough(target)
-      if (token === undefined) {
-        // A priced call's output without the token cannot be settled, so it is withheld (fail
-        // closed): either the gateway does not pass request headers, or the target was reached
-        // without the REQUEST phase.
-        yield* Effect.logError(
-          "x402: output withheld, a priced call came back without its token, so it cannot be settled; " +
-            "check that the gateway passes the original request headers to the RESPONSE phase"
-        )
-        return yield* paymentFailureOutput(
-          paywall,
-          call.id,
-          new PaymentRequired({
-            reason: "MissingToken",
-            paymentRequired: yield* Paywall.requirements(paywall, resourceUrlOf(context)),
-            description: call.toolName !== undefined
-              ? `Payment required for tool: ${call.toolName}`
-              : `Payment required for method: ${call.method}`
-          }),
-          requestIdOf(context)
-        )
-      }
-      const payer = Paywall.fingerprint(Redacted.make(token))
-      // Only an id this agent issued to this payer: its seal checks out. Any other id (a caller's
-      // forgery, a header copied from another call) is never sent to the facilitator.
-      const seals = [
-        ...headerValues(call.headers, RequestSeal.SEAL_HEADER),
-        ...headerValues(target.headers, RequestSeal.SEAL_HEADER)
-      ]
-      const agentRequestId = offeredIds.find((id) =>
-        seals.some((value) => RequestSeal.checks(sealKey, id, payer, value))
+      // A priced call's output without the token cannot be settled, so it is withheld (fail
+      // closed): either the gateway does not pass request headers, or the target was reached
+      // without the REQUEST phase.
+      yield* Effect.logError(
+        "x402: output withheld, a priced call came back without its token, so it cannot be settled; " +
+          "check that the gateway passes the original request headers to the RESPONSE phase"
       )
-      if (agentRequestId === undefined && offeredIds.length > 0) {
-        yield* Effect.logWarning("x402: a request id without a valid seal was ignored")
-      }
-      // Without an issued id, the exchange itself names the call, so that a replayed RESPONSE event
-      // (the same request and the same answer) still settles once.
-      const ledgerKey = agentRequestId ??
-        RequestSeal.exchangeKey(payer, safeJson(call.rawBody), safeJson(target.body))
-      const paymentRequired = yield* Paywall.requirements(paywall, resourceUrlOf(context))
-      const answer: AgentCore.Answer = {
-        statusCode,
-        headers: AgentCore.copyHeaders(target.headers),
-        body: target.body ?? null
-      }
-      const credits = yield* Credits.resolve(paywall.credits, call.event).pipe(
-        Effect.flatMap((fallback) =>
-          Credits.settleAmount(
-            AgentCore.chargeSource({ headers: target.headers, body: target.body }, { headers: true }),
-            fallback,
-            { fromContent: paywall.options.chargeFromContent === true }
-          )
-        ),
-        Effect.mapError((cause) => new SettleFailed({ reason: "InvalidAmount", paymentRequired, credits: 0, cause })),
-        Effect.either
+      return yield* paymentFailureOutput(
+        paywall,
+        call.id,
+        new PaymentRequired({
+          reason: "MissingToken",
+          paymentRequired: yield* Paywall.requirements(paywall, resourceUrlOf(context)),
+          description: call.toolName !== undefined
+            ? `Payment required for tool: ${call.toolName}`
+            : `Payment required for method: ${call.method}`
+        }),
+        requestIdOf(context)
       )
-      if (Either.isLeft(credits)) {
-        return yield* paymentFailureOutput(paywall, call.id, credits.left, requestIdOf(context))
-      }
-      const withheld = (reason: "Rejected" | "Indeterminate", settlement?: X402.SettleResponse) =>
-        paymentFailureOutput(
-          paywall,
-          call.id,
-          new SettleFailed({ reason, paymentRequired, credits: credits.right, settlement }),
-          requestIdOf(context)
-        )
+    })
 
-      const ledger = yield* ledgerOf
-      // One deadline for the ledger and the facilitator: a slow store never outlasts the function.
-      const deadline = yield* lambdaDeadline(context)
-      // Claim first: the REQUEST phase recorded the call, so one conditional write settles who
-      // settles. Only a call the ledger does not hold (no issued id, another instance's memory, an
-      // expired row) is recorded here, then claimed.
-      const claimOnce = withinDeadline(ledger.claim(ledgerKey), "claim", deadline)
-      const claim = yield* claimOnce.pipe(
-        Effect.flatMap((first) =>
-          first._tag !== "Absent" ? Effect.succeed(first) : withinDeadline(
-            ledger.record({ requestId: ledgerKey, payer, amount: credits.right }),
-            "record",
-            deadline
-          ).pipe(
-            // Recorded meanwhile by a concurrent RESPONSE: the claim below says who won.
-            Effect.catchIf((error) => error.reason === "Conflict", () => Effect.void),
-            Effect.zipRight(claimOnce)
-          )
-        ),
-        Effect.either
+  // The settle amount (the target may lower or raise it, within the rules), then claim and settle.
+  const settlePaid = (
+    paid: Paid<R>,
+    paymentRequired: X402.PaymentRequired
+  ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> => {
+    const { call, context, paywall } = paid
+    const invalid = (cause: InvalidCredits) =>
+      paymentFailureOutput(
+        paywall,
+        call.id,
+        new SettleFailed({ reason: "InvalidAmount", paymentRequired, credits: 0, cause }),
+        requestIdOf(context)
       )
-      if (Either.isLeft(claim)) {
-        // No record, no settle, no output: the store's trouble is logged, never shown.
-        yield* Effect.logError(
-          `x402: output withheld, the settlement ledger failed (request ${requestIdOf(context)}): ${
-            redact(claim.left.message)
-          }`
-        )
-        return yield* withheld("Indeterminate")
+    const charge = (fallback: number) =>
+      Credits.settleAmount(
+        AgentCore.chargeSource({ headers: paid.target.headers, body: paid.target.body }, { headers: true }),
+        fallback,
+        { fromContent: paywall.options.chargeFromContent === true }
+      )
+    const resolved = Credits.resolve(paywall.credits, call.event)
+    // A fixed price resolves at once (an `Either`): no Effect operation for it.
+    if (Either.isEither(resolved)) {
+      const amount = Either.flatMap(resolved as Either.Either<number, InvalidCredits>, charge)
+      return Either.isLeft(amount) ? invalid(amount.left) : claimAndSettle(paid, paymentRequired, amount.right)
+    }
+    return Effect.matchEffect(resolved, {
+      onFailure: invalid,
+      onSuccess: (fallback) => {
+        const amount = charge(fallback)
+        return Either.isLeft(amount) ? invalid(amount.left) : claimAndSettle(paid, paymentRequired, amount.right)
       }
-      if (claim.right._tag !== "Claimed") {
-        const entry = claim.right._tag === "Taken" ? claim.right.entry : undefined
+    })
+  }
+
+  const claimAndSettle = (
+    paid: Paid<R>,
+    paymentRequired: X402.PaymentRequired,
+    credits: number
+  ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> => {
+    const { answer, call, context, ledgerKey, payer, paywall } = paid
+    const withheld = (reason: "Rejected" | "Indeterminate", settlement?: X402.SettleResponse) =>
+      paymentFailureOutput(
+        paywall,
+        call.id,
+        new SettleFailed({ reason, paymentRequired, credits, settlement }),
+        requestIdOf(context)
+      )
+    const ledger = ledgerOfFiber(paid.fiber)
+    // One deadline for the ledger and the facilitator: a slow store never outlasts the function.
+    const deadline = deadlineIn(paid.fiber, context)
+    // No record, no settle, no output: the store's trouble is logged, never shown.
+    const ledgerFailed = (error: SettlementLedger.LedgerError) =>
+      Effect.zipRight(
+        Effect.logError(
+          `x402: output withheld, the settlement ledger failed (request ${requestIdOf(context)}): ${
+            redact(error.message)
+          }`
+        ),
+        withheld("Indeterminate")
+      )
+    const claimed = (claim: SettlementLedger.Claim): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator> => {
+      if (claim._tag !== "Claimed") {
+        const entry = claim._tag === "Taken" ? claim.entry : undefined
         if (entry?.state === "settled" && entry.receipt !== undefined && entry.payer === payer) {
           // A replayed RESPONSE: the same answer, the receipt of the one settlement, nothing charged.
-          yield* Effect.logInfo("x402: a replayed RESPONSE was answered from the ledger; nothing settled")
-          return AgentCore.respond(AgentCore.enrich(answer, entry.receipt))
+          return Effect.as(
+            Effect.logInfo("x402: a replayed RESPONSE was answered from the ledger; nothing settled"),
+            AgentCore.respond(AgentCore.enrich(answer, entry.receipt))
+          )
         }
-        yield* Effect.logWarning(
-          `x402: output withheld, call ${ledgerKey} is already ${entry?.state ?? "gone"} in the ledger`
+        return Effect.zipRight(
+          Effect.logWarning(
+            `x402: output withheld, call ${ledgerKey} is already ${entry?.state ?? "gone"} in the ledger`
+          ),
+          withheld(entry?.state === "rejected" ? "Rejected" : "Indeterminate")
         )
-        return yield* withheld(entry?.state === "rejected" ? "Rejected" : "Indeterminate")
       }
-      if (claim.right.entry.payer !== payer) {
+      if (claim.entry.payer !== payer) {
         // The row was recorded for another token: never settled with this one. The row stays
         // `settling`, so no one settles it (fail closed).
-        yield* Effect.logWarning(`x402: output withheld, call ${ledgerKey} was recorded for another payer`)
-        return yield* withheld("Rejected")
-      }
-
-      const settled = yield* settleRecorded(
-        paywall,
-        {
-          paymentRequired,
-          token: Redacted.make(token),
-          credits: credits.right,
-          agentRequestId,
-          deadline
-        },
-        ledger,
-        ledgerKey
-      )
-      if (Either.isRight(settled)) return AgentCore.respond(AgentCore.enrich(answer, settled.right))
-      if (Paywall.releases(paywall, settled.left)) {
-        yield* Effect.logWarning(`x402: settlement failed, output released by policy: ${redact(settled.left.message)}`)
-        return AgentCore.respond(
-          settled.left.settlement !== undefined ? AgentCore.enrich(answer, settled.left.settlement) : answer
+        return Effect.zipRight(
+          Effect.logWarning(`x402: output withheld, call ${ledgerKey} was recorded for another payer`),
+          withheld("Rejected")
         )
       }
-      return yield* paymentFailureOutput(paywall, call.id, settled.left, requestIdOf(context))
+      return Effect.matchEffect(
+        Paywall.settle(paywall, {
+          paymentRequired,
+          token: Redacted.make(paid.token),
+          credits,
+          agentRequestId: paid.agentRequestId,
+          deadline
+        }),
+        {
+          onSuccess: (receipt) =>
+            recordOutcome(
+              ledger,
+              ledgerKey,
+              { _tag: "Settled", receipt },
+              deadline,
+              Effect.sync(() => AgentCore.respond(AgentCore.enrich(answer, receipt)))
+            ),
+          onFailure: (failure) =>
+            recordOutcome(
+              ledger,
+              ledgerKey,
+              outcomeOfFailure(failure),
+              deadline,
+              Paywall.releases(paywall, failure)
+                ? Effect.zipRight(
+                  Effect.logWarning(`x402: settlement failed, output released by policy: ${redact(failure.message)}`),
+                  Effect.sync(() =>
+                    AgentCore.respond(
+                      failure.settlement !== undefined ? AgentCore.enrich(answer, failure.settlement) : answer
+                    )
+                  )
+                )
+                : paymentFailureOutput(paywall, call.id, failure, requestIdOf(context))
+            )
+        }
+      )
+    }
+    // Claim first: the REQUEST phase recorded the call, so one conditional write settles who
+    // settles. Only a call the ledger does not hold (no issued id, another instance's memory, an
+    // expired row) is recorded here, then claimed.
+    const claimOnce = withinDeadline(ledger, ledger.claim(ledgerKey), "claim", deadline)
+    return Effect.matchEffect(claimOnce, {
+      onFailure: ledgerFailed,
+      onSuccess: (first) =>
+        first._tag !== "Absent" ? claimed(first) : Effect.matchEffect(
+          withinDeadline(ledger, ledger.record({ requestId: ledgerKey, payer, amount: credits }), "record", deadline)
+            .pipe(
+              // Recorded meanwhile by a concurrent RESPONSE: the claim below says who won.
+              Effect.catchIf((error) => error.reason === "Conflict", () => Effect.void),
+              Effect.zipRight(claimOnce)
+            ),
+          { onFailure: ledgerFailed, onSuccess: claimed }
+        )
     })
+  }
 
   // The HTTP flavour: the answer in its form (base64 bodies). Typed as the MCP output for the
   // callers of this handler; only a gateway with HTTP targets (which has no MCP protocol, so sends no
   // MCP event) ever receives it.
   const httpHandle = (
     event: unknown,
-    context: LambdaRuntime.LambdaContext
+    context: LambdaRuntime.LambdaContext,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
   ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> =>
     Effect.gen(function*() {
       yield* warnOnce
@@ -690,53 +753,130 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         "x402.phase": "REQUEST",
         "x402.target": "http"
       })
-      return yield* httpRequest(call, context)
+      return yield* httpRequest(call, context, fiber)
     }).pipe(
       Effect.catchAllCause((cause) => internalFailureOutput(cause, requestIdOf(context))),
       Effect.map((output) => AgentCore.toHttpOutput(output) as unknown as AgentCore.InterceptorOutput)
     )
 
+  // The MCP flavour, in one `withFiberRuntime` (no generator): the fiber gives the clock and the
+  // ledger to the phases without an Effect operation each.
+  const mcpHandle = (
+    event: unknown,
+    context: LambdaRuntime.LambdaContext,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
+  ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> => {
+    const decoded = AgentCore.decodeCall(event)
+    if (Either.isLeft(decoded)) {
+      return Effect.as(
+        Effect.logWarning(`x402: ${decoded.left.message}`),
+        AgentCore.respond(AgentCore.invalidEventAnswer(decoded.left))
+      )
+    }
+    const call = decoded.right
+    const paywall = paywallFor(call)
+    const phase = mcpPhase(call, paywall, context, fiber)
+    // Nobody listens (no tracer, the Lambda default): no span, nothing to annotate, no Effect step.
+    return listening(fiber)
+      ? Effect.zipRight(
+        CallSpan.annotate({
+          "mcp.method": call.method,
+          "mcp.tool": call.toolName ?? "",
+          "x402.phase": call.phase,
+          "x402.billable": paywall !== undefined
+        }),
+        phase
+      )
+      : phase
+  }
+
+  const mcpPhase = (
+    call: AgentCore.Call,
+    paywall: AnyPaywall<R> | undefined,
+    context: LambdaRuntime.LambdaContext,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
+  ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> => {
+    // Fail closed, in both phases: a method neither billable nor free (`Tools/Call`, `x/anything`)
+    // is never forwarded, and its answer (a target reached without the REQUEST phase) never
+    // released.
+    if (!billable.has(call.method) && !free.has(call.method)) {
+      return Effect.succeed(AgentCore.respond(AgentCore.methodNotFoundAnswer(call.id)))
+    }
+    if (call.phase === "RESPONSE") return response(call, paywall, call.response ?? {}, context, fiber)
+    if (paywall === undefined) {
+      return Effect.succeed(AgentCore.forward({
+        ...(Json.isRecord(call.event.mcp.gatewayRequest.headers)
+          ? { headers: AgentCore.copyHeaders(call.headers) }
+          : {}),
+        body: call.rawBody
+      }))
+    }
+    return request(call, paywall, context, correlateMcp, fiber)
+  }
+
   return (
     event: unknown,
     context: LambdaRuntime.LambdaContext
   ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> =>
-    Effect.gen(function*() {
-      if (AgentCore.isHttpEvent(event)) return yield* httpHandle(event, context)
-      if (correlateMcp) yield* warnOnce
-      const decoded = AgentCore.decodeCall(event)
-      if (Either.isLeft(decoded)) {
-        yield* Effect.logWarning(`x402: ${decoded.left.message}`)
-        return AgentCore.respond(AgentCore.invalidEventAnswer(decoded.left))
-      }
-      const call = decoded.right
-      const paywall = paywallFor(call)
-      yield* CallSpan.annotate({
-        "mcp.method": call.method,
-        "mcp.tool": call.toolName ?? "",
-        "x402.phase": call.phase,
-        "x402.billable": paywall !== undefined
-      })
-      // Fail closed, in both phases: a method neither billable nor free (`Tools/Call`, `x/anything`)
-      // is never forwarded, and its answer (a target reached without the REQUEST phase) never
-      // released.
-      if (!billable.has(call.method) && !free.has(call.method)) {
-        return AgentCore.respond(AgentCore.methodNotFoundAnswer(call.id))
-      }
-      if (call.phase === "RESPONSE") return yield* response(call, paywall, call.response ?? {}, context)
-      if (paywall === undefined) {
-        return AgentCore.forward({
-          ...(Json.isRecord(call.event.mcp.gatewayRequest.headers)
-            ? { headers: AgentCore.copyHeaders(call.headers) }
-            : {}),
-          body: call.rawBody
-        })
-      }
-      return yield* request(call, paywall, context, correlateMcp)
+    Effect.withFiberRuntime<AgentCore.InterceptorOutput, never, Facilitator | R>((fiber) => {
+      if (AgentCore.isHttpEvent(event)) return httpHandle(event, context, fiber)
+      return correlateMcp
+        ? Effect.zipRight(warnOnce, mcpHandle(event, context, fiber))
+        : mcpHandle(event, context, fiber)
     }).pipe(
       Effect.catchAllCause((cause) => internalFailureOutput(cause, requestIdOf(context))),
       // One span per call when a tracer listens (Paywall sets its attributes on it), none otherwise.
       (effect) => CallSpan.wrap(effect, "Interceptor.handle")
     )
+}
+
+/** What the RESPONSE phase of a paid call settles with. */
+interface Paid<R> {
+  readonly call: AgentCore.Call
+  readonly paywall: AnyPaywall<R>
+  readonly context: LambdaRuntime.LambdaContext
+  readonly fiber: Fiber.RuntimeFiber<unknown, unknown>
+  readonly token: string
+  readonly payer: string
+  readonly agentRequestId: string | undefined
+  readonly ledgerKey: string
+  readonly answer: AgentCore.Answer
+  readonly target: AgentCore.GatewayResponse
+}
+
+// The tracer every fiber has when none is installed: its spans go nowhere.
+const defaultTracer: Tracer.Tracer = Context.unsafeGet(
+  DefaultServices.liveServices as Context.Context<Tracer.Tracer>,
+  Tracer.Tracer
+)
+
+/**
+ * Whether a tracer that exports spans is installed and enabled on this fiber: the rule by which
+ * `CallSpan` opens a span or annotates one, read here so that a call nobody traces skips the
+ * annotation's Effect step altogether.
+ */
+const listening = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
+  fiber.currentTracer !== defaultTracer && fiber.getFiberRef(FiberRef.currentTracerEnabled)
+
+const clockOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Clock.Clock =>
+  Context.get(fiber.currentDefaultServices, Clock.Clock)
+
+/**
+ * The call's deadline (see `internal/lambdaDeadline`), read on the fiber's clock without an Effect
+ * operation: the Lambda's remaining time less the answer's margin; `undefined` without a context.
+ */
+const deadlineIn = (fiber: Fiber.RuntimeFiber<unknown, unknown>, context: unknown): number | undefined => {
+  const remaining = Json.own(context, "getRemainingTimeInMillis")
+  if (typeof remaining !== "function") return undefined
+  // Read outside the `try`: only the context's own function may fail quietly here.
+  const now = clockOf(fiber).unsafeCurrentTimeMillis()
+  let millis: unknown
+  try {
+    millis = remaining.call(context)
+  } catch {
+    return undefined
+  }
+  return typeof millis === "number" && Number.isFinite(millis) ? Paywall.deadlineOf(now, millis) : undefined
 }
 
 /** Every value of a header, whatever the case of its name. */
@@ -770,14 +910,17 @@ const safeJson = (value: unknown): string => {
 /**
  * A ledger operation capped by the call's deadline, as verify and settle are: past it, a typed
  * `Unavailable` (the caller fails closed). A write cut off may still land; the states make that
- * safe (a claimed row left `settling` is never settled by anyone else).
+ * safe (a claimed row left `settling` is never settled by anyone else). An `immediate` ledger (in
+ * memory) answers at once and cannot outlast the deadline: it runs bare, without the race's two
+ * fibers and timer.
  */
 const withinDeadline = <A>(
+  ledger: SettlementLedger.SettlementLedger.Service,
   effect: Effect.Effect<A, SettlementLedger.LedgerError>,
   operation: string,
   deadline: number | undefined
 ): Effect.Effect<A, SettlementLedger.LedgerError> =>
-  deadline === undefined ? effect : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+  deadline === undefined || ledger.immediate === true ? effect : Effect.flatMap(Clock.currentTimeMillis, (now) => {
     const left = deadline - now
     const late = () =>
       new SettlementLedger.LedgerError({
@@ -799,18 +942,37 @@ const settleRecorded = <R>(
   ledger: SettlementLedger.SettlementLedger.Service,
   ledgerKey: string
 ): Effect.Effect<Either.Either<X402.SettleResponse, SettleFailed>, never, Facilitator> =>
-  // A pipeline, not a generator: this runs on every paid RESPONSE.
-  Effect.tap(Effect.either(Paywall.settle(paywall, input)), (settled) => {
-    const outcome: SettlementLedger.Outcome = Either.isRight(settled)
-      ? { _tag: "Settled", receipt: settled.right }
-      : settled.left.reason === "Indeterminate"
-      ? { _tag: "Unknown" }
-      : { _tag: "Rejected" }
-    return withinDeadline(ledger.finish(ledgerKey, outcome), "finish", input.deadline).pipe(
-      Effect.catchAll((error) =>
-        Effect.logError(`x402: the settlement ledger did not record the outcome: ${redact(error.message)}`)
-      )
-    )
+  Effect.flatMap(Effect.either(Paywall.settle(paywall, input)), (settled) =>
+    recordOutcome(
+      ledger,
+      ledgerKey,
+      Either.isRight(settled) ? { _tag: "Settled", receipt: settled.right } : outcomeOfFailure(settled.left),
+      input.deadline,
+      Effect.succeed(settled)
+    ))
+
+/** What the ledger records of a failed settle: `unknown` when it may have landed. */
+const outcomeOfFailure = (failure: SettleFailed): SettlementLedger.Outcome =>
+  failure.reason === "Indeterminate" ? { _tag: "Unknown" } : { _tag: "Rejected" }
+
+/**
+ * Records a settle's outcome in the ledger, then runs `then` (the answer). A failure to record is
+ * logged, never shown: the row stays `settling`, so no one settles it again.
+ */
+const recordOutcome = <A, R>(
+  ledger: SettlementLedger.SettlementLedger.Service,
+  ledgerKey: string,
+  outcome: SettlementLedger.Outcome,
+  deadline: number | undefined,
+  then: Effect.Effect<A, never, R>
+): Effect.Effect<A, never, R> =>
+  Effect.matchEffect(withinDeadline(ledger, ledger.finish(ledgerKey, outcome), "finish", deadline), {
+    onFailure: (error) =>
+      Effect.zipRight(
+        Effect.logError(`x402: the settlement ledger did not record the outcome: ${redact(error.message)}`),
+        then
+      ),
+    onSuccess: () => then
   })
 
 const resourceUrlOf = (context: LambdaRuntime.LambdaContext | undefined): string | undefined => {
@@ -863,8 +1025,9 @@ export const interceptor = <R = never, LE = never, SE = never>(
   const handler = effectHandler(options)
   const runtime = LambdaRuntime.make(LambdaRuntime.layerOf(options), { memoMap: options.memoMap })
   const lambda = (event: unknown, context: LambdaRuntime.LambdaContext): Promise<AgentCore.InterceptorOutput> =>
+    // `handler` only builds the program (its work starts inside `withFiberRuntime`): no suspend needed.
     runtime.run(
-      Effect.suspend(() => handler(event, context)),
+      handler(event, context),
       () => {
         const output = AgentCore.respond(AgentCore.internalErrorAnswerFor(requestIdOf(context)))
         return AgentCore.isHttpEvent(event) ? AgentCore.toHttpOutput(output) as unknown as typeof output : output

@@ -116,6 +116,21 @@ describe("interceptor: ledger hardening", () => {
       assert.strictEqual(ledger.settlements.length, 0)
     }))
 
+  it.live("a store that hangs on record: an HTTP target's REQUEST forwards nothing, within the Lambda's remaining time", () =>
+    Effect.gen(function*() {
+      const memory = yield* SettlementLedger.makeMemory()
+      const { service } = wrapped(memory, { record: () => Effect.never })
+      const { ctx, handler, ledger, logs, token } = run(service, { remainingTimeInMillis: 900 })
+      // Without the deadline the record would hang past the test's own timeout.
+      const out = yield* Effect.promise(() =>
+        handler(AgentCoreEvents.httpRequest({ token, tool: "report", id: "client-7" }), ctx())
+      )
+      assert.isUndefined(AgentCoreEvents.forwardedHttp(out))
+      assert.strictEqual(AgentCoreEvents.answeredHttp(out)?.statusCode, 500)
+      assert.strictEqual(ledger.settlements.length, 0)
+      assert.isTrue(logs.lines.some((line) => line.includes("cut off at the call's deadline")))
+    }))
+
   it.effect("a claimed row recorded for another payer is never settled with this token: withheld, logged", () =>
     Effect.gen(function*() {
       const memory = yield* SettlementLedger.makeMemory()

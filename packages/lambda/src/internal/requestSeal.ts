@@ -34,15 +34,65 @@ export const sealKeyOf = (
   return { key: Crypto.randomBytes(32), shared: false }
 }
 
+// The HMAC key object, imported once per seal key (one per cold start), not on every seal.
+const hmacKeys = new WeakMap<Buffer, Crypto.KeyObject>()
+const hmacKeyOf = (key: Buffer): Crypto.KeyObject => {
+  let imported = hmacKeys.get(key)
+  if (imported === undefined) {
+    imported = Crypto.createSecretKey(key)
+    hmacKeys.set(key, imported)
+  }
+  return imported
+}
+
 /** The seal of an issued id for the payer with this token fingerprint. */
 export const seal = (key: Buffer, requestId: string, payer: string): string =>
-  Crypto.createHmac("sha256", key).update(requestId).update("\n").update(payer).digest("base64url")
+  Crypto.createHmac("sha256", hmacKeyOf(key)).update(`${requestId}\n${payer}`).digest("base64url")
+
+/** Whether `value` equals `expected` (two seals), compared in constant time. */
+const sameSeal = (expected: string, value: string): boolean => {
+  const want = Buffer.from(expected, "utf8")
+  const given = Buffer.from(value, "utf8")
+  return given.length === want.length && Crypto.timingSafeEqual(given, want)
+}
 
 /** Whether `value` is the seal of `requestId` for `payer` (compared in constant time). */
-export const checks = (key: Buffer, requestId: string, payer: string, value: string): boolean => {
-  const expected = Buffer.from(seal(key, requestId, payer), "utf8")
-  const given = Buffer.from(value, "utf8")
-  return given.length === expected.length && Crypto.timingSafeEqual(given, expected)
+export const checks = (key: Buffer, requestId: string, payer: string, value: string): boolean =>
+  sameSeal(seal(key, requestId, payer), value)
+
+/**
+ * `seal` and `checks` for one key, remembering the seals it issued lately: when the RESPONSE phase
+ * lands on the instance whose REQUEST phase sealed the id (the common case), the check compares
+ * with the seal computed then instead of computing the HMAC again. The answer is the same either
+ * way (the remembered value is that HMAC, for the same id and payer), so the seal is as
+ * unforgeable as before; only seals this instance made are remembered, so nothing a caller writes
+ * gets in. Two generations of at most `capacity` entries each bound the memory.
+ */
+export interface Sealer {
+  readonly seal: (requestId: string, payer: string) => string
+  readonly checks: (requestId: string, payer: string, value: string) => boolean
+}
+
+/** Makes a `Sealer` for a seal key. */
+export const makeSealer = (key: Buffer, capacity = 1024): Sealer => {
+  let recent = new Map<string, string>()
+  let older = new Map<string, string>()
+  return {
+    seal: (requestId, payer) => {
+      const value = seal(key, requestId, payer)
+      if (recent.size >= capacity) {
+        older = recent
+        recent = new Map()
+      }
+      recent.set(`${requestId}\n${payer}`, value)
+      return value
+    },
+    checks: (requestId, payer, value) => {
+      const name = `${requestId}\n${payer}`
+      const issued = recent.get(name) ?? older.get(name)
+      return sameSeal(issued ?? seal(key, requestId, payer), value)
+    }
+  }
 }
 
 /** A stable key for a call whose RESPONSE carries no sealed id: the payer and what was exchanged. */
