@@ -147,6 +147,8 @@ const issuingFacilitator: Layer.Layer<FacilitatorModule.Facilitator> = Layer.suc
     verify: () => Effect.sync(() => ({ ...VERIFIED, agentRequestId: `areq_${++issued}` })),
     settle: () => Effect.succeed(SETTLED),
     networkFor: () => Effect.succeed(NETWORK),
+    // As the live layer with a warm plan cache (see `immediateFacilitator`).
+    cachedNetworks: (planIds) => planIds.map(() => NETWORK),
     honoursDeadline: true
   })
 )

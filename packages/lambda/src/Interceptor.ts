@@ -14,19 +14,16 @@ import * as SettlementLedger from "@effect-x402/core/SettlementLedger"
 import type * as X402 from "@effect-x402/core/X402"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as DefaultServices from "effect/DefaultServices"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type * as Fiber from "effect/Fiber"
-import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import * as Tracer from "effect/Tracer"
 import * as AgentCore from "./AgentCore.js"
 import { internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
 import * as HttpEvent from "./internal/httpEvent.js"
 import * as Json from "./internal/json.js"
-import { lambdaDeadline } from "./internal/lambdaDeadline.js"
+import { lambdaDeadline, lambdaDeadlineAt } from "./internal/lambdaDeadline.js"
 import { paywallOf } from "./internal/paywalls.js"
 import { redact, requestIdOf } from "./internal/redact.js"
 import * as RequestSeal from "./internal/requestSeal.js"
@@ -133,7 +130,8 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
   // from what was recorded. Read from the call's fiber without an Effect operation: the paid phases
   // get the fiber from the `withFiberRuntime` every call starts with.
   const ledgerIn = SettlementLedger.unsafeContextOrMemory()
-  const ledgerOfFiber = (fiber: Fiber.RuntimeFiber<unknown, unknown>) => ledgerIn(fiber.currentContext, clockOf(fiber))
+  const ledgerOfFiber = (fiber: Fiber.RuntimeFiber<unknown, unknown>) =>
+    ledgerIn(fiber.currentContext, Context.get(fiber.currentDefaultServices, Clock.Clock))
   const ledgerOf: Effect.Effect<SettlementLedger.SettlementLedger.Service> = Effect.withFiberRuntime((fiber) =>
     Effect.succeed(ledgerOfFiber(fiber))
   )
@@ -777,17 +775,13 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     const paywall = paywallFor(call)
     const phase = mcpPhase(call, paywall, context, fiber)
     // Nobody listens (no tracer, the Lambda default): no span, nothing to annotate, no Effect step.
-    return listening(fiber)
-      ? Effect.zipRight(
-        CallSpan.annotate({
-          "mcp.method": call.method,
-          "mcp.tool": call.toolName ?? "",
-          "x402.phase": call.phase,
-          "x402.billable": paywall !== undefined
-        }),
-        phase
-      )
-      : phase
+    CallSpan.set(CallSpan.currentOf(fiber), {
+      "mcp.method": call.method,
+      "mcp.tool": call.toolName ?? "",
+      "x402.phase": call.phase,
+      "x402.billable": paywall !== undefined
+    })
+    return phase
   }
 
   const mcpPhase = (
@@ -844,40 +838,10 @@ interface Paid<R> {
   readonly target: AgentCore.GatewayResponse
 }
 
-// The tracer every fiber has when none is installed: its spans go nowhere.
-const defaultTracer: Tracer.Tracer = Context.unsafeGet(
-  DefaultServices.liveServices as Context.Context<Tracer.Tracer>,
-  Tracer.Tracer
-)
-
-/**
- * Whether a tracer that exports spans is installed and enabled on this fiber: the rule by which
- * `CallSpan` opens a span or annotates one, read here so that a call nobody traces skips the
- * annotation's Effect step altogether.
- */
-const listening = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
-  fiber.currentTracer !== defaultTracer && fiber.getFiberRef(FiberRef.currentTracerEnabled)
-
-const clockOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Clock.Clock =>
-  Context.get(fiber.currentDefaultServices, Clock.Clock)
-
-/**
- * The call's deadline (see `internal/lambdaDeadline`), read on the fiber's clock without an Effect
- * operation: the Lambda's remaining time less the answer's margin; `undefined` without a context.
- */
-const deadlineIn = (fiber: Fiber.RuntimeFiber<unknown, unknown>, context: unknown): number | undefined => {
-  const remaining = Json.own(context, "getRemainingTimeInMillis")
-  if (typeof remaining !== "function") return undefined
-  // Read outside the `try`: only the context's own function may fail quietly here.
-  const now = clockOf(fiber).unsafeCurrentTimeMillis()
-  let millis: unknown
-  try {
-    millis = remaining.call(context)
-  } catch {
-    return undefined
-  }
-  return typeof millis === "number" && Number.isFinite(millis) ? Paywall.deadlineOf(now, millis) : undefined
-}
+// The call's deadline (see `internal/lambdaDeadline`) on the fiber's clock, read outside any `try`:
+// only the context's own `getRemainingTimeInMillis` may fail quietly.
+const deadlineIn = (fiber: Fiber.RuntimeFiber<unknown, unknown>, context: unknown): number | undefined =>
+  lambdaDeadlineAt(context, CallSpan.nowOf(fiber))
 
 /** Every value of a header, whatever the case of its name. */
 const headerValues = (headers: unknown, name: string): ReadonlyArray<string> => {
