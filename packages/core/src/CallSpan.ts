@@ -49,6 +49,7 @@ export const annotate: (attributes: Attributes) => Effect.Effect<void> = interna
  * `wrap` for a call written as plain code: `body` gets the call span (when a tracer listens) and
  * the running fiber, to read its services and annotate the span without an Effect of their own.
  * The whole call then costs one Effect operation here, and none more for each annotation.
+ * `body` runs before the fiber enters the new span: annotate `span`, not `currentOf(fiber)`.
  *
  * @since 0.4.0
  * @category combinators

@@ -15,6 +15,7 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type * as Fiber from "effect/Fiber"
+import type * as Tracer from "effect/Tracer"
 import * as AgentCore from "./AgentCore.js"
 import { handlerFailureOutput, internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
 import { type HandlerFailed, handlerFailed, messageOfCause } from "./internal/handler.js"
@@ -375,6 +376,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     ) => Effect.Effect<AgentCore.Answer, HandlerFailed, RH>,
     event: unknown,
     context: LambdaRuntime.LambdaContext,
+    span: Tracer.Span | undefined,
     fiber: Fiber.RuntimeFiber<unknown, unknown>
   ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R | RH> => {
     const decoded = AgentCore.decodeCall(event)
@@ -385,7 +387,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       )
     }
     const call = decoded.right
-    CallSpan.set(CallSpan.currentOf(fiber), { "mcp.method": call.method, "mcp.tool": call.toolName ?? "" })
+    CallSpan.set(span, { "mcp.method": call.method, "mcp.tool": call.toolName ?? "" })
     // With declared tools, a call of any other tool runs nothing and charges nothing.
     let priced = paywall
     if (tools !== undefined && call.method === "tools/call") {
@@ -460,8 +462,10 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | RH> =>
       Effect.catchAllCause(
         // One span per call when a tracer listens (Paywall sets its attributes on it), none otherwise.
-        CallSpan.withCall("RequiresPayment.handle", noAttributes, (_, fiber) => callOf(run, event, context, fiber)),
-        (cause) => internalFailureOutput(cause, requestIdOf(context))
+        CallSpan.withCall("RequiresPayment.handle", noAttributes, (span, fiber) =>
+          callOf(run, event, context, span, fiber)),
+        (cause) =>
+          internalFailureOutput(cause, requestIdOf(context))
       )
   }
 }
