@@ -337,13 +337,15 @@ export const make = (
       operation: "verify",
       method: "POST",
       path: "/api/v1/x402/verify",
-      schema: X402.VerifyResponse
+      schema: X402.VerifyResponse,
+      decode: Backend.decodeVerifyResponse
     } as const
     const SETTLE = {
       operation: "settle",
       method: "POST",
       path: "/api/v1/x402/settle",
-      schema: X402.SettleResponse
+      schema: X402.SettleResponse,
+      decode: Backend.decodeSettleResponse
     } as const
 
     const verify = (request: VerifyRequest) =>
