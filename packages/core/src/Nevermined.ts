@@ -262,16 +262,13 @@ export const PlanResponse = Schema.Struct({
   )
 })
 
-const encodeBody = (
-  request: SettleRequest,
-  withRequestId: boolean
-): string =>
-  JSON.stringify({
-    paymentRequired: request.paymentRequired,
-    x402AccessToken: Redacted.value(request.token),
-    maxAmount: String(request.maxAmount),
-    ...(withRequestId && request.agentRequestId !== undefined ? { agentRequestId: request.agentRequestId } : {})
-  })
+const encodeBody = (request: SettleRequest, withRequestId: boolean): string =>
+  Backend.encodeBody(
+    request.paymentRequired,
+    Redacted.value(request.token),
+    request.maxAmount,
+    withRequestId ? request.agentRequestId : undefined
+  )
 
 /**
  * Makes the live facilitator over the `HttpClient` in context. Fails when the API key is malformed.

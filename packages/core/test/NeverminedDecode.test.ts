@@ -1,5 +1,5 @@
-// The live layer decodes the backend's usual verify and settle answers by hand (no Schema run per
-// answer). These properties pin the hand-written decoders to `X402.VerifyResponse` and
+// The live layer writes its request bodies and decodes the backend's usual verify and settle
+// answers by hand (no Schema run per answer, the PaymentRequired serialised once per value). These properties pin the hand-written decoders to `X402.VerifyResponse` and
 // `X402.SettleResponse`: on any JSON value, the decoder either answers exactly what the schema
 // decodes (same keys, same order, same values) or declines, and it never accepts what the schema
 // refuses. Over the wire, what the hand-written decoder declines is refused by the schema with the
@@ -8,7 +8,7 @@ import { X402 } from "@effect-x402/core"
 import { FakeNevermined } from "@effect-x402/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, FastCheck as fc, Schema } from "effect"
-import { decodeSettleResponse, decodeVerifyResponse } from "../src/internal/backend.js"
+import { decodeSettleResponse, decodeVerifyResponse, encodeBody } from "../src/internal/backend.js"
 import { facilitator, paymentRequired, seed } from "./Nevermined.fixtures.js"
 
 const { Fault } = FakeNevermined
@@ -111,5 +111,66 @@ describe("the backend's answers, decoded by hand", () => {
       assert.strictEqual(error.kind, "MalformedResponse")
       assert.strictEqual(error.requestSent, true)
       assert.include(error.detail ?? "", "isValid")
+    }))
+})
+
+describe("the request bodies, written by hand", () => {
+  const paymentRequiredArbitrary = fc.record({
+    x402Version: fc.constant(2),
+    resource: fc.record({ url: fc.webUrl(), mimeType: fc.string() }),
+    accepts: fc.array(fc.record({ planId: fc.string(), network: fc.string(), extra: fc.jsonValue({ maxDepth: 2 }) })),
+    extensions: fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 2 }))
+  }) as unknown as fc.Arbitrary<X402.PaymentRequired>
+
+  it("the bytes of JSON.stringify of the literal, for any token, amount and request id", () => {
+    fc.assert(
+      fc.property(
+        paymentRequiredArbitrary,
+        fc.string({ unit: "grapheme-composite" }),
+        fc.oneof(fc.nat(), fc.maxSafeNat()),
+        fc.option(fc.string({ unit: "binary" }), { nil: undefined }),
+        (paymentRequired, token, maxAmount, agentRequestId) => {
+          const expected = JSON.stringify({
+            paymentRequired,
+            x402AccessToken: token,
+            maxAmount: String(maxAmount),
+            ...(agentRequestId !== undefined ? { agentRequestId } : {})
+          })
+          // Twice: the second body comes from the remembered PaymentRequired JSON.
+          assert.strictEqual(encodeBody(paymentRequired, token, maxAmount, agentRequestId), expected)
+          assert.strictEqual(encodeBody(paymentRequired, token, maxAmount, agentRequestId), expected)
+        }
+      ),
+      { numRuns: 1000 }
+    )
+  })
+
+  it("each PaymentRequired value is sent as itself (remembered by identity, never mixed up)", () => {
+    const a = { x402Version: 2, accepts: [{ planId: "a" }] } as unknown as X402.PaymentRequired
+    const b = { x402Version: 2, accepts: [{ planId: "b" }] } as unknown as X402.PaymentRequired
+    assert.include(encodeBody(a, "t", 1, undefined), `"planId":"a"`)
+    assert.include(encodeBody(b, "t", 1, undefined), `"planId":"b"`)
+    assert.include(encodeBody(a, "t", 1, undefined), `"planId":"a"`)
+  })
+
+  it.scopedLive("over the wire: the backend receives exactly the JSON of the literal", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeNevermined.make()
+      const { redacted, token } = seed(fake)
+      const live = yield* facilitator(fake)
+      const request = { paymentRequired, token: redacted, maxAmount: 1 }
+      const verified = yield* live.verify(request)
+      yield* live.settle({ ...request, agentRequestId: verified.agentRequestId })
+      const [verify, settle] = fake.requests
+      assert.strictEqual(verify.body, JSON.stringify({ paymentRequired, x402AccessToken: token, maxAmount: "1" }))
+      assert.strictEqual(
+        settle.body,
+        JSON.stringify({
+          paymentRequired,
+          x402AccessToken: token,
+          maxAmount: "1",
+          agentRequestId: verified.agentRequestId
+        })
+      )
     }))
 })

@@ -596,6 +596,39 @@ const decoderOf = <A, I>(schema: Schema.Schema<A, I>): (u: unknown) => Either.Ei
 }
 
 // ---------------------------------------------------------------------------
+// Request bodies
+// ---------------------------------------------------------------------------
+
+// The JSON of each PaymentRequired sent, by identity: a paywall sends the same value (cached per
+// paywall and resource URL, never mutated: its type is readonly throughout) on every call, and
+// serialising it is most of a body's cost.
+const paymentRequiredJson = new WeakMap<X402.PaymentRequired, string>()
+
+/**
+ * The body of a verify or settle request: the bytes `JSON.stringify` writes for
+ * `{ paymentRequired, x402AccessToken, maxAmount: String(maxAmount), agentRequestId? }` (pinned by
+ * a property test), with the PaymentRequired's JSON made once per value.
+ *
+ * @internal
+ */
+export const encodeBody = (
+  paymentRequired: X402.PaymentRequired,
+  token: string,
+  maxAmount: number,
+  agentRequestId: string | undefined
+): string => {
+  let required = paymentRequiredJson.get(paymentRequired)
+  if (required === undefined) {
+    required = JSON.stringify(paymentRequired)
+    paymentRequiredJson.set(paymentRequired, required)
+  }
+  const id = agentRequestId !== undefined ? `,"agentRequestId":${JSON.stringify(agentRequestId)}` : ""
+  return `{"paymentRequired":${required},"x402AccessToken":${JSON.stringify(token)},"maxAmount":${
+    JSON.stringify(String(maxAmount))
+  }${id}}`
+}
+
+// ---------------------------------------------------------------------------
 // The usual answers, decoded by hand
 // ---------------------------------------------------------------------------
 
