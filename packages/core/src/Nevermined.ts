@@ -14,6 +14,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -345,30 +346,53 @@ export const make = (
       decode: Backend.decodeSettleResponse
     } as const
 
+    // One `withFiberRuntime` per operation: with nobody listening (no span to open or annotate), the
+    // fiber's services go to the exchange and the retry loop starts on the spot; otherwise the
+    // operation runs in `CallSpan.step` as before.
+    const operate = <A>(
+      request: VerifyRequest,
+      operation: (
+        exchange: Backend.Backend,
+        fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+      ) => Effect.Effect<A, FacilitatorError>,
+      name: string
+    ): Effect.Effect<A, FacilitatorError> =>
+      Effect.withFiberRuntime((fiber) =>
+        CallSpan.listening(fiber)
+          ? CallSpan.step(name, attributesOf(request), (span) => operation(backendFor(span), undefined), "quiet")
+          : operation(quietBackend, fiber)
+      )
+
+    // On the operation's fiber when `operate` holds it, else (inside a span) on its own.
+    const retriesWithin = <A>(
+      fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined,
+      options: Parameters<typeof Backend.withRetriesWithin<A>>[0]
+    ) => fiber !== undefined ? Backend.retriesWithinOn(fiber, options) : Backend.withRetriesWithin(options)
+
     const verify = (request: VerifyRequest) =>
-      CallSpan.step("Nevermined.verify", attributesOf(request), (span) => {
+      operate(request, (exchange, fiber) => {
         const body = encodeBody(request, false)
         const secrets = [Redacted.value(request.token)]
-        const exchange = backendFor(span)
-        return Backend.withRetriesWithin({
+        const services = fiber?.currentContext.unsafeMap
+        return retriesWithin(fiber, {
           operation: "verify",
-          attempt: (cutOff) => exchange.call({ ...VERIFY, body, secrets, cutOff }),
+          attempt: (cutOff) => exchange.call({ ...VERIFY, body, secrets, cutOff, services }),
           inlineCutOff: exchange.lean,
           retryable: Backend.isTransient,
           budget: timeouts.verify,
           deadline: request.deadline,
           ...retry
         })
-      }, "quiet")
+      }, "Nevermined.verify")
 
     const settle = (request: SettleRequest) =>
-      CallSpan.step("Nevermined.settle", attributesOf(request), (span) => {
+      operate(request, (exchange, fiber) => {
         const body = encodeBody(request, true)
         const secrets = [Redacted.value(request.token)]
-        const exchange = backendFor(span)
-        return Backend.withRetriesWithin({
+        const services = fiber?.currentContext.unsafeMap
+        return retriesWithin(fiber, {
           operation: "settle",
-          attempt: (cutOff) => exchange.call({ ...SETTLE, body, secrets, cutOff }),
+          attempt: (cutOff) => exchange.call({ ...SETTLE, body, secrets, cutOff, services }),
           inlineCutOff: exchange.lean,
           // Only what provably did not apply may be sent again (never sent, or a 429): anything else
           // may have burned the credits.
@@ -377,7 +401,7 @@ export const make = (
           deadline: request.deadline,
           ...retry
         })
-      }, "quiet")
+      }, "Nevermined.settle")
 
     const lookupNetwork = (planId: string): Effect.Effect<string, FacilitatorError> =>
       backend.call({

@@ -14,6 +14,7 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
+import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Random from "effect/Random"
@@ -68,6 +69,11 @@ export interface Call<A, I> {
   readonly timeout?: Duration.Duration | undefined
   /** Secrets of this call (an access token) to scrub from any detail. */
   readonly secrets?: ReadonlyArray<string> | undefined
+  /**
+   * The services of the fiber the operation runs on, when the caller already holds them (one
+   * `withFiberRuntime` per operation rather than one more per attempt).
+   */
+  readonly services?: ReadonlyMap<string, unknown> | undefined
   /**
    * The operation's end (epoch milliseconds, live clock), enforced inside the exchange: the lean
    * path's own timer aborts the request (no forked fiber); elsewhere a `Deadline.within`. Cut off,
@@ -281,14 +287,17 @@ const REQUEST_INIT_KEY = "@effect/platform/FetchHttpClient/FetchOptions"
  */
 const readWebCapped = async (response: Response, maxBytes: number): Promise<Raw> => {
   const status = response.status
-  const lengthHeader = response.headers.get("content-length")
+  // `headers` is a getter that builds a wrapper: read once.
+  const headers = response.headers
+  const lengthHeader = headers.get("content-length")
   const declared = lengthHeader === null ? Number.NaN : Number(lengthHeader)
   if (Number.isFinite(declared) && declared > maxBytes) {
     await response.body?.cancel().catch(() => undefined)
     return { _tag: "Unread", status, failure: "TooLarge" }
   }
-  const retryAfter = response.headers.get("retry-after") ?? undefined
-  const encoding = response.headers.get("content-encoding")
+  // Only a refusal's `Retry-After` is read (as on the platform path).
+  const retryAfter = status >= 200 && status < 300 ? undefined : headers.get("retry-after") ?? undefined
+  const encoding = headers.get("content-encoding")
   if (Number.isFinite(declared) && declared >= 0 && (encoding === null || encoding === "identity")) {
     try {
       return { _tag: "Answer", status, text: await response.text(), retryAfter }
@@ -440,45 +449,58 @@ export const make = (options: {
     path: string,
     body: string | undefined,
     cutOff: Call<unknown, unknown>["cutOff"],
-    interpret: (raw: Raw) => Effect.Effect<A, AttemptFailed>
+    interpret: (raw: Raw) => Effect.Effect<A, AttemptFailed>,
+    known?: ReadonlyMap<string, unknown>
   ): Effect.Effect<A, AttemptFailed> =>
-    Effect.withFiberRuntime<A, AttemptFailed>((fiber) => {
-      const services = fiber.currentContext.unsafeMap
-      if (services.has(REQUEST_INIT_KEY)) return viaPlatform(method, path, body, cutOff, interpret)
-      const fetchFn = (services.get(FETCH_KEY) as typeof globalThis.fetch | undefined) ?? globalThis.fetch
-      const url = baseUrl + path
-      return Effect.async<A, AttemptFailed>((resume) => {
-        // Aborted when the call is interrupted or cut off: the request and its body stop there.
-        const controller = new AbortController()
-        let done = false
-        const timer = cutOff === undefined ? undefined : setTimeout(() => {
-          if (done) return
-          done = true
-          controller.abort()
-          resume(interpret({ _tag: "CutOff" }))
-        }, Math.max(0, cutOff.at - Date.now()))
-        let sent: Promise<Response>
-        try {
-          sent = fetchFn(url, { method, headers, body: body ?? null, signal: controller.signal })
-        } catch (cause) {
-          sent = Promise.reject(cause)
-        }
-        sent.then(
-          (response) => readWebCapped(response, maxBytes),
-          (cause): Raw => ({ _tag: "Transport", cause })
-        ).then((raw) => {
-          if (done) return
-          done = true
-          if (timer !== undefined) clearTimeout(timer)
-          resume(interpret(raw))
-        })
-        return Effect.sync(() => {
-          done = true
-          if (timer !== undefined) clearTimeout(timer)
-          controller.abort()
-        })
+    known !== undefined
+      ? viaFetchWith(known, method, path, body, cutOff, interpret)
+      : Effect.withFiberRuntime<A, AttemptFailed>((fiber) =>
+        viaFetchWith(fiber.currentContext.unsafeMap, method, path, body, cutOff, interpret)
+      )
+
+  const viaFetchWith = <A>(
+    services: ReadonlyMap<string, unknown>,
+    method: "GET" | "POST",
+    path: string,
+    body: string | undefined,
+    cutOff: Call<unknown, unknown>["cutOff"],
+    interpret: (raw: Raw) => Effect.Effect<A, AttemptFailed>
+  ): Effect.Effect<A, AttemptFailed> => {
+    if (services.has(REQUEST_INIT_KEY)) return viaPlatform(method, path, body, cutOff, interpret)
+    const fetchFn = (services.get(FETCH_KEY) as typeof globalThis.fetch | undefined) ?? globalThis.fetch
+    const url = baseUrl + path
+    return Effect.async<A, AttemptFailed>((resume) => {
+      // Aborted when the call is interrupted or cut off: the request and its body stop there.
+      const controller = new AbortController()
+      let done = false
+      const timer = cutOff === undefined ? undefined : setTimeout(() => {
+        if (done) return
+        done = true
+        controller.abort()
+        resume(interpret({ _tag: "CutOff" }))
+      }, Math.max(0, cutOff.at - Date.now()))
+      let sent: Promise<Response>
+      try {
+        sent = fetchFn(url, { method, headers, body: body ?? null, signal: controller.signal })
+      } catch (cause) {
+        sent = Promise.reject(cause)
+      }
+      sent.then(
+        (response) => readWebCapped(response, maxBytes),
+        (cause): Raw => ({ _tag: "Transport", cause })
+      ).then((raw) => {
+        if (done) return
+        done = true
+        if (timer !== undefined) clearTimeout(timer)
+        resume(interpret(raw))
+      })
+      return Effect.sync(() => {
+        done = true
+        if (timer !== undefined) clearTimeout(timer)
+        controller.abort()
       })
     })
+  }
 
   const send = lean ? viaFetch : viaPlatform
 
@@ -560,7 +582,7 @@ export const make = (options: {
         : fail({ kind: "MalformedResponse", requestSent: true, status, detail: shapeDetail(decoded.left) })
     }
 
-    const exchange = send(spec.method, spec.path, spec.body, spec.cutOff, interpret)
+    const exchange = send(spec.method, spec.path, spec.body, spec.cutOff, interpret, spec.services)
 
     const timeout = spec.timeout
     if (timeout === undefined) return exchange
@@ -844,30 +866,39 @@ export const withRetriesWithin = <A>(options: {
   readonly maxAttempts: number
   readonly baseDelay: Duration.Duration
   readonly maxDelay: Duration.Duration
-}): Effect.Effect<A, FacilitatorError> =>
-  Effect.withFiberRuntime((fiber) => {
-    // On the live clock, `Date.now()` is the clock: no clock read through the fiber.
-    const live = Deadline.isLiveClock(fiber)
-    const within = (start: number): Effect.Effect<A, FacilitatorError> => {
-      const { deadline, operation } = options
-      if (deadline !== undefined && deadline <= start) {
-        return Effect.fail(Deadline.passed(operation))
-      }
-      const budgetEnd = start + Duration.toMillis(options.budget)
-      const byCall = deadline !== undefined && deadline < budgetEnd
-      const end = byCall ? deadline : budgetEnd
-      const detail = byCall ? "cut off at the call's deadline" : `no answer within ${Duration.format(options.budget)}`
-      if (live && options.inlineCutOff === true) {
-        // A wait that would not fit before `end` is refused by the loop; an attempt is cut off by
-        // its own timer: nothing else can outlive the end.
-        const cutOff = { at: end, detail }
-        return retryLoop({ ...options, attempt: () => options.attempt(cutOff) }, end, false)
-      }
-      return Deadline.within(
-        retryLoop({ ...options, attempt: () => options.attempt() }, end),
-        end - start,
-        () => new FacilitatorError({ operation, kind: "Timeout", requestSent: true, detail })
-      )
+}): Effect.Effect<A, FacilitatorError> => Effect.withFiberRuntime((fiber) => retriesWithinOn(fiber, options))
+
+/**
+ * `withRetriesWithin` on the fiber the caller already holds (inside its own `withFiberRuntime`).
+ *
+ * @internal
+ */
+export const retriesWithinOn = <A>(
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  options: Parameters<typeof withRetriesWithin<A>>[0]
+): Effect.Effect<A, FacilitatorError> => {
+  // On the live clock, `Date.now()` is the clock: no clock read through the fiber.
+  const live = Deadline.isLiveClock(fiber)
+  const within = (start: number): Effect.Effect<A, FacilitatorError> => {
+    const { deadline, operation } = options
+    if (deadline !== undefined && deadline <= start) {
+      return Effect.fail(Deadline.passed(operation))
     }
-    return live ? within(Date.now()) : Effect.flatMap(Clock.currentTimeMillis, within)
-  })
+    const budgetEnd = start + Duration.toMillis(options.budget)
+    const byCall = deadline !== undefined && deadline < budgetEnd
+    const end = byCall ? deadline : budgetEnd
+    const detail = byCall ? "cut off at the call's deadline" : `no answer within ${Duration.format(options.budget)}`
+    if (live && options.inlineCutOff === true) {
+      // A wait that would not fit before `end` is refused by the loop; an attempt is cut off by
+      // its own timer: nothing else can outlive the end.
+      const cutOff = { at: end, detail }
+      return retryLoop({ ...options, attempt: () => options.attempt(cutOff) }, end, false)
+    }
+    return Deadline.within(
+      retryLoop({ ...options, attempt: () => options.attempt() }, end),
+      end - start,
+      () => new FacilitatorError({ operation, kind: "Timeout", requestSent: true, detail })
+    )
+  }
+  return live ? within(Date.now()) : Effect.flatMap(Clock.currentTimeMillis, within)
+}
