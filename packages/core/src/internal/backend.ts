@@ -283,62 +283,6 @@ const FETCH_KEY = "@effect/platform/FetchHttpClient/Fetch"
 const REQUEST_INIT_KEY = "@effect/platform/FetchHttpClient/FetchOptions"
 
 /**
- * The signal given to the global `fetch` (undici) on the lean path. undici takes any object shaped
- * like an `AbortSignal` (it checks `aborted` and `addEventListener`, as it must for polyfills) and
- * listens on it once; a real `AbortController` costs far more per request (a transferable
- * `EventTarget`, its listener bookkeeping), the largest share of what the lean path added over a
- * bare `fetch`. Whether this `fetch` honours it is checked once (`abortableFetch`); otherwise, and
- * for any `Fetch` service, a real controller is used.
- */
-class LeanAbort {
-  aborted = false
-  reason: unknown = undefined
-  private registered: Array<(this: LeanAbort, event: { readonly type: string }) => void> = []
-  addEventListener(_type: string, listener: (this: LeanAbort, event: { readonly type: string }) => void): void {
-    this.registered.push(listener)
-  }
-  removeEventListener(_type: string, listener: (this: LeanAbort, event: { readonly type: string }) => void): void {
-    this.registered = this.registered.filter((l) => l !== listener)
-  }
-  // What `events.getMaxListeners` / `getEventListeners` read, so that undici's listener-count check
-  // neither throws nor raises the limit.
-  getMaxListeners(): number {
-    return 0
-  }
-  listeners(): ReadonlyArray<unknown> {
-    return this.registered
-  }
-  abort(): void {
-    if (this.aborted) return
-    this.aborted = true
-    this.reason = new DOMException("This operation was aborted", "AbortError")
-    for (const listener of this.registered) listener.call(this, { type: "abort" })
-  }
-}
-
-let leanAbortWorks: boolean | undefined
-/**
- * Whether the global `fetch` honours a `LeanAbort`: a `Request` made with one is aborted with it.
- * Checked once, on first use.
- *
- * @internal
- */
-export const leanAbortHonoured = (): boolean => {
-  if (leanAbortWorks === undefined) {
-    try {
-      const signal = new LeanAbort()
-      const request = new Request("http://127.0.0.1/", { signal: signal as unknown as AbortSignal })
-      const before = request.signal.aborted
-      signal.abort()
-      leanAbortWorks = !before && request.signal.aborted
-    } catch {
-      leanAbortWorks = false
-    }
-  }
-  return leanAbortWorks
-}
-
-/**
  * Reads a web `Response` body, at most `maxBytes` of it: the same rules as `readCapped`.
  */
 const readWebCapped = async (response: Response, maxBytes: number): Promise<Raw> => {
@@ -523,15 +467,11 @@ export const make = (options: {
     interpret: (raw: Raw) => Effect.Effect<A, AttemptFailed>
   ): Effect.Effect<A, AttemptFailed> => {
     if (services.has(REQUEST_INIT_KEY)) return viaPlatform(method, path, body, cutOff, interpret)
-    const given = services.get(FETCH_KEY) as typeof globalThis.fetch | undefined
-    const fetchFn = given ?? globalThis.fetch
-    const lean = given === undefined && leanAbortHonoured()
+    const fetchFn = (services.get(FETCH_KEY) as typeof globalThis.fetch | undefined) ?? globalThis.fetch
     const url = baseUrl + path
     return Effect.async<A, AttemptFailed>((resume) => {
       // Aborted when the call is interrupted or cut off: the request and its body stop there.
-      // A `LeanAbort` is its own signal.
-      const controller = lean ? new LeanAbort() : new AbortController()
-      const signal = controller instanceof LeanAbort ? controller as unknown as AbortSignal : controller.signal
+      const controller = new AbortController()
       let done = false
       const timer = cutOff === undefined ? undefined : setTimeout(() => {
         if (done) return
@@ -541,7 +481,7 @@ export const make = (options: {
       }, Math.max(0, cutOff.at - Date.now()))
       let sent: Promise<Response>
       try {
-        sent = fetchFn(url, { method, headers, body: body ?? null, signal })
+        sent = fetchFn(url, { method, headers, body: body ?? null, signal: controller.signal })
       } catch (cause) {
         sent = Promise.reject(cause)
       }
