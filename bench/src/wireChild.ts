@@ -4,6 +4,7 @@
  * generator. `spawn` is the parent's side.
  */
 import * as ChildProcess from "node:child_process"
+import * as Path from "node:path"
 import * as Url from "node:url"
 
 interface Request {
@@ -18,16 +19,55 @@ export interface Child {
 
 const self = Url.fileURLToPath(import.meta.url)
 
-/** Starts a child (with this process's loader flags, so TypeScript runs as here). */
-export const spawn = (role: "backend" | "agent"): Promise<Child> =>
-  new Promise((resolve, reject) => {
+// Where the children's bundle is written (`bench/.bench-out/wire/`, next to the cold-start bundles).
+const BUNDLE = Path.join(Path.dirname(self), "..", ".bench-out", "wire", "wireChild.mjs")
+let bundled: Promise<string> | undefined
+
+/**
+ * The children run from an esbuild bundle of this file (with `wire.ts`, both agents and the fake
+ * backend), built once per run: plain JavaScript as a Lambda ships it, under plain `node`. Under
+ * `tsx` every module goes through its loader, and its `keepNames` transform wraps every function
+ * made per call in a `__name(...)` call, a cost the shipped bundle does not have (it falls
+ * unevenly: ours makes more closures per call than the hand-written agent). Not minified, so
+ * `.cpuprofile`s keep readable names. `BENCH_WIRE_TSX=1` runs them under `tsx` as before.
+ */
+const entry = (): Promise<{ readonly file: string; readonly execArgv: ReadonlyArray<string> }> => {
+  if (process.env["BENCH_WIRE_TSX"] === "1" || !self.endsWith(".ts")) {
+    return Promise.resolve({ file: self, execArgv: process.execArgv })
+  }
+  bundled ??= import("esbuild").then(async (esbuild) => {
+    await esbuild.build({
+      entryPoints: [self],
+      outfile: BUNDLE,
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      minify: false,
+      sourcemap: false,
+      logLevel: "silent",
+      // Bundled ESM has no `require`; a CommonJS dependency that calls it gets Node's.
+      banner: {
+        js:
+          "import { createRequire as __benchRequire } from \"node:module\"; const require = __benchRequire(import.meta.url);"
+      }
+    })
+    return BUNDLE
+  })
+  return bundled.then((file) => ({ file, execArgv: [] }))
+}
+
+/** Starts a child: from the bundle (see `entry`), or with this process's loader flags. */
+export const spawn = async (role: "backend" | "agent"): Promise<Child> => {
+  const { execArgv, file } = await entry()
+  return new Promise((resolve, reject) => {
     // `BENCH_AGENT_PROFILE=<dir>`: the agent processes write a `.cpuprofile` there (profiling the
     // agent alone, without the backend and the load generator that share the in-process profile).
     const profile = process.env["BENCH_AGENT_PROFILE"]
-    const child = ChildProcess.fork(self, [role], {
+    const child = ChildProcess.fork(file, [role], {
       execArgv: role === "agent" && profile !== undefined
-        ? [...process.execArgv, "--cpu-prof", `--cpu-prof-dir=${profile}`]
-        : process.execArgv,
+        ? [...execArgv, "--cpu-prof", `--cpu-prof-dir=${profile}`]
+        : [...execArgv],
       stdio: ["ignore", "inherit", "inherit", "ipc"]
     })
     let next = 0
@@ -59,6 +99,7 @@ export const spawn = (role: "backend" | "agent"): Promise<Child> =>
       if (code !== 0) reject(new Error(`bench: wire ${role} process exited with ${code}`))
     })
   })
+}
 
 const serveChild = async (role: string) => {
   const Wire = await import("./wire.js")

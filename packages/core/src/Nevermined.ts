@@ -14,6 +14,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -262,16 +263,13 @@ export const PlanResponse = Schema.Struct({
   )
 })
 
-const encodeBody = (
-  request: SettleRequest,
-  withRequestId: boolean
-): string =>
-  JSON.stringify({
-    paymentRequired: request.paymentRequired,
-    x402AccessToken: Redacted.value(request.token),
-    maxAmount: String(request.maxAmount),
-    ...(withRequestId && request.agentRequestId !== undefined ? { agentRequestId: request.agentRequestId } : {})
-  })
+const encodeBody = (request: SettleRequest, withRequestId: boolean): string =>
+  Backend.encodeBody(
+    request.paymentRequired,
+    Redacted.value(request.token),
+    request.maxAmount,
+    withRequestId ? request.agentRequestId : undefined
+  )
 
 /**
  * Makes the live facilitator over the `HttpClient` in context. Fails when the API key is malformed.
@@ -337,39 +335,64 @@ export const make = (
       operation: "verify",
       method: "POST",
       path: "/api/v1/x402/verify",
-      schema: X402.VerifyResponse
+      schema: X402.VerifyResponse,
+      decode: Backend.decodeVerifyResponse
     } as const
     const SETTLE = {
       operation: "settle",
       method: "POST",
       path: "/api/v1/x402/settle",
-      schema: X402.SettleResponse
+      schema: X402.SettleResponse,
+      decode: Backend.decodeSettleResponse
     } as const
 
+    // One `withFiberRuntime` per operation: with nobody listening (no span to open or annotate), the
+    // fiber's services go to the exchange and the retry loop starts on the spot; otherwise the
+    // operation runs in `CallSpan.step` as before.
+    const operate = <A>(
+      request: VerifyRequest,
+      operation: (
+        exchange: Backend.Backend,
+        fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+      ) => Effect.Effect<A, FacilitatorError>,
+      name: string
+    ): Effect.Effect<A, FacilitatorError> =>
+      Effect.withFiberRuntime((fiber) =>
+        CallSpan.listening(fiber)
+          ? CallSpan.step(name, attributesOf(request), (span) => operation(backendFor(span), undefined), "quiet")
+          : operation(quietBackend, fiber)
+      )
+
+    // On the operation's fiber when `operate` holds it, else (inside a span) on its own.
+    const retriesWithin = <A>(
+      fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined,
+      options: Parameters<typeof Backend.withRetriesWithin<A>>[0]
+    ) => fiber !== undefined ? Backend.retriesWithinOn(fiber, options) : Backend.withRetriesWithin(options)
+
     const verify = (request: VerifyRequest) =>
-      CallSpan.step("Nevermined.verify", attributesOf(request), (span) => {
+      operate(request, (exchange, fiber) => {
         const body = encodeBody(request, false)
         const secrets = [Redacted.value(request.token)]
-        const exchange = backendFor(span)
-        return Backend.withRetriesWithin({
+        const services = fiber?.currentContext.unsafeMap
+        return retriesWithin(fiber, {
           operation: "verify",
-          attempt: (cutOff) => exchange.call({ ...VERIFY, body, secrets, cutOff }),
+          attempt: (cutOff) => exchange.call({ ...VERIFY, body, secrets, cutOff, services }),
           inlineCutOff: exchange.lean,
           retryable: Backend.isTransient,
           budget: timeouts.verify,
           deadline: request.deadline,
           ...retry
         })
-      }, "quiet")
+      }, "Nevermined.verify")
 
     const settle = (request: SettleRequest) =>
-      CallSpan.step("Nevermined.settle", attributesOf(request), (span) => {
+      operate(request, (exchange, fiber) => {
         const body = encodeBody(request, true)
         const secrets = [Redacted.value(request.token)]
-        const exchange = backendFor(span)
-        return Backend.withRetriesWithin({
+        const services = fiber?.currentContext.unsafeMap
+        return retriesWithin(fiber, {
           operation: "settle",
-          attempt: (cutOff) => exchange.call({ ...SETTLE, body, secrets, cutOff }),
+          attempt: (cutOff) => exchange.call({ ...SETTLE, body, secrets, cutOff, services }),
           inlineCutOff: exchange.lean,
           // Only what provably did not apply may be sent again (never sent, or a 429): anything else
           // may have burned the credits.
@@ -378,7 +401,7 @@ export const make = (
           deadline: request.deadline,
           ...retry
         })
-      }, "quiet")
+      }, "Nevermined.settle")
 
     const lookupNetwork = (planId: string): Effect.Effect<string, FacilitatorError> =>
       backend.call({

@@ -6,8 +6,9 @@ import { Nevermined } from "@effect-x402/core"
 import { FakeNevermined, TestTelemetry } from "@effect-x402/testing"
 import { FetchHttpClient, HttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
-import { counting, facilitator, paymentRequired, seed } from "./Nevermined.fixtures.js"
+import { Effect, Fiber, Layer, Redacted } from "effect"
+import * as Http from "node:http"
+import { counting, facilitator, paymentRequired, realSleep, seed, waitUntil } from "./Nevermined.fixtures.js"
 
 const { Fault } = FakeNevermined
 
@@ -129,5 +130,68 @@ describe("Nevermined.layerFetchClient: the lean path", () => {
         assert.notInclude(text, token)
         assert.notInclude(text, fake.apiKey.split(":")[1])
       }
+    }))
+
+  // A server on loopback that takes requests and never answers, counting the requests whose
+  // connection went away: what the agent's abort looks like from the backend.
+  const silentServer = Effect.acquireRelease(
+    Effect.async<{ readonly url: string; readonly received: () => number; readonly closed: () => number }>(
+      (resume) => {
+        let received = 0
+        let closed = 0
+        const server = Http.createServer((req) => {
+          received++
+          req.socket.on("close", () => closed++)
+        })
+        server.listen(0, "127.0.0.1", () => {
+          const address = server.address() as { readonly port: number }
+          resume(Effect.succeed(
+            Object.assign(server, {
+              url: `http://127.0.0.1:${address.port}`,
+              received: () => received,
+              closed: () => closed
+            })
+          ))
+        })
+      }
+    ),
+    (server) =>
+      Effect.promise(() =>
+        new Promise<void>((resolve) => {
+          const s = server as unknown as Http.Server
+          s.closeAllConnections()
+          s.close(() => resolve())
+        })
+      )
+  )
+
+  it.scopedLive("cut off, the request is aborted: the backend sees its connection closed", () =>
+    Effect.gen(function*() {
+      const server = yield* silentServer
+      const client = yield* Layer.build(Nevermined.layerFetchClient)
+      const live = yield* Nevermined.make({
+        apiKey: "sandbox:eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIweDEyMyJ9.c2lnbmF0dXJlc2lnbmF0dXJl",
+        backendUrl: server.url,
+        timeouts: { verify: "300 millis" }
+      }).pipe(Effect.provide(client))
+      const error = yield* Effect.flip(live.verify({ paymentRequired, token: Redacted.make("tok"), maxAmount: 1 }))
+      assert.deepStrictEqual([error.kind, error.requestSent], ["Timeout", true])
+      assert.strictEqual(server.received(), 1)
+      yield* waitUntil(() => server.closed() === 1, "the backend sees the aborted request's connection close")
+    }))
+
+  it.scopedLive("interrupted, the request is aborted: the backend sees its connection closed", () =>
+    Effect.gen(function*() {
+      const server = yield* silentServer
+      const client = yield* Layer.build(Nevermined.layerFetchClient)
+      const live = yield* Nevermined.make({
+        apiKey: "sandbox:eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIweDEyMyJ9.c2lnbmF0dXJlc2lnbmF0dXJl",
+        backendUrl: server.url
+      }).pipe(Effect.provide(client))
+      const fiber = yield* Effect.fork(live.verify({ paymentRequired, token: Redacted.make("tok"), maxAmount: 1 }))
+      yield* waitUntil(() => server.received() === 1, "the request reached the backend")
+      yield* Fiber.interrupt(fiber)
+      yield* waitUntil(() => server.closed() === 1, "the backend sees the aborted request's connection close")
+      yield* realSleep(10)
     }))
 })

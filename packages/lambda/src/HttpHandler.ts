@@ -18,13 +18,14 @@ import * as SettlementLedger from "@effect-x402/core/SettlementLedger"
 import * as X402 from "@effect-x402/core/X402"
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda"
 import * as Cause from "effect/Cause"
-import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as AgentCore from "./AgentCore.js"
 import { type HandlerFailed, handlerFailed, invoke } from "./internal/handler.js"
+import * as HttpEvents from "./internal/httpEvent.js"
 import * as Json from "./internal/json.js"
 import { formatError } from "./internal/json.js"
 import { settleResponseHeader } from "./internal/receipt.js"
@@ -157,8 +158,10 @@ export const normalize = (value: unknown): Either.Either<HttpResult, string> => 
 // encoder (`internal/receipt.ts`, bytes pinned by HttpHandlerReceipt.test.ts).
 const RECEIPT_OVERRIDDEN = [Credits.CREDITS_HEADER, X402.PAYMENT_RESPONSE_HEADER]
 const withReceipt = (result: HttpResult, settlement: X402.SettleResponse): HttpResult => {
+  // A fresh object of checked headers: the receipt is set on it, no second copy.
   const headers = AgentCore.copyHeaders(result.headers, RECEIPT_OVERRIDDEN)
-  return { ...result, headers: { ...headers, [X402.PAYMENT_RESPONSE_HEADER]: settleResponseHeader(settlement) } }
+  headers[X402.PAYMENT_RESPONSE_HEADER] = settleResponseHeader(settlement)
+  return { ...result, headers }
 }
 
 // A failed settlement's receipt, with an `errorReason` the caller may read (see `AgentCore.safeSettlement`).
@@ -173,10 +176,26 @@ const safeHeaders = (
     }
     : AgentCore.copyHeaders(headers)
 
+const CHARGE_HEADER = [Credits.CREDITS_HEADER]
 const withoutChargeHeader = (result: HttpResult): HttpResult =>
   result.headers === undefined
     ? result
-    : { ...result, headers: AgentCore.copyHeaders(result.headers, [Credits.CREDITS_HEADER]) }
+    : { ...result, headers: AgentCore.copyHeaders(result.headers, CHARGE_HEADER) }
+
+// The answer of each outcome of the paywall.
+const answerOf = (outcome: Idempotency.Outcome<HttpResult>): HttpResult => {
+  switch (outcome._tag) {
+    case "Replayed":
+      // An earlier attempt's answer under this idempotency key: nothing run or charged now.
+      return withReceipt(outcome.value, outcome.settlement)
+    case "Settled":
+      return withReceipt(outcome.value, outcome.settlement)
+    case "Released":
+      return withReceipt(outcome.value, AgentCore.safeSettlement(Adapter.failedSettlement(outcome.error)))
+    case "NotCharged":
+      return withoutChargeHeader(outcome.value)
+  }
+}
 
 // How a paid result is kept in the ledger: its JSON, and back (only an object with a numeric status).
 const resultCodec: Idempotency.Codec<HttpResult> = {
@@ -203,7 +222,16 @@ const idempotencyFailure = (error: Idempotency.IdempotencyError, requestId: stri
   }, receipt)
 }
 
-const decodeEvent = Schema.decodeUnknownEither(HttpEventSchema, { errors: "first", onExcessProperty: "ignore" })
+const decodeEventSchema = Schema.decodeUnknownEither(HttpEventSchema, {
+  errors: "first",
+  onExcessProperty: "ignore"
+})
+
+// The usual event read by hand (`internal/httpEvent.ts`), anything else by the schema.
+const decodeEvent = (event: unknown): Either.Either<typeof HttpEventSchema.Type, ParseResult.ParseError> => {
+  const fast = HttpEvents.decodeV2Event(event)
+  return fast !== undefined ? Either.right(fast) : decodeEventSchema(event)
+}
 
 /**
  * The paid HTTP handler as an Effect handler, for use with another Lambda runtime (e.g.
@@ -285,23 +313,25 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     never,
     Facilitator | R | Exclude<LambdaRuntime.RequirementsOf<ReturnType<H>>, PaymentContext.PaymentContext>
   > =>
-    Effect.gen(function*() {
+    // A plain function on the fiber's clock rather than a generator: one step before the paywall.
+    Effect.clockWith((clock) => {
       const requestId = requestIdOf(context)
       const decoded = decodeEvent(event)
       if (Either.isLeft(decoded)) {
         const message = `Not an API Gateway v2 / Function URL event: ${formatError(decoded.left)}`
-        yield* Effect.logWarning(`x402: ${message}`)
-        return json(400, { error: "Bad Request", message })
+        return Effect.as(Effect.logWarning(`x402: ${message}`), json(400, { error: "Bad Request", message }))
       }
       const request = decoded.right
       if (tooDeep(request.body, request.isBase64Encoded)) {
-        yield* Effect.logWarning(`x402: request body nested deeper than ${Bounds.MAX_JSON_DEPTH} refused`)
-        return json(400, {
-          error: "Bad Request",
-          message: `The request body nests deeper than ${Bounds.MAX_JSON_DEPTH} levels`
-        })
+        return Effect.as(
+          Effect.logWarning(`x402: request body nested deeper than ${Bounds.MAX_JSON_DEPTH} refused`),
+          json(400, {
+            error: "Bad Request",
+            message: `The request body nests deeper than ${Bounds.MAX_JSON_DEPTH} levels`
+          })
+        )
       }
-      const now = yield* Clock.currentTimeMillis
+      const now = clock.unsafeCurrentTimeMillis()
       const remaining = typeof context?.getRemainingTimeInMillis === "function"
         ? context.getRemainingTimeInMillis()
         : undefined
@@ -312,8 +342,8 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       const configured = paywallFor(method)
       let requested = (): Option.Option<number> => Option.none()
       const key = Idempotency.validateKey(Json.headerValue(request.headers, Idempotency.IDEMPOTENCY_KEY_HEADER))
-      if (Either.isLeft(key)) return idempotencyFailure(key.left, requestId)
-      return yield* Idempotency.protect(
+      if (Either.isLeft(key)) return Effect.succeed(idempotencyFailure(key.left, requestId))
+      return Idempotency.protect(
         configured,
         {
           request: event as HttpEvent,
@@ -350,26 +380,15 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
           ledger
         }
       ).pipe(
-        Effect.map((outcome) => {
-          switch (outcome._tag) {
-            case "Replayed":
-              // An earlier attempt's answer under this idempotency key: nothing run or charged now.
-              return withReceipt(outcome.value, outcome.settlement)
-            case "Settled":
-              return withReceipt(outcome.value, outcome.settlement)
-            case "Released":
-              return withReceipt(outcome.value, AgentCore.safeSettlement(Adapter.failedSettlement(outcome.error)))
-            case "NotCharged":
-              return withoutChargeHeader(outcome.value)
-          }
-        }),
-        Effect.catchAll((error) =>
-          isPaymentFailure(error)
-            ? failure(configured, error, requestId)
-            : error._tag === "IdempotencyError"
-            ? Effect.succeed(idempotencyFailure(error, requestId))
-            : handlerFailure(error, requestId)
-        )
+        Effect.matchEffect({
+          onSuccess: (outcome) => Effect.succeed(answerOf(outcome)),
+          onFailure: (error) =>
+            isPaymentFailure(error)
+              ? failure(configured, error, requestId)
+              : error._tag === "IdempotencyError"
+              ? Effect.succeed(idempotencyFailure(error, requestId))
+              : handlerFailure(error, requestId)
+        })
       )
     }).pipe(
       Effect.catchAllCause((cause) => {
@@ -426,7 +445,8 @@ export const httpHandler = <R = never, LE = never, SE = never>(options: Options<
     ) => Effect.Effect<HttpResult, never, Facilitator | R>
     const runtime = LambdaRuntime.make(layer, { memoMap: options.memoMap })
     const lambda = (event: unknown, context: LambdaRuntime.LambdaContext): Promise<HttpResult> =>
-      runtime.run(Effect.suspend(() => effect(event, context)), () => internalError(requestIdOf(context)))
+      // `effect` only describes the call (its first step is `Effect.clockWith`): nothing runs here.
+      runtime.run(effect(event, context), () => internalError(requestIdOf(context)))
     return Object.assign(lambda, { runtime })
   }
 }

@@ -13,6 +13,8 @@ import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Either from "effect/Either"
+import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Random from "effect/Random"
@@ -20,6 +22,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { FacilitatorError, type FacilitatorOperation, TOKEN_ALREADY_USED_CODE } from "../PaymentError.js"
+import type * as X402 from "../X402.js"
 import * as Deadline from "./deadline.js"
 
 /** The API version every call announces (docs/protocol.md §1). */
@@ -56,10 +59,21 @@ export interface Call<A, I> {
   /** The JSON body, already serialised. */
   readonly body?: string | undefined
   readonly schema: Schema.Schema<A, I>
+  /**
+   * A hand-written decoder of the usual answer, the same value as `schema` (pinned by a property
+   * test): `undefined` for anything it does not recognise, which then goes through `schema` (its
+   * refusals and their details are the Schema's).
+   */
+  readonly decode?: ((json: unknown) => A | undefined) | undefined
   /** This attempt's own timeout; none when a deadline around the whole operation bounds it. */
   readonly timeout?: Duration.Duration | undefined
   /** Secrets of this call (an access token) to scrub from any detail. */
   readonly secrets?: ReadonlyArray<string> | undefined
+  /**
+   * The services of the fiber the operation runs on, when the caller already holds them (one
+   * `withFiberRuntime` per operation rather than one more per attempt).
+   */
+  readonly services?: ReadonlyMap<string, unknown> | undefined
   /**
    * The operation's end (epoch milliseconds, live clock), enforced inside the exchange: the lean
    * path's own timer aborts the request (no forked fiber); elsewhere a `Deadline.within`. Cut off,
@@ -273,14 +287,17 @@ const REQUEST_INIT_KEY = "@effect/platform/FetchHttpClient/FetchOptions"
  */
 const readWebCapped = async (response: Response, maxBytes: number): Promise<Raw> => {
   const status = response.status
-  const lengthHeader = response.headers.get("content-length")
+  // `headers` is a getter that builds a wrapper: read once.
+  const headers = response.headers
+  const lengthHeader = headers.get("content-length")
   const declared = lengthHeader === null ? Number.NaN : Number(lengthHeader)
   if (Number.isFinite(declared) && declared > maxBytes) {
     await response.body?.cancel().catch(() => undefined)
     return { _tag: "Unread", status, failure: "TooLarge" }
   }
-  const retryAfter = response.headers.get("retry-after") ?? undefined
-  const encoding = response.headers.get("content-encoding")
+  // Only a refusal's `Retry-After` is read (as on the platform path).
+  const retryAfter = status >= 200 && status < 300 ? undefined : headers.get("retry-after") ?? undefined
+  const encoding = headers.get("content-encoding")
   if (Number.isFinite(declared) && declared >= 0 && (encoding === null || encoding === "identity")) {
     try {
       return { _tag: "Answer", status, text: await response.text(), retryAfter }
@@ -404,7 +421,6 @@ export const make = (options: {
     )
   }
 
-  // `fetch` itself, the whole exchange in one Promise (see `make`).
   // Through the client, with a cut-off as a `Deadline.within` (a forked fiber and a timer).
   const viaClientWithin = (
     method: "GET" | "POST",
@@ -418,51 +434,75 @@ export const make = (options: {
       () => "CutOff" as const
     ).pipe(Effect.catchAll(() => Effect.succeed<Raw>({ _tag: "CutOff" })))
 
-  const viaFetch = (
+  const viaPlatform = <A>(
     method: "GET" | "POST",
     path: string,
     body: string | undefined,
-    cutOff: Call<unknown, unknown>["cutOff"]
-  ): Effect.Effect<Raw> =>
-    Effect.withFiberRuntime<Raw>((fiber) => {
-      const services = fiber.currentContext.unsafeMap
-      if (services.has(REQUEST_INIT_KEY)) return viaClientWithin(method, path, body, cutOff)
-      const fetchFn = (services.get(FETCH_KEY) as typeof globalThis.fetch | undefined) ?? globalThis.fetch
-      const url = baseUrl + path
-      return Effect.async<Raw>((resume) => {
-        // Aborted when the call is interrupted or cut off: the request and its body stop there.
-        const controller = new AbortController()
-        let done = false
-        const timer = cutOff === undefined ? undefined : setTimeout(() => {
-          if (done) return
-          done = true
-          controller.abort()
-          resume(Effect.succeed({ _tag: "CutOff" }))
-        }, Math.max(0, cutOff.at - Date.now()))
-        let sent: Promise<Response>
-        try {
-          sent = fetchFn(url, { method, headers, body: body ?? null, signal: controller.signal })
-        } catch (cause) {
-          sent = Promise.reject(cause)
-        }
-        sent.then(
-          (response) => readWebCapped(response, maxBytes),
-          (cause): Raw => ({ _tag: "Transport", cause })
-        ).then((raw) => {
-          if (done) return
-          done = true
-          if (timer !== undefined) clearTimeout(timer)
-          resume(Effect.succeed(raw))
-        })
-        return Effect.sync(() => {
-          done = true
-          if (timer !== undefined) clearTimeout(timer)
-          controller.abort()
-        })
+    cutOff: Call<unknown, unknown>["cutOff"],
+    interpret: (raw: Raw) => Effect.Effect<A, AttemptFailed>
+  ): Effect.Effect<A, AttemptFailed> => Effect.flatMap(viaClientWithin(method, path, body, cutOff), interpret)
+
+  // `fetch` itself, the whole exchange in one Promise (see `make`); the fiber resumes once, with
+  // the interpreted answer (an exit when the answer is the usual one).
+  const viaFetch = <A>(
+    method: "GET" | "POST",
+    path: string,
+    body: string | undefined,
+    cutOff: Call<unknown, unknown>["cutOff"],
+    interpret: (raw: Raw) => Effect.Effect<A, AttemptFailed>,
+    known?: ReadonlyMap<string, unknown>
+  ): Effect.Effect<A, AttemptFailed> =>
+    known !== undefined
+      ? viaFetchWith(known, method, path, body, cutOff, interpret)
+      : Effect.withFiberRuntime<A, AttemptFailed>((fiber) =>
+        viaFetchWith(fiber.currentContext.unsafeMap, method, path, body, cutOff, interpret)
+      )
+
+  const viaFetchWith = <A>(
+    services: ReadonlyMap<string, unknown>,
+    method: "GET" | "POST",
+    path: string,
+    body: string | undefined,
+    cutOff: Call<unknown, unknown>["cutOff"],
+    interpret: (raw: Raw) => Effect.Effect<A, AttemptFailed>
+  ): Effect.Effect<A, AttemptFailed> => {
+    if (services.has(REQUEST_INIT_KEY)) return viaPlatform(method, path, body, cutOff, interpret)
+    const fetchFn = (services.get(FETCH_KEY) as typeof globalThis.fetch | undefined) ?? globalThis.fetch
+    const url = baseUrl + path
+    return Effect.async<A, AttemptFailed>((resume) => {
+      // Aborted when the call is interrupted or cut off: the request and its body stop there.
+      const controller = new AbortController()
+      let done = false
+      const timer = cutOff === undefined ? undefined : setTimeout(() => {
+        if (done) return
+        done = true
+        controller.abort()
+        resume(interpret({ _tag: "CutOff" }))
+      }, Math.max(0, cutOff.at - Date.now()))
+      let sent: Promise<Response>
+      try {
+        sent = fetchFn(url, { method, headers, body: body ?? null, signal: controller.signal })
+      } catch (cause) {
+        sent = Promise.reject(cause)
+      }
+      sent.then(
+        (response) => readWebCapped(response, maxBytes),
+        (cause): Raw => ({ _tag: "Transport", cause })
+      ).then((raw) => {
+        if (done) return
+        done = true
+        if (timer !== undefined) clearTimeout(timer)
+        resume(interpret(raw))
+      })
+      return Effect.sync(() => {
+        done = true
+        if (timer !== undefined) clearTimeout(timer)
+        controller.abort()
       })
     })
+  }
 
-  const send = lean ? viaFetch : viaClientWithin
+  const send = lean ? viaFetch : viaPlatform
 
   const call = <A, I>(spec: Call<A, I>): Effect.Effect<A, AttemptFailed> => {
     const { operation } = spec
@@ -532,14 +572,17 @@ export const make = (options: {
       } catch {
         return fail({ kind: "MalformedResponse", requestSent: true, status, detail: "answer is not JSON" })
       }
-      return decoderOf(spec.schema)(json).pipe(
-        Effect.catchAll((error) =>
-          fail({ kind: "MalformedResponse", requestSent: true, status, detail: shapeDetail(error) })
-        )
-      )
+      // Synchronous: the usual answer through the hand-written decoder, anything else through the
+      // schema; either way an exit, no decoding fiber work.
+      const known = spec.decode?.(json)
+      if (known !== undefined) return Effect.succeed(known)
+      const decoded = decoderOf(spec.schema)(json)
+      return decoded._tag === "Right"
+        ? Effect.succeed(decoded.right)
+        : fail({ kind: "MalformedResponse", requestSent: true, status, detail: shapeDetail(decoded.left) })
     }
 
-    const exchange = Effect.flatMap(send(spec.method, spec.path, spec.body, spec.cutOff), interpret)
+    const exchange = send(spec.method, spec.path, spec.body, spec.cutOff, interpret, spec.services)
 
     const timeout = spec.timeout
     if (timeout === undefined) return exchange
@@ -563,15 +606,132 @@ export const make = (options: {
   return { baseUrl, call, scrub, lean }
 }
 
-// One compiled decoder per answer schema, not one per call.
-const decoders = new WeakMap<Schema.Schema.Any, (u: unknown) => Effect.Effect<unknown, ParseResult.ParseError>>()
-const decoderOf = <A, I>(schema: Schema.Schema<A, I>): (u: unknown) => Effect.Effect<A, ParseResult.ParseError> => {
+// One compiled decoder per answer schema, not one per call. The answer schemas are synchronous.
+const decoders = new WeakMap<Schema.Schema.Any, (u: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
+const decoderOf = <A, I>(schema: Schema.Schema<A, I>): (u: unknown) => Either.Either<A, ParseResult.ParseError> => {
   let decode = decoders.get(schema)
   if (decode === undefined) {
-    decode = Schema.decodeUnknown(schema, { errors: "first" })
+    decode = Schema.decodeUnknownEither(schema, { errors: "first" })
     decoders.set(schema, decode)
   }
-  return decode as (u: unknown) => Effect.Effect<A, ParseResult.ParseError>
+  return decode as (u: unknown) => Either.Either<A, ParseResult.ParseError>
+}
+
+// ---------------------------------------------------------------------------
+// Request bodies
+// ---------------------------------------------------------------------------
+
+// The JSON of each PaymentRequired sent, by identity: a paywall sends the same value (cached per
+// paywall and resource URL, never mutated: its type is readonly throughout) on every call, and
+// serialising it is most of a body's cost.
+const paymentRequiredJson = new WeakMap<X402.PaymentRequired, string>()
+
+/**
+ * The body of a verify or settle request: the bytes `JSON.stringify` writes for
+ * `{ paymentRequired, x402AccessToken, maxAmount: String(maxAmount), agentRequestId? }` (pinned by
+ * a property test), with the PaymentRequired's JSON made once per value.
+ *
+ * @internal
+ */
+export const encodeBody = (
+  paymentRequired: X402.PaymentRequired,
+  token: string,
+  maxAmount: number,
+  agentRequestId: string | undefined
+): string => {
+  let required = paymentRequiredJson.get(paymentRequired)
+  if (required === undefined) {
+    required = JSON.stringify(paymentRequired)
+    paymentRequiredJson.set(paymentRequired, required)
+  }
+  const id = agentRequestId !== undefined ? `,"agentRequestId":${JSON.stringify(agentRequestId)}` : ""
+  return `{"paymentRequired":${required},"x402AccessToken":${JSON.stringify(token)},"maxAmount":${
+    JSON.stringify(String(maxAmount))
+  }${id}}`
+}
+
+// ---------------------------------------------------------------------------
+// The usual answers, decoded by hand
+// ---------------------------------------------------------------------------
+
+const hasOwn = Object.prototype.hasOwnProperty
+
+// `Schema.optionalWith(Schema.String, { nullable: true, exact: true })`: absent or null → no key,
+// a string → itself, anything else → not recognised (`false`).
+const optionalString = (o: object, key: string, out: Record<string, unknown>): boolean => {
+  if (!hasOwn.call(o, key)) return true
+  const value = (o as Record<string, unknown>)[key]
+  if (value === null) return true
+  if (typeof value !== "string") return false
+  out[key] = value
+  return true
+}
+
+const isObject = (u: unknown): u is object => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/**
+ * `X402.VerifyResponse` decoded by hand: the same value, keys in the schema's order (pinned by a
+ * property test), or `undefined` for anything off the schema's types (then the schema decides).
+ *
+ * @internal
+ */
+export const decodeVerifyResponse = (json: unknown): X402.VerifyResponse | undefined => {
+  if (!isObject(json) || !hasOwn.call(json, "isValid")) return undefined
+  const o = json as Record<string, unknown>
+  const isValid = o["isValid"]
+  if (typeof isValid !== "boolean") return undefined
+  const out: Record<string, unknown> = { isValid }
+  if (
+    !optionalString(o, "invalidReason", out) || !optionalString(o, "payer", out) ||
+    !optionalString(o, "network", out) || !optionalString(o, "agentRequestId", out)
+  ) return undefined
+  if (hasOwn.call(o, "urlMatching")) out["urlMatching"] = o["urlMatching"]
+  if (hasOwn.call(o, "agentRequest")) out["agentRequest"] = o["agentRequest"]
+  return out as unknown as X402.VerifyResponse
+}
+
+// `Schema.optionalWith(Schema.String, { nullable: true, default: () => "" })`.
+const defaultedString = (o: Record<string, unknown>, key: string, out: Record<string, unknown>): boolean => {
+  const value = hasOwn.call(o, key) ? o[key] : undefined
+  if (value === undefined || value === null) {
+    out[key] = ""
+    return true
+  }
+  if (typeof value !== "string") return false
+  out[key] = value
+  return true
+}
+
+// `Schema.optionalWith(X402.Amount, { nullable: true, exact: true })`: a number becomes its string.
+const optionalAmount = (o: Record<string, unknown>, key: string, out: Record<string, unknown>): boolean => {
+  if (!hasOwn.call(o, key)) return true
+  const value = o[key]
+  if (value === null) return true
+  if (typeof value === "string") out[key] = value
+  else if (typeof value === "number") out[key] = String(value)
+  else return false
+  return true
+}
+
+/**
+ * `X402.SettleResponse` decoded by hand: the same value, keys in the schema's order (pinned by a
+ * property test), or `undefined` for anything off the schema's types (then the schema decides).
+ *
+ * @internal
+ */
+export const decodeSettleResponse = (json: unknown): X402.SettleResponse | undefined => {
+  if (!isObject(json) || !hasOwn.call(json, "success")) return undefined
+  const o = json as Record<string, unknown>
+  const success = o["success"]
+  if (typeof success !== "boolean") return undefined
+  const out: Record<string, unknown> = { success }
+  if (
+    !optionalString(o, "errorReason", out) || !optionalString(o, "payer", out) ||
+    !defaultedString(o, "transaction", out) || !defaultedString(o, "network", out) ||
+    !optionalAmount(o, "creditsRedeemed", out) || !optionalAmount(o, "remainingBalance", out) ||
+    !optionalString(o, "orderTx", out)
+  ) return undefined
+  return out as unknown as X402.SettleResponse
 }
 
 /** A request the platform refused before sending it (an invalid URL, a body it could not encode). */
@@ -634,45 +794,51 @@ export const withRetries = <A>(options: {
 }): Effect.Effect<A, FacilitatorError> =>
   Effect.flatMap(Clock.currentTimeMillis, (start) => retryLoop(options, start + Duration.toMillis(options.budget)))
 
-const retryLoop = <A>(options: {
-  readonly attempt: (timeout: Duration.Duration) => Effect.Effect<A, AttemptFailed>
-  readonly retryable: (failure: AttemptFailed) => boolean
-  readonly maxAttempts: number
-  readonly baseDelay: Duration.Duration
-  readonly maxDelay: Duration.Duration
-}, deadline: number): Effect.Effect<A, FacilitatorError> => {
+const retryLoop = <A>(
+  options: {
+    readonly attempt: (timeout: Duration.Duration) => Effect.Effect<A, AttemptFailed>
+    readonly retryable: (failure: AttemptFailed) => boolean
+    readonly maxAttempts: number
+    readonly baseDelay: Duration.Duration
+    readonly maxDelay: Duration.Duration
+  },
+  deadline: number,
+  timed = true
+): Effect.Effect<A, FacilitatorError> => {
+  // Untimed (the attempts enforce the end themselves), an attempt needs no clock read first.
   const loop = (attempt: number): Effect.Effect<A, FacilitatorError> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      options.attempt(Duration.millis(Math.max(0, deadline - now))).pipe(
-        Effect.catchAll((failure) => {
-          if (attempt >= options.maxAttempts || !options.retryable(failure)) return Effect.fail(failure.error)
-          return Effect.gen(function*() {
-            const backoff = Math.min(
-              Duration.toMillis(options.maxDelay),
-              Duration.toMillis(options.baseDelay) * 2 ** (attempt - 1)
-            )
-            // Full jitter on the backoff; a server's Retry-After is honoured as given.
-            const wait = Option.match(failure.retryAfter, {
-              onNone: () => Effect.map(Random.nextRange(backoff / 2, backoff), Math.round),
-              onSome: (d) => Effect.succeed(Duration.toMillis(d))
-            })
-            const delay = yield* wait
-            const at = yield* Clock.currentTimeMillis
-            if (at + delay >= deadline) return yield* Effect.fail(failure.error)
-            yield* Effect.logDebug("Nevermined: retrying").pipe(
-              Effect.annotateLogs({
-                operation: failure.error.operation,
-                attempt,
-                kind: failure.error.kind,
-                status: failure.error.status ?? "-",
-                delayMs: delay
-              })
-            )
-            yield* Effect.sleep(Duration.millis(delay))
-            return yield* loop(attempt + 1)
-          })
+    timed
+      ? Effect.flatMap(Clock.currentTimeMillis, (now) => run(attempt, Duration.millis(Math.max(0, deadline - now))))
+      : run(attempt, Duration.zero)
+  const run = (attempt: number, timeLeft: Duration.Duration): Effect.Effect<A, FacilitatorError> =>
+    Effect.catchAll(options.attempt(timeLeft), (failure) => {
+      if (attempt >= options.maxAttempts || !options.retryable(failure)) return Effect.fail(failure.error)
+      return Effect.gen(function*() {
+        const backoff = Math.min(
+          Duration.toMillis(options.maxDelay),
+          Duration.toMillis(options.baseDelay) * 2 ** (attempt - 1)
+        )
+        // Full jitter on the backoff; a server's Retry-After is honoured as given.
+        const wait = Option.match(failure.retryAfter, {
+          onNone: () => Effect.map(Random.nextRange(backoff / 2, backoff), Math.round),
+          onSome: (d) => Effect.succeed(Duration.toMillis(d))
         })
-      ))
+        const delay = yield* wait
+        const at = yield* Clock.currentTimeMillis
+        if (at + delay >= deadline) return yield* Effect.fail(failure.error)
+        yield* Effect.logDebug("Nevermined: retrying").pipe(
+          Effect.annotateLogs({
+            operation: failure.error.operation,
+            attempt,
+            kind: failure.error.kind,
+            status: failure.error.status ?? "-",
+            delayMs: delay
+          })
+        )
+        yield* Effect.sleep(Duration.millis(delay))
+        return yield* loop(attempt + 1)
+      })
+    })
   return loop(1)
 }
 
@@ -700,29 +866,39 @@ export const withRetriesWithin = <A>(options: {
   readonly maxAttempts: number
   readonly baseDelay: Duration.Duration
   readonly maxDelay: Duration.Duration
-}): Effect.Effect<A, FacilitatorError> =>
-  Effect.withFiberRuntime((fiber) => {
-    const start = Date.now()
-    const live = Deadline.isLiveClock(fiber)
-    return Effect.flatMap(live ? Effect.succeed(start) : Clock.currentTimeMillis, (start) => {
-      const { deadline, operation } = options
-      if (deadline !== undefined && deadline <= start) {
-        return Effect.fail(Deadline.passed(operation))
-      }
-      const budgetEnd = start + Duration.toMillis(options.budget)
-      const byCall = deadline !== undefined && deadline < budgetEnd
-      const end = byCall ? deadline : budgetEnd
-      const detail = byCall ? "cut off at the call's deadline" : `no answer within ${Duration.format(options.budget)}`
-      if (live && options.inlineCutOff === true) {
-        // A wait that would not fit before `end` is refused by the loop; an attempt is cut off by
-        // its own timer: nothing else can outlive the end.
-        const cutOff = { at: end, detail }
-        return retryLoop({ ...options, attempt: () => options.attempt(cutOff) }, end)
-      }
-      return Deadline.within(
-        retryLoop({ ...options, attempt: () => options.attempt() }, end),
-        end - start,
-        () => new FacilitatorError({ operation, kind: "Timeout", requestSent: true, detail })
-      )
-    })
-  })
+}): Effect.Effect<A, FacilitatorError> => Effect.withFiberRuntime((fiber) => retriesWithinOn(fiber, options))
+
+/**
+ * `withRetriesWithin` on the fiber the caller already holds (inside its own `withFiberRuntime`).
+ *
+ * @internal
+ */
+export const retriesWithinOn = <A>(
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  options: Parameters<typeof withRetriesWithin<A>>[0]
+): Effect.Effect<A, FacilitatorError> => {
+  // On the live clock, `Date.now()` is the clock: no clock read through the fiber.
+  const live = Deadline.isLiveClock(fiber)
+  const within = (start: number): Effect.Effect<A, FacilitatorError> => {
+    const { deadline, operation } = options
+    if (deadline !== undefined && deadline <= start) {
+      return Effect.fail(Deadline.passed(operation))
+    }
+    const budgetEnd = start + Duration.toMillis(options.budget)
+    const byCall = deadline !== undefined && deadline < budgetEnd
+    const end = byCall ? deadline : budgetEnd
+    const detail = byCall ? "cut off at the call's deadline" : `no answer within ${Duration.format(options.budget)}`
+    if (live && options.inlineCutOff === true) {
+      // A wait that would not fit before `end` is refused by the loop; an attempt is cut off by
+      // its own timer: nothing else can outlive the end.
+      const cutOff = { at: end, detail }
+      return retryLoop({ ...options, attempt: () => options.attempt(cutOff) }, end, false)
+    }
+    return Deadline.within(
+      retryLoop({ ...options, attempt: () => options.attempt() }, end),
+      end - start,
+      () => new FacilitatorError({ operation, kind: "Timeout", requestSent: true, detail })
+    )
+  }
+  return live ? within(Date.now()) : Effect.flatMap(Clock.currentTimeMillis, within)
+}

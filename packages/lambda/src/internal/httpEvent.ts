@@ -3,6 +3,8 @@
  * passthrough). A REQUEST event is turned into the `Call` the MCP flavour reads (its base64 body
  * decoded), so both flavours price a call the same way; a RESPONSE event carries no request
  * (`gatewayRequest: null`), only the target's answer (docs/protocol.md, "HTTP targets").
+ *
+ * Also `httpHandler`'s reading of an API Gateway v2 / Function URL event (`decodeV2Event`).
  */
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
@@ -95,4 +97,70 @@ export const isSse = (headers: { readonly [name: string]: unknown }, body: strin
   const contentType = Json.headerValue(headers, "content-type")
   if (contentType !== undefined) return contentType.toLowerCase().includes("text/event-stream")
   return /^(event|data|id|retry):/m.test(body.trimStart().slice(0, 16))
+}
+
+// ---------------------------------------------------------------------------
+// API Gateway v2 / Function URL events (httpHandler)
+// ---------------------------------------------------------------------------
+
+const hasOwn = Object.prototype.hasOwnProperty
+const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+// An optional field of `HttpEventSchema` (`Schema.optional`: absent, or `undefined`, or the type).
+const copyOptional = (
+  from: Record<string, unknown>,
+  key: string,
+  to: Record<string, unknown>,
+  accepts: (value: unknown) => boolean
+): boolean => {
+  if (!hasOwn.call(from, key)) return true
+  const value = from[key]
+  if (value !== undefined && !accepts(value)) return false
+  to[key] = value
+  return true
+}
+const isString = (u: unknown): boolean => typeof u === "string"
+const isHeaders = (u: unknown): boolean => u === null || isObject(u)
+const isBody = (u: unknown): boolean => u === null || typeof u === "string"
+const isBoolean = (u: unknown): boolean => typeof u === "boolean"
+
+/** What `HttpHandler.HttpEventSchema` decodes. */
+export interface V2Event {
+  readonly rawPath?: string | undefined
+  readonly headers?: { readonly [name: string]: unknown } | null | undefined
+  readonly requestContext: {
+    readonly domainName?: string | undefined
+    readonly http: { readonly method: string; readonly path?: string | undefined }
+  }
+  readonly body?: string | null | undefined
+  readonly isBase64Encoded?: boolean | undefined
+}
+
+/**
+ * `HttpHandler.HttpEventSchema` decoded by hand, without a Schema run per request: the same value,
+ * keys in the schema's order (pinned by a property test, HttpHandlerEvent.test.ts), or `undefined`
+ * for anything off its types, which the caller then gives to the schema (its refusal says what is
+ * wrong).
+ */
+export const decodeV2Event = (event: unknown): V2Event | undefined => {
+  if (!isObject(event) || !hasOwn.call(event, "requestContext")) return undefined
+  const context = event["requestContext"]
+  if (!isObject(context) || !hasOwn.call(context, "http")) return undefined
+  const http = context["http"]
+  if (!isObject(http) || !hasOwn.call(http, "method")) return undefined
+  const method = http["method"]
+  if (typeof method !== "string") return undefined
+  const out: Record<string, unknown> = {}
+  if (!copyOptional(event, "rawPath", out, isString) || !copyOptional(event, "headers", out, isHeaders)) {
+    return undefined
+  }
+  const contextOut: Record<string, unknown> = {}
+  if (!copyOptional(context, "domainName", contextOut, isString)) return undefined
+  const httpOut: Record<string, unknown> = { method }
+  if (!copyOptional(http, "path", httpOut, isString)) return undefined
+  contextOut["http"] = httpOut
+  out["requestContext"] = contextOut
+  if (!copyOptional(event, "body", out, isBody) || !copyOptional(event, "isBase64Encoded", out, isBoolean)) {
+    return undefined
+  }
+  return out as unknown as V2Event
 }
