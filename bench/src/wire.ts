@@ -101,8 +101,15 @@ const fetchFacilitator = (url: string, apiKey: string): PlainFacilitator => {
     authorization: `Bearer ${apiKey}`,
     "nevermined-version": "1.1"
   }
+  // Each backend call bounded in time, as any agent in production bounds it (ours does: the live
+  // layer's verify / settle timeouts): an `AbortSignal.timeout`, the hand-written way to do it.
   const post = async <A>(path: string, body: unknown): Promise<A> => {
-    const response = await fetch(url + path, { method: "POST", headers, body: JSON.stringify(body) })
+    const response = await fetch(url + path, {
+      method: "POST",
+      headers,
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(path.endsWith("settle") ? 30_000 : 10_000)
+    })
     if (!response.ok) throw new Error(`backend answered ${response.status}`)
     return await response.json() as A
   }
