@@ -24,7 +24,7 @@ import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as AgentCore from "./AgentCore.js"
-import { type HandlerFailed, handlerFailed, invoke } from "./internal/handler.js"
+import { type HandlerFailed, handlerFailed, messageOfCause } from "./internal/handler.js"
 import * as HttpEvents from "./internal/httpEvent.js"
 import * as Json from "./internal/json.js"
 import { formatError } from "./internal/json.js"
@@ -315,7 +315,6 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
   > =>
     // A plain function on the fiber's clock rather than a generator: one step before the paywall.
     Effect.clockWith((clock) => {
-      const requestId = requestIdOf(context)
       const decoded = decodeEvent(event)
       if (Either.isLeft(decoded)) {
         const message = `Not an API Gateway v2 / Function URL event: ${formatError(decoded.left)}`
@@ -342,7 +341,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       const configured = paywallFor(method)
       let requested = (): Option.Option<number> => Option.none()
       const key = Idempotency.validateKey(Json.headerValue(request.headers, Idempotency.IDEMPOTENCY_KEY_HEADER))
-      if (Either.isLeft(key)) return Effect.succeed(idempotencyFailure(key.left, requestId))
+      if (Either.isLeft(key)) return Effect.succeed(idempotencyFailure(key.left, requestIdOf(context)))
       return Idempotency.protect(
         configured,
         {
@@ -355,19 +354,35 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
             : undefined
         },
         key.right,
-        (verified) => {
-          const payment = PaymentContext.make(verified)
-          requested = payment.requestedCharge
-          return invoke<LambdaRuntime.RequirementsOf<ReturnType<H>>>(() => handler(event as HttpEvent, context)).pipe(
-            Effect.provideService(PaymentContext.PaymentContext, payment.service),
-            Effect.flatMap((value) =>
-              Either.match(normalize(value), {
-                onLeft: (reason) => Effect.fail(handlerFailed(reason, Cause.die(new Error(reason)))),
-                onRight: Effect.succeed
-              })
-            )
-          )
-        },
+        (verified) =>
+          // The handler, run and its result read as one step. `PaymentContext` is an Effect service:
+          // provided to an Effect handler only (providing it copies the fiber's context), made then.
+          Effect.matchCauseEffect(
+            Adapter.fromCallback(() => {
+              const out = handler(event as HttpEvent, context)
+              if (!Effect.isEffect(out)) return out
+              const payment = PaymentContext.make(verified)
+              requested = payment.requestedCharge
+              return Effect.provideService(
+                out as Effect.Effect<unknown, unknown, LambdaRuntime.RequirementsOf<ReturnType<H>>>,
+                PaymentContext.PaymentContext,
+                payment.service
+              )
+            }) as Effect.Effect<
+              unknown,
+              unknown,
+              Exclude<LambdaRuntime.RequirementsOf<ReturnType<H>>, PaymentContext.PaymentContext>
+            >,
+            {
+              onFailure: (cause) => Effect.fail(handlerFailed(messageOfCause(cause), cause)),
+              onSuccess: (value) => {
+                const result = normalize(value)
+                return Either.isRight(result)
+                  ? Effect.succeed(result.right)
+                  : Effect.fail(handlerFailed(result.left, Cause.die(new Error(result.left))))
+              }
+            }
+          ),
         {
           isError: (result) => !Adapter.isChargeable(result.statusCode ?? 200),
           chargeOf: (result) =>
@@ -382,12 +397,13 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
       ).pipe(
         Effect.matchEffect({
           onSuccess: (outcome) => Effect.succeed(answerOf(outcome)),
+          // The request id (the Lambda's, else a fresh one) only for an answer that names it.
           onFailure: (error) =>
             isPaymentFailure(error)
-              ? failure(configured, error, requestId)
+              ? failure(configured, error, requestIdOf(context))
               : error._tag === "IdempotencyError"
-              ? Effect.succeed(idempotencyFailure(error, requestId))
-              : handlerFailure(error, requestId)
+              ? Effect.succeed(idempotencyFailure(error, requestIdOf(context)))
+              : handlerFailure(error, requestIdOf(context))
         })
       )
     }).pipe(
