@@ -292,6 +292,9 @@ export const runHook = <A>(
 interface Precomputed {
   readonly planIdsAttribute: string
   readonly requirements: Map<string, X402.PaymentRequired>
+  // The last one-network PaymentRequired built, by its endpoint and network: a warm call's lookup
+  // is two string comparisons, no key to build.
+  last?: { readonly endpoint: string | undefined; readonly network: string; readonly built: X402.PaymentRequired }
 }
 const precomputed = new WeakMap<object, Precomputed>()
 // What these helpers read of a paywall, whatever its type parameters.
@@ -321,10 +324,18 @@ const buildRequirements = (
 ): X402.PaymentRequired => {
   const { options } = paywall
   const endpoint = options.endpoint ?? resourceUrl
-  const cache = precomputedOf(paywall).requirements
+  const precomputed = precomputedOf(paywall)
+  const last = precomputed.last
+  if (last !== undefined && networks.length === 1 && last.network === networks[0] && last.endpoint === endpoint) {
+    return last.built
+  }
+  const cache = precomputed.requirements
   const key = `${endpoint ?? ""}\u0000${networks.join("\u0000")}`
   const cached = cache.get(key)
-  if (cached !== undefined) return cached
+  if (cached !== undefined) {
+    if (networks.length === 1) precomputed.last = { endpoint, network: networks[0], built: cached }
+    return cached
+  }
   const byPlan = networks.length === 1 ? undefined : new Map(paywall.planIds.map((planId, i) => [planId, networks[i]]))
   const built = X402.paymentRequired({
     planIds: paywall.planIds,
@@ -481,7 +492,9 @@ const askVerify = <Req, R, Resp>(
 ): Effect.Effect<Verified, VerifyFailed> => {
   span?.attribute("x402.credits", credits)
   const { onAfterVerify, onBeforeVerify } = paywall.options
-  const ask = Effect.suspend(() => {
+  // Built where it runs (askVerify runs inside the step), after the hook when there is one: the
+  // latency is the facilitator's alone.
+  const ask = () => {
     const startedAt = performance.now()
     return Effect.matchEffect(
       withDeadline(
@@ -523,8 +536,10 @@ const askVerify = <Req, R, Resp>(
         }
       }
     )
-  })
-  return onBeforeVerify ? Effect.zipRight(runHook("onBeforeVerify", () => onBeforeVerify(paymentRequired)), ask) : ask
+  }
+  return onBeforeVerify
+    ? Effect.zipRight(runHook("onBeforeVerify", () => onBeforeVerify(paymentRequired)), Effect.suspend(ask))
+    : ask()
 }
 
 // The facilitator of the fiber running a step: read from its context once, not yielded per use.
