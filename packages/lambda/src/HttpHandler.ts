@@ -17,14 +17,13 @@ import * as Paywall from "@effect-x402/core/Paywall"
 import * as SettlementLedger from "@effect-x402/core/SettlementLedger"
 import * as X402 from "@effect-x402/core/X402"
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda"
-import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as AgentCore from "./AgentCore.js"
-import { type HandlerFailed, handlerFailed, messageOfCause } from "./internal/handler.js"
+import { type HandlerFailed, invoke } from "./internal/handler.js"
 import * as HttpEvents from "./internal/httpEvent.js"
 import * as Json from "./internal/json.js"
 import { formatError } from "./internal/json.js"
@@ -357,31 +356,15 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
         (verified) =>
           // The handler, run and its result read as one step. `PaymentContext` is an Effect service:
           // provided to an Effect handler only (providing it copies the fiber's context), made then.
-          Effect.matchCauseEffect(
-            Adapter.fromCallback(() => {
+          invoke<HttpResult, Exclude<LambdaRuntime.RequirementsOf<ReturnType<H>>, PaymentContext.PaymentContext>>(
+            () => {
               const out = handler(event as HttpEvent, context)
               if (!Effect.isEffect(out)) return out
               const payment = PaymentContext.make(verified)
               requested = payment.requestedCharge
-              return Effect.provideService(
-                out as Effect.Effect<unknown, unknown, LambdaRuntime.RequirementsOf<ReturnType<H>>>,
-                PaymentContext.PaymentContext,
-                payment.service
-              )
-            }) as Effect.Effect<
-              unknown,
-              unknown,
-              Exclude<LambdaRuntime.RequirementsOf<ReturnType<H>>, PaymentContext.PaymentContext>
-            >,
-            {
-              onFailure: (cause) => Effect.fail(handlerFailed(messageOfCause(cause), cause)),
-              onSuccess: (value) => {
-                const result = normalize(value)
-                return Either.isRight(result)
-                  ? Effect.succeed(result.right)
-                  : Effect.fail(handlerFailed(result.left, Cause.die(new Error(result.left))))
-              }
-            }
+              return Effect.provideService(out, PaymentContext.PaymentContext, payment.service)
+            },
+            normalize
           ),
         {
           isError: (result) => !Adapter.isChargeable(result.statusCode ?? 200),

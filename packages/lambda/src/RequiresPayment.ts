@@ -4,21 +4,19 @@
  *
  * @since 0.1.0
  */
-import * as Adapter from "@effect-x402/core/Adapter"
 import * as CallSpan from "@effect-x402/core/CallSpan"
 import type * as Credits from "@effect-x402/core/Credits"
 import type { Facilitator } from "@effect-x402/core/Facilitator"
 import * as Idempotency from "@effect-x402/core/Idempotency"
 import * as Paywall from "@effect-x402/core/Paywall"
 import type * as X402 from "@effect-x402/core/X402"
-import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type * as Fiber from "effect/Fiber"
 import type * as Tracer from "effect/Tracer"
 import * as AgentCore from "./AgentCore.js"
 import { handlerFailureOutput, internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
-import { type HandlerFailed, handlerFailed, messageOfCause } from "./internal/handler.js"
+import { type HandlerFailed, invoke } from "./internal/handler.js"
 import { idempotencyFailureOutput, keyedProtector, keyOfCall, withId } from "./internal/idempotency.js"
 import { tokenOfCall, withReceipt } from "./internal/inBand.js"
 import * as Json from "./internal/json.js"
@@ -444,17 +442,10 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     type RH = R | LambdaRuntime.RequirementsOf<ReturnType<H>>
     // The handler, run and its result read as an answer: one failure type, one operation.
     const run = (call: AgentCore.Call, context: LambdaRuntime.LambdaContext) =>
-      Effect.matchCauseEffect(
-        Adapter.fromCallback(() => handler(call.event, context)) as Effect.Effect<unknown, unknown, RH>,
-        {
-          onFailure: (cause) => Effect.fail(handlerFailed(messageOfCause(cause), cause)),
-          onSuccess: (value) => {
-            const answer = AgentCore.normalize(value, call.id)
-            return Either.isRight(answer)
-              ? Effect.succeed(answer.right)
-              : Effect.fail(handlerFailed("The handler returned an invalid result", causeOf(answer.left)))
-          }
-        }
+      invoke<AgentCore.Answer, RH>(
+        () => handler(call.event, context),
+        (value) => AgentCore.normalize(value, call.id),
+        "The handler returned an invalid result"
       )
     return (
       event: unknown,
@@ -471,8 +462,6 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
 }
 
 const noAttributes = () => ({})
-
-const causeOf = (reason: string) => Cause.die(new Error(reason))
 
 const protectOptions: Paywall.ProtectOptions<AgentCore.Answer> = {
   isError: (answer) => !AgentCore.isChargeable(answer),

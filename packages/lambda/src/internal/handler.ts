@@ -2,6 +2,7 @@ import * as Adapter from "@effect-x402/core/Adapter"
 import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { redact, redactCause } from "./redact.js"
 
@@ -43,10 +44,22 @@ export const messageOfCause = (cause: Cause.Cause<unknown>): string => {
 }
 
 /**
- * Runs a handler that may return an Effect, a Promise or a plain value (or throw): every way it can
- * fail becomes a `HandlerFailed`.
+ * Runs a handler that may return an Effect, a Promise or a plain value (or throw), and reads its
+ * result with `read` (`Left`: the result is not an answer): every way it can fail becomes a
+ * `HandlerFailed`. One Effect operation for the run and the reading, on every paid call.
  */
-export const invoke = <R>(thunk: () => unknown): Effect.Effect<unknown, HandlerFailed, R> =>
-  Adapter.fromCallback(thunk as () => unknown | Effect.Effect<unknown, unknown, R>).pipe(
-    Effect.catchAllCause((cause) => Effect.fail(handlerFailed(messageOfCause(cause), cause)))
-  )
+export const invoke = <A, R>(
+  thunk: () => unknown,
+  read: (value: unknown) => Either.Either<A, string>,
+  /** The message of a result `read` refuses (default: its reason); the reason is the detail. */
+  invalidMessage?: string
+): Effect.Effect<A, HandlerFailed, R> =>
+  Effect.matchCauseEffect(Adapter.fromCallback(thunk) as Effect.Effect<unknown, unknown, R>, {
+    onFailure: (cause) => Effect.fail(handlerFailed(messageOfCause(cause), cause)),
+    onSuccess: (value) => {
+      const answer = read(value)
+      return Either.isRight(answer)
+        ? Effect.succeed(answer.right)
+        : Effect.fail(handlerFailed(invalidMessage ?? answer.left, Cause.die(new Error(answer.left))))
+    }
+  })
