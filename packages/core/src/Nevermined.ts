@@ -428,7 +428,14 @@ export const make = (
               defaultNetwork
             )
         ),
-        Effect.mapError((failure) => failure.error)
+        Effect.mapError((failure) => failure.error),
+        // Said where the lookup runs, so once per failed lookup: the cache keeps the failure for a
+        // while, and every call reading it meanwhile falls back without another warning.
+        Effect.tapError((error) =>
+          Effect.logWarning("Nevermined: plan lookup failed, advertising the default network").pipe(
+            Effect.annotateLogs({ planId, error: error.message })
+          )
+        )
       )
 
     const clock = yield* Effect.clock
@@ -440,16 +447,11 @@ export const make = (
       timeToLive: (exit) => Exit.isSuccess(exit) ? planTtl : Duration.min(planTtl, PLAN_FAILURE_TTL)
     })
 
-    const lookupFailed = (planId: string) => (error: FacilitatorError) =>
-      Effect.logWarning("Nevermined: plan lookup failed, advertising the default network").pipe(
-        Effect.annotateLogs({ planId, error: error.message })
-      )
     // No span of its own: a cached lookup is a map read, and a real one shows as the client's span.
     const networkFor = options.network !== undefined
       ? ((network: string) => (_planId: string) => Effect.succeed(network))(options.network)
       : (planId: string) =>
         networks(planId).pipe(
-          Effect.tapError(lookupFailed(planId)),
           Effect.orElseSucceed(() => defaultNetwork)
         )
 

@@ -455,6 +455,27 @@ describe("Nevermined live layer: network for a 402", () => {
       assert.strictEqual(yield* live.networkFor(FIAT_PLAN), "eip155:84532")
       assert.strictEqual(fake.calls("plan"), 1)
     }))
+
+  it.scoped("a plan lookup that keeps failing warns once per lookup, not once per call reading the cached failure", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeNevermined.make()
+      seed(fake)
+      const live = yield* facilitator(fake, { timeouts: { plan: "100 millis" } })
+      const telemetry = TestTelemetry.make()
+      fake.faults.always("plan", Fault.status(500))
+      const warnings = () => telemetry.logs.filter((line) => line.includes("plan lookup failed")).length
+      for (let i = 0; i < 5; i++) {
+        assert.strictEqual(yield* live.networkFor(FIAT_PLAN).pipe(Effect.provide(telemetry.layer)), "eip155:84532")
+      }
+      assert.strictEqual(fake.calls("plan"), 1)
+      assert.strictEqual(warnings(), 1)
+      // Past the failure's short window the plan is asked again, and that lookup warns again.
+      yield* advanceUntil(() => false, { limit: "31 seconds", step: "31 seconds" })
+      assert.strictEqual(yield* live.networkFor(FIAT_PLAN).pipe(Effect.provide(telemetry.layer)), "eip155:84532")
+      assert.strictEqual(fake.calls("plan"), 2)
+      assert.strictEqual(warnings(), 2)
+      assert.notInclude(telemetry.text(), fake.apiKey)
+    }))
 })
 
 describe("Nevermined.layerConfig", () => {
