@@ -640,6 +640,12 @@ const settleAttributes = (paywall: Shape, input: SettleInput) => () => ({
   "x402.token": fingerprint(input.token)
 })
 
+// An amount to settle that is no amount: nothing is sent, and the refusal is counted.
+const invalidSettleAmount = (paymentRequired: X402.PaymentRequired, cause: InvalidCredits): SettleFailed => {
+  PaymentMetrics.recordRefused("invalid_amount")
+  return new SettleFailed({ reason: "InvalidAmount", paymentRequired, credits: 0, cause })
+}
+
 const settleIn = <Req, R, Resp>(
   paywall: Paywall<Req, R, Resp>,
   input: SettleInput,
@@ -647,17 +653,7 @@ const settleIn = <Req, R, Resp>(
   facilitator: Facilitator.Service
 ): Effect.Effect<X402.SettleResponse, SettleFailed> => {
   const amount = Credits.validate(input.credits, "settle amount")
-  if (Either.isLeft(amount)) {
-    PaymentMetrics.recordRefused("invalid_amount")
-    return Effect.fail(
-      new SettleFailed({
-        reason: "InvalidAmount",
-        paymentRequired: input.paymentRequired,
-        credits: 0,
-        cause: amount.left
-      })
-    )
-  }
+  if (Either.isLeft(amount)) return Effect.fail(invalidSettleAmount(input.paymentRequired, amount.left))
   const credits = amount.right
   // Inside a call's span verify has set the credits: set again only when the answer changed them.
   if (span !== undefined && span.attributes.get("x402.credits") !== credits) span.attribute("x402.credits", credits)
@@ -755,17 +751,7 @@ const settleOutput = <Req, R, Resp, A>(
   const amount = options?.chargeOf
     ? Credits.settleAmount(options.chargeOf(value), verified.credits, chargeRulesOf(paywall))
     : Either.right(verified.credits)
-  if (Either.isLeft(amount)) {
-    PaymentMetrics.recordRefused("invalid_amount")
-    return Effect.fail(
-      new SettleFailed({
-        reason: "InvalidAmount",
-        paymentRequired: verified.paymentRequired,
-        credits: 0,
-        cause: amount.left
-      })
-    )
-  }
+  if (Either.isLeft(amount)) return Effect.fail(invalidSettleAmount(verified.paymentRequired, amount.left))
   return Effect.matchEffect(settle(paywall, { ...verified, credits: amount.right }), {
     onFailure: (error) =>
       releases(paywall, error)

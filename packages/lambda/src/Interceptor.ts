@@ -20,7 +20,7 @@ import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as AgentCore from "./AgentCore.js"
-import { internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
+import { internalFailureOutput, invalidEventOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
 import * as HttpEvent from "./internal/httpEvent.js"
 import * as Json from "./internal/json.js"
 import { lambdaDeadline, lambdaDeadlineAt } from "./internal/lambdaDeadline.js"
@@ -765,12 +765,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     fiber: Fiber.RuntimeFiber<unknown, unknown>
   ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R> => {
     const decoded = AgentCore.decodeCall(event)
-    if (Either.isLeft(decoded)) {
-      return Effect.as(
-        Effect.logWarning(`x402: ${decoded.left.message}`),
-        AgentCore.respond(AgentCore.invalidEventAnswer(decoded.left))
-      )
-    }
+    if (Either.isLeft(decoded)) return invalidEventOutput(decoded.left)
     const call = decoded.right
     const paywall = paywallFor(call)
     const phase = mcpPhase(call, paywall, context, fiber)

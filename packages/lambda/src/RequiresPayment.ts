@@ -15,7 +15,13 @@ import * as Either from "effect/Either"
 import type * as Fiber from "effect/Fiber"
 import type * as Tracer from "effect/Tracer"
 import * as AgentCore from "./AgentCore.js"
-import { handlerFailureOutput, internalFailureOutput, paymentFailureOutput, settingsOf } from "./internal/answers.js"
+import {
+  handlerFailureOutput,
+  internalFailureOutput,
+  invalidEventOutput,
+  paymentFailureOutput,
+  settingsOf
+} from "./internal/answers.js"
 import { type HandlerFailed, invoke } from "./internal/handler.js"
 import { idempotencyFailureOutput, keyedProtector, keyOfCall, withId } from "./internal/idempotency.js"
 import { tokenOfCall, withReceipt } from "./internal/inBand.js"
@@ -378,12 +384,7 @@ export const effectHandler = <R = never, LE = never, SE = never>(options: Option
     fiber: Fiber.RuntimeFiber<unknown, unknown>
   ): Effect.Effect<AgentCore.InterceptorOutput, never, Facilitator | R | RH> => {
     const decoded = AgentCore.decodeCall(event)
-    if (Either.isLeft(decoded)) {
-      return Effect.as(
-        Effect.logWarning(`x402: ${decoded.left.message}`),
-        AgentCore.respond(AgentCore.invalidEventAnswer(decoded.left))
-      )
-    }
+    if (Either.isLeft(decoded)) return invalidEventOutput(decoded.left)
     const call = decoded.right
     CallSpan.set(span, { "mcp.method": call.method, "mcp.tool": call.toolName ?? "" })
     // With declared tools, a call of any other tool runs nothing and charges nothing.

@@ -104,3 +104,7 @@ export const internalFailureOutput = (
     ),
     AgentCore.respond(AgentCore.internalErrorAnswerFor(requestId))
   )
+
+/** The answer to an event that is not one gateway call: a warning in the log (no value of it), the JSON-RPC error. */
+export const invalidEventOutput = (error: AgentCore.InvalidEvent): Effect.Effect<AgentCore.InterceptorOutput> =>
+  Effect.as(Effect.logWarning(`x402: ${error.message}`), AgentCore.respond(AgentCore.invalidEventAnswer(error)))
