@@ -8,12 +8,12 @@
  *
  * Missing a goal is reported, never a failure exit: benchmarks are not tests. A crash is.
  */
-import * as esbuild from "esbuild"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Url from "node:url"
+import { bundle } from "./src/bundle.js"
 import { coldStart } from "./src/coldstart.js"
 import * as CpuProfile from "./src/cpuprofile.js"
 import { gc } from "./src/harness.js"
@@ -35,25 +35,7 @@ const valueOf = (name: string) => {
   return i >= 0 ? args[i + 1] : undefined
 }
 
-// A bench entry as shipped JavaScript: one esbuild bundle, no TypeScript loader in the timed code.
-const bundleOf = async (entry: string, outfile: string) => {
-  await esbuild.build({
-    entryPoints: [Path.join(here, "src", entry)],
-    outfile,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    external: ["esbuild"],
-    // CommonJS dependencies (ws, under @effect/platform-node) call `require`.
-    banner: {
-      js:
-        "import { createRequire as __createRequire } from \"node:module\"; const require = __createRequire(import.meta.url);"
-    },
-    logLevel: "error"
-  })
-  return outfile
-}
+const bundleOf = (entry: string, outfile: string) => bundle(Path.join(here, "src", entry), outfile)
 
 // Sections 1 and 4 run from a bundle in a child process (see `src/inProcess.ts`).
 let inProcessBundle: Promise<string> | undefined

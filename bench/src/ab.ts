@@ -35,23 +35,9 @@ const run = async () => {
 if (process.env.AB_BUNDLED === "1" || process.env.AB_TSX === "1") {
   await run()
 } else {
-  const esbuild = await import("esbuild")
+  const { bundle } = await import("./bundle.js")
   const here = Path.dirname(Url.fileURLToPath(import.meta.url))
-  const outfile = Path.join(here, "..", ".bench-out", "ab.mjs")
-  await esbuild.build({
-    entryPoints: [Url.fileURLToPath(import.meta.url)],
-    outfile,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    external: ["esbuild"],
-    banner: {
-      js:
-        "import { createRequire as __createRequire } from \"node:module\"; const require = __createRequire(import.meta.url);"
-    },
-    logLevel: "error"
-  })
+  const outfile = await bundle(Url.fileURLToPath(import.meta.url), Path.join(here, "..", ".bench-out", "ab.mjs"))
   ChildProcess.execFileSync(process.execPath, [outfile, ...process.argv.slice(2)], {
     stdio: "inherit",
     env: { ...process.env, AB_BUNDLED: "1" }
