@@ -6,7 +6,7 @@ import * as Wire from "./wire.js"
 const concurrency = Number(process.argv[2] ?? 16)
 const rounds = Number(process.argv[3] ?? 6)
 const [level] = await Wire.wire({ concurrencies: [concurrency], window: 500, rounds, chunk: 500, warmupCalls: 500 })
-const [ours, hand] = level.rows
+const [ours, hand, floor] = level.rows
 for (const row of level.rows) {
   console.log(
     `${row.name.padEnd(52)} ${row.callsPerSecond.toFixed(0).padStart(6)} calls/s  cpu ${
@@ -17,6 +17,8 @@ for (const row of level.rows) {
 console.log(
   `ours/hand: throughput x${(ours.callsPerSecond / hand.callsPerSecond).toFixed(2)}, cpu x${
     (ours.cpuMicrosPerCall / hand.cpuMicrosPerCall).toFixed(2)
+  }; floor/hand: cpu x${(floor.cpuMicrosPerCall / hand.cpuMicrosPerCall).toFixed(2)}; ours/floor: cpu x${
+    (ours.cpuMicrosPerCall / floor.cpuMicrosPerCall).toFixed(2)
   }`
 )
 process.exit(0)

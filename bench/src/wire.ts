@@ -17,6 +17,7 @@ import * as Http from "node:http"
 import type * as Net from "node:net"
 import { AGENT_ID, lambdaContext, NETWORK, type PlainFacilitator, PLAN_ID } from "./fixtures.js"
 import * as Handwritten from "./handwritten.js"
+import * as WireFloor from "./wireFloor.js"
 import { gc, type Stats, statsOf } from "./harness.js"
 import * as Child from "./wireChild.js"
 
@@ -133,6 +134,7 @@ const fetchFacilitator = (url: string, apiKey: string): PlainFacilitator => {
 export const OURS = "effect-x402 httpHandler, live layer (FetchHttpClient)"
 export const HANDWRITTEN = "hand-written + fetch"
 export const BARE = "bare handler (no payment, no backend)"
+export const FLOOR = "Effect floor (fetch in Effect.async)"
 
 export interface Setup {
   readonly name: string
@@ -142,8 +144,8 @@ export interface Setup {
   readonly close: () => Promise<void>
 }
 
-export type Kind = "ours" | "handwritten" | "bare"
-export const NAMES: Record<Kind, string> = { ours: OURS, handwritten: HANDWRITTEN, bare: BARE }
+export type Kind = "ours" | "handwritten" | "floor" | "bare"
+export const NAMES: Record<Kind, string> = { ours: OURS, handwritten: HANDWRITTEN, floor: FLOOR, bare: BARE }
 
 /** A fake backend with a funded plan and a token for it. */
 export interface Backend {
@@ -196,6 +198,14 @@ export const startAgent = async (
       fetchFacilitator(backend.url, backend.apiKey),
       route
     )
+  } else if (kind === "floor" && backend !== undefined) {
+    const floor = WireFloor.http(
+      { planIds: [PLAN_ID], agentId: AGENT_ID, endpoint: "", network: NETWORK, credits: 1 },
+      backend,
+      route
+    )
+    handler = floor.handle
+    dispose = floor.dispose
   }
   const { port, server } = await serve(handler)
   return {
@@ -313,15 +323,22 @@ export interface WireOptions {
  * the fake backends; each agent runs in a child of its own, whose CPU time per call is measured.
  */
 export const wire = async (options: WireOptions): Promise<ReadonlyArray<LevelResult>> => {
-  const kinds: ReadonlyArray<Kind> = ["ours", "handwritten", "bare"]
+  const kinds: ReadonlyArray<Kind> = ["ours", "handwritten", "floor", "bare"]
   const results: Array<LevelResult> = []
   const warm = options.warmupCalls
   for (const concurrency of options.concurrencies) {
     gc()
     const backends = await Child.spawn("backend")
-    const made = await backends.ask<{ readonly backends: ReadonlyArray<Backend> }>({ cmd: "backends", count: 2 })
+    const made = await backends.ask<{ readonly backends: ReadonlyArray<Backend> }>({ cmd: "backends", count: 3 })
+    // A backend per paying agent, so that each one's connections are counted on their own.
     const backendOf = (kind: Kind) =>
-      kind === "ours" ? made.backends[0] : kind === "handwritten" ? made.backends[1] : undefined
+      kind === "ours"
+        ? made.backends[0]
+        : kind === "handwritten"
+        ? made.backends[1]
+        : kind === "floor"
+        ? made.backends[2]
+        : undefined
     const agents = await Promise.all(kinds.map(async (kind) => {
       const child = await Child.spawn("agent")
       const backend = backendOf(kind)
