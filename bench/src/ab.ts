@@ -1,6 +1,7 @@
 // Quick A/B helper for local perf work: times N warm calls of one candidate in this process and
 // prints min / median / p90. Compare runs before and after a change, interleaved (same machine state):
 //   npx tsx bench/src/ab.ts [requiresPayment|httpHandler|interceptor][-1MB] [calls]
+//   npx tsx bench/src/ab.ts [wireOurs|wireFloor|wireHand] [calls]   (the wire agents over a stub fetch)
 // It bundles itself with esbuild and runs the bundle with plain node (as `pnpm bench` runs sections 1
 // and 4): under `tsx` every closure made per call pays the loader's `__name` wrapper, which no user
 // pays. `AB_TSX=1` times it under tsx instead.
@@ -14,7 +15,10 @@ const run = async () => {
   const [target, size] = (process.argv[2] ?? "requiresPayment").split("-")
   const big = size === "1MB" ? argumentsOf(1024 * 1024) : undefined
   const n = Number(process.argv[3] ?? 5000)
-  const candidate = target === "interceptor"
+  const wire = { wireOurs: "ours", wireFloor: "floor", wireHand: "handwritten" } as const
+  const candidate = target in wire
+    ? { run: (await import("./wireStub.js")).candidate(wire[target as keyof typeof wire]) }
+    : target === "interceptor"
     ? (await interceptorCandidates())[0]
     : target === "httpHandler"
     ? (await httpCandidates({ only: ["effect-x402"], ...(big ? { body: JSON.stringify(big) } : {}) }))[0]

@@ -17,9 +17,9 @@ import * as Http from "node:http"
 import type * as Net from "node:net"
 import { AGENT_ID, lambdaContext, NETWORK, type PlainFacilitator, PLAN_ID } from "./fixtures.js"
 import * as Handwritten from "./handwritten.js"
-import * as WireFloor from "./wireFloor.js"
 import { gc, type Stats, statsOf } from "./harness.js"
 import * as Child from "./wireChild.js"
+import * as WireFloor from "./wireFloor.js"
 
 // Server-side accepted connections, by local port: the backend's count is the agent's pool at work.
 const accepted = new Map<number, number>()
@@ -34,6 +34,37 @@ const route = async (_event: unknown) => ROUTE_RESULT
 
 type LambdaHttpHandler = (event: APIGatewayProxyEventV2) => Promise<unknown>
 
+/** The v2 event API Gateway / a Function URL would make of an HTTP request. */
+export const httpEvent = (
+  method: string,
+  target: string,
+  headers: Record<string, string>,
+  body: string
+): APIGatewayProxyEventV2 => {
+  const url = new URL(target, "http://127.0.0.1")
+  return {
+    version: "2.0",
+    routeKey: "$default",
+    rawPath: url.pathname,
+    rawQueryString: url.search.slice(1),
+    headers,
+    requestContext: {
+      accountId: "123456789012",
+      apiId: "local",
+      domainName: "agent.local",
+      domainPrefix: "agent",
+      http: { method, path: url.pathname, protocol: "HTTP/1.1", sourceIp: "127.0.0.1", userAgent: "" },
+      requestId: "r",
+      routeKey: "$default",
+      stage: "$default",
+      time: "",
+      timeEpoch: 0
+    },
+    body,
+    isBase64Encoded: false
+  }
+}
+
 /** Serves a v2-event handler over Node HTTP, as API Gateway / a Function URL would call it. */
 const serve = (handler: LambdaHttpHandler): Promise<{ readonly server: Http.Server; readonly port: number }> =>
   new Promise((resolve) => {
@@ -41,38 +72,11 @@ const serve = (handler: LambdaHttpHandler): Promise<{ readonly server: Http.Serv
       const chunks: Array<Buffer> = []
       req.on("data", (chunk: Buffer) => chunks.push(chunk))
       req.on("end", () => {
-        const url = new URL(req.url ?? "/", "http://127.0.0.1")
         const headers: Record<string, string> = {}
         for (const [name, value] of Object.entries(req.headers)) {
           if (typeof value === "string") headers[name] = value
         }
-        const event: APIGatewayProxyEventV2 = {
-          version: "2.0",
-          routeKey: "$default",
-          rawPath: url.pathname,
-          rawQueryString: url.search.slice(1),
-          headers,
-          requestContext: {
-            accountId: "123456789012",
-            apiId: "local",
-            domainName: "agent.local",
-            domainPrefix: "agent",
-            http: {
-              method: req.method ?? "GET",
-              path: url.pathname,
-              protocol: "HTTP/1.1",
-              sourceIp: "127.0.0.1",
-              userAgent: ""
-            },
-            requestId: "r",
-            routeKey: "$default",
-            stage: "$default",
-            time: "",
-            timeEpoch: 0
-          },
-          body: Buffer.concat(chunks).toString("utf8"),
-          isBase64Encoded: false
-        }
+        const event = httpEvent(req.method ?? "GET", req.url ?? "/", headers, Buffer.concat(chunks).toString("utf8"))
         handler(event).then(
           (result) => {
             const r = result as { statusCode: number; headers?: Record<string, string>; body?: string }
@@ -170,11 +174,15 @@ export const startBackend = async (): Promise<Backend & { readonly close: () => 
   }
 }
 
-/** The agent's HTTP server: ours, the hand-written one (against `backend`), or the bare handler. */
-export const startAgent = async (
+/**
+ * An agent's handler of v2 events: ours, the hand-written one, the Effect floor (each against
+ * `backend`), or the bare handler. `startAgent` serves it; `bench/src/ab.ts wire*` calls it in
+ * process over a stub `fetch`.
+ */
+export const agentHandler = (
   kind: Kind,
   backend: { readonly url: string; readonly apiKey: string } | undefined
-): Promise<{ readonly port: number; readonly close: () => Promise<void> }> => {
+): { readonly handler: LambdaHttpHandler; readonly dispose: () => Promise<void> } => {
   let dispose: () => Promise<void> = async () => undefined
   let handler: LambdaHttpHandler = route
   if (kind === "ours" && backend !== undefined) {
@@ -207,6 +215,15 @@ export const startAgent = async (
     handler = floor.handle
     dispose = floor.dispose
   }
+  return { handler, dispose }
+}
+
+/** The agent's HTTP server: ours, the hand-written one, the Effect floor, or the bare handler. */
+export const startAgent = async (
+  kind: Kind,
+  backend: { readonly url: string; readonly apiKey: string } | undefined
+): Promise<{ readonly port: number; readonly close: () => Promise<void> }> => {
+  const { dispose, handler } = agentHandler(kind, backend)
   const { port, server } = await serve(handler)
   return {
     port,

@@ -331,20 +331,10 @@ export const make = (
     // each route's request (URL, bearer token from the `Redacted` key, `accept`, API version) once
     // and reuses it; only the body is set per call. Non-2xx answers are read (their code and message
     // say what went wrong), so there is no `filterStatusOk` either.
-    const VERIFY = {
-      operation: "verify",
-      method: "POST",
-      path: "/api/v1/x402/verify",
-      schema: X402.VerifyResponse,
-      decode: Backend.decodeVerifyResponse
-    } as const
-    const SETTLE = {
-      operation: "settle",
-      method: "POST",
-      path: "/api/v1/x402/settle",
-      schema: X402.SettleResponse,
-      decode: Backend.decodeSettleResponse
-    } as const
+    // Each attempt's `Call` is one literal: spreading a shared route object into it cost ~4 µs per
+    // attempt (V8 copies the spread through its slow path here; measured with `ab.ts wireOurs`).
+    const VERIFY_PATH = "/api/v1/x402/verify"
+    const SETTLE_PATH = "/api/v1/x402/settle"
 
     // One `withFiberRuntime` per operation: with nobody listening (no span to open or annotate), the
     // fiber's services go to the exchange and the retry loop starts on the spot; otherwise the
@@ -376,12 +366,25 @@ export const make = (
         const services = fiber?.currentContext.unsafeMap
         return retriesWithin(fiber, {
           operation: "verify",
-          attempt: (cutOff) => exchange.call({ ...VERIFY, body, secrets, cutOff, services }),
+          attempt: (cutOff) =>
+            exchange.call({
+              operation: "verify",
+              method: "POST",
+              path: VERIFY_PATH,
+              schema: X402.VerifyResponse,
+              decode: Backend.decodeVerifyResponse,
+              body,
+              secrets,
+              cutOff,
+              services
+            }),
           inlineCutOff: exchange.lean,
           retryable: Backend.isTransient,
           budget: timeouts.verify,
           deadline: request.deadline,
-          ...retry
+          maxAttempts: retry.maxAttempts,
+          baseDelay: retry.baseDelay,
+          maxDelay: retry.maxDelay
         })
       }, "Nevermined.verify")
 
@@ -392,14 +395,27 @@ export const make = (
         const services = fiber?.currentContext.unsafeMap
         return retriesWithin(fiber, {
           operation: "settle",
-          attempt: (cutOff) => exchange.call({ ...SETTLE, body, secrets, cutOff, services }),
+          attempt: (cutOff) =>
+            exchange.call({
+              operation: "settle",
+              method: "POST",
+              path: SETTLE_PATH,
+              schema: X402.SettleResponse,
+              decode: Backend.decodeSettleResponse,
+              body,
+              secrets,
+              cutOff,
+              services
+            }),
           inlineCutOff: exchange.lean,
           // Only what provably did not apply may be sent again (never sent, or a 429): anything else
           // may have burned the credits.
           retryable: Backend.isSafeSettleRetry,
           budget: timeouts.settle,
           deadline: request.deadline,
-          ...retry
+          maxAttempts: retry.maxAttempts,
+          baseDelay: retry.baseDelay,
+          maxDelay: retry.maxDelay
         })
       }, "Nevermined.settle")
 

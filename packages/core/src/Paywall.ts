@@ -752,7 +752,15 @@ const settleOutput = <Req, R, Resp, A>(
     ? Credits.settleAmount(options.chargeOf(value), verified.credits, chargeRulesOf(paywall))
     : Either.right(verified.credits)
   if (Either.isLeft(amount)) return Effect.fail(invalidSettleAmount(verified.paymentRequired, amount.left))
-  return Effect.matchEffect(settle(paywall, { ...verified, credits: amount.right }), {
+  // What settle reads, as one literal (no spread copy of `verified` per call).
+  const input: SettleInput = {
+    paymentRequired: verified.paymentRequired,
+    token: verified.token,
+    credits: amount.right,
+    agentRequestId: verified.agentRequestId,
+    deadline: verified.deadline
+  }
+  return Effect.matchEffect(settle(paywall, input), {
     onFailure: (error) =>
       releases(paywall, error)
         ? Effect.as(

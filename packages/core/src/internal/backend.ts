@@ -792,16 +792,21 @@ export const withRetries = <A>(options: {
   readonly baseDelay: Duration.Duration
   readonly maxDelay: Duration.Duration
 }): Effect.Effect<A, FacilitatorError> =>
-  Effect.flatMap(Clock.currentTimeMillis, (start) => retryLoop(options, start + Duration.toMillis(options.budget)))
+  Effect.flatMap(
+    Clock.currentTimeMillis,
+    (start) => retryLoop(options, options.attempt, start + Duration.toMillis(options.budget))
+  )
 
+// `attempt` apart from the settings: a caller with its own attempt passes it here rather than a
+// spread copy of its options (one object fewer per operation).
 const retryLoop = <A>(
   options: {
-    readonly attempt: (timeout: Duration.Duration) => Effect.Effect<A, AttemptFailed>
     readonly retryable: (failure: AttemptFailed) => boolean
     readonly maxAttempts: number
     readonly baseDelay: Duration.Duration
     readonly maxDelay: Duration.Duration
   },
+  attemptOf: (timeout: Duration.Duration) => Effect.Effect<A, AttemptFailed>,
   deadline: number,
   timed = true
 ): Effect.Effect<A, FacilitatorError> => {
@@ -811,7 +816,7 @@ const retryLoop = <A>(
       ? Effect.flatMap(Clock.currentTimeMillis, (now) => run(attempt, Duration.millis(Math.max(0, deadline - now))))
       : run(attempt, Duration.zero)
   const run = (attempt: number, timeLeft: Duration.Duration): Effect.Effect<A, FacilitatorError> =>
-    Effect.catchAll(options.attempt(timeLeft), (failure) => {
+    Effect.catchAll(attemptOf(timeLeft), (failure) => {
       if (attempt >= options.maxAttempts || !options.retryable(failure)) return Effect.fail(failure.error)
       return Effect.gen(function*() {
         const backoff = Math.min(
@@ -868,6 +873,17 @@ export const withRetriesWithin = <A>(options: {
   readonly maxDelay: Duration.Duration
 }): Effect.Effect<A, FacilitatorError> => Effect.withFiberRuntime((fiber) => retriesWithinOn(fiber, options))
 
+// The budget is the layer's own `Duration`: its text is made once, not on every operation.
+const budgetDetails = new WeakMap<Duration.Duration, string>()
+const budgetDetail = (budget: Duration.Duration): string => {
+  let detail = budgetDetails.get(budget)
+  if (detail === undefined) {
+    detail = `no answer within ${Duration.format(budget)}`
+    budgetDetails.set(budget, detail)
+  }
+  return detail
+}
+
 /**
  * `withRetriesWithin` on the fiber the caller already holds (inside its own `withFiberRuntime`).
  *
@@ -887,15 +903,15 @@ export const retriesWithinOn = <A>(
     const budgetEnd = start + Duration.toMillis(options.budget)
     const byCall = deadline !== undefined && deadline < budgetEnd
     const end = byCall ? deadline : budgetEnd
-    const detail = byCall ? "cut off at the call's deadline" : `no answer within ${Duration.format(options.budget)}`
+    const detail = byCall ? "cut off at the call's deadline" : budgetDetail(options.budget)
     if (live && options.inlineCutOff === true) {
       // A wait that would not fit before `end` is refused by the loop; an attempt is cut off by
       // its own timer: nothing else can outlive the end.
       const cutOff = { at: end, detail }
-      return retryLoop({ ...options, attempt: () => options.attempt(cutOff) }, end, false)
+      return retryLoop(options, () => options.attempt(cutOff), end, false)
     }
     return Deadline.within(
-      retryLoop({ ...options, attempt: () => options.attempt() }, end),
+      retryLoop(options, () => options.attempt(), end),
       end - start,
       () => new FacilitatorError({ operation, kind: "Timeout", requestSent: true, detail })
     )
