@@ -395,10 +395,10 @@ export const requirements = <Req, R, Resp>(
 }
 
 // Span attributes at the span's creation: computed only when a tracer listens.
-const callAttributes = (paywall: Shape, token: Redacted.Redacted<string> | undefined) => () => ({
-  "x402.plan_ids": precomputedOf(paywall).planIdsAttribute,
-  ...(token !== undefined ? { "x402.token": fingerprint(token) } : {})
-})
+const callAttributes = (paywall: Shape, token: Redacted.Redacted<string> | undefined) => (): CallSpan.Attributes =>
+  token !== undefined
+    ? { "x402.plan_ids": precomputedOf(paywall).planIdsAttribute, "x402.token": fingerprint(token) }
+    : { "x402.plan_ids": precomputedOf(paywall).planIdsAttribute }
 
 /**
  * Verifies a call: no token → `PaymentRequired` (the facilitator's verify is not called); a token
@@ -415,43 +415,50 @@ export const verify = <Req, R, Resp>(
   paywall: Paywall<Req, R, Resp>,
   call: Call<Req>
 ): Effect.Effect<Verified, PaymentRequired | VerifyFailed, Facilitator | R> => {
-  const token = Redacted.isRedacted(call.token) || typeof call.token === "string" ? tokenOf(call.token) : undefined
+  const token = callToken(call)
   return CallSpan.step(
     "Paywall.verify",
     callAttributes(paywall, token),
-    (span, fiber) => verifyIn(paywall, call, token, span, facilitatorOf(fiber))
+    (span, fiber) => verifyIn(paywall, call, token, span, facilitatorOf(fiber), Effect.succeed)
   )
 }
+
+const callToken = (call: Call<unknown>): Redacted.Redacted<string> | undefined =>
+  Redacted.isRedacted(call.token) || typeof call.token === "string" ? tokenOf(call.token) : undefined
 
 // The hot path, written as a few plain continuations rather than a generator: a warm paid call
 // runs a handful of Effect operations here (each `yield*` of a generator cost one or more, and a
 // generator object per call), the PaymentRequired comes synchronously from the facilitator's warm
 // cache (`cachedNetworks`), a fixed price needs no Effect, and the facilitator is read once from
-// the fiber's context.
-const verifyIn = <Req, R, Resp>(
-  paywall: Paywall<Req, R, Resp>,
-  call: Call<Req>,
-  token: Redacted.Redacted<string> | undefined,
-  span: Tracer.Span | undefined,
-  facilitator: Facilitator.Service
-): Effect.Effect<Verified, PaymentRequired | VerifyFailed, R> => {
-  const known = knownRequirements(paywall, call.resourceUrl, facilitator)
-  return known !== undefined
-    ? verifyWith(paywall, call, token, span, facilitator, known)
-    : Effect.flatMap(
-      Effect.provideService(requirements(paywall, call.resourceUrl), Facilitator, facilitator),
-      (paymentRequired) => verifyWith(paywall, call, token, span, facilitator, paymentRequired)
-    )
-}
-
-const verifyWith = <Req, R, Resp>(
+// the fiber's context. What follows a successful verification (`next`: `Effect.succeed` for
+// `verify`, the paid work and settle for `protect`) runs from verify's own continuation, not from
+// one more `flatMap` around it.
+const verifyIn = <Req, R, Resp, B, E2, R2>(
   paywall: Paywall<Req, R, Resp>,
   call: Call<Req>,
   token: Redacted.Redacted<string> | undefined,
   span: Tracer.Span | undefined,
   facilitator: Facilitator.Service,
-  paymentRequired: X402.PaymentRequired
-): Effect.Effect<Verified, PaymentRequired | VerifyFailed, R> => {
+  next: (verified: Verified) => Effect.Effect<B, E2, R2>
+): Effect.Effect<B, PaymentRequired | VerifyFailed | E2, R | R2> => {
+  const known = knownRequirements(paywall, call.resourceUrl, facilitator)
+  return known !== undefined
+    ? verifyWith(paywall, call, token, span, facilitator, known, next)
+    : Effect.flatMap(
+      Effect.provideService(requirements(paywall, call.resourceUrl), Facilitator, facilitator),
+      (paymentRequired) => verifyWith(paywall, call, token, span, facilitator, paymentRequired, next)
+    )
+}
+
+const verifyWith = <Req, R, Resp, B, E2, R2>(
+  paywall: Paywall<Req, R, Resp>,
+  call: Call<Req>,
+  token: Redacted.Redacted<string> | undefined,
+  span: Tracer.Span | undefined,
+  facilitator: Facilitator.Service,
+  paymentRequired: X402.PaymentRequired,
+  next: (verified: Verified) => Effect.Effect<B, E2, R2>
+): Effect.Effect<B, PaymentRequired | VerifyFailed | E2, R | R2> => {
   if (token === undefined) {
     span?.attribute("x402.outcome", "payment_required")
     PaymentMetrics.recordRefused("missing_token")
@@ -473,30 +480,41 @@ const verifyWith = <Req, R, Resp>(
     const credits = Credits.validate(policy)
     return Either.isLeft(credits)
       ? Effect.fail(invalidAmount(credits.left))
-      : askVerify(paywall, call, token, span, facilitator, paymentRequired, credits.right)
+      : askVerify(paywall, call, token, span, facilitator, paymentRequired, credits.right, next)
   }
   return Effect.flatMap(
     Effect.mapError(Credits.resolve(policy, call.request), invalidAmount),
-    (credits) => askVerify(paywall, call, token, span, facilitator, paymentRequired, credits)
+    (credits) => askVerify(paywall, call, token, span, facilitator, paymentRequired, credits, next)
   )
 }
 
-const askVerify = <Req, R, Resp>(
+const askVerify = <Req, R, Resp, B, E2, R2>(
   paywall: Paywall<Req, R, Resp>,
   call: Call<Req>,
   token: Redacted.Redacted<string>,
   span: Tracer.Span | undefined,
   facilitator: Facilitator.Service,
   paymentRequired: X402.PaymentRequired,
-  credits: number
-): Effect.Effect<Verified, VerifyFailed> => {
+  credits: number,
+  next: (verified: Verified) => Effect.Effect<B, E2, R2>
+): Effect.Effect<B, VerifyFailed | E2, R2> => {
   span?.attribute("x402.credits", credits)
   const { onAfterVerify, onBeforeVerify } = paywall.options
   // Built where it runs (askVerify runs inside the step), after the hook when there is one: the
   // latency is the facilitator's alone.
-  const ask = () => {
+  const ask = (): Effect.Effect<B, VerifyFailed | E2, R2> => {
     const startedAt = performance.now()
-    return Effect.matchEffect(
+    return Effect.matchEffect<
+      X402.VerifyResponse,
+      FacilitatorError,
+      never,
+      never,
+      VerifyFailed,
+      never,
+      B,
+      VerifyFailed | E2,
+      R2
+    >(
       withDeadline(
         facilitator,
         facilitator.verify({
@@ -531,8 +549,8 @@ const askVerify = <Req, R, Resp>(
             deadline: call.deadline
           }
           return onAfterVerify
-            ? Effect.as(runHook("onAfterVerify", () => onAfterVerify(verification)), verified)
-            : Effect.succeed(verified)
+            ? Effect.flatMap(runHook("onAfterVerify", () => onAfterVerify(verification)), () => next(verified))
+            : next(verified)
         }
       }
     )
@@ -629,7 +647,7 @@ export const settle = <Req, R, Resp>(
   CallSpan.step(
     "Paywall.settle",
     settleAttributes(paywall, input),
-    (span, fiber) => settleIn(paywall, input, span, facilitatorOf(fiber)),
+    (span, fiber) => settleIn(paywall, input, span, facilitatorOf(fiber), Effect.succeed, Effect.fail),
     // Inside a call's span, verify has already set the plans and the token's fingerprint.
     "quiet"
   )
@@ -646,14 +664,19 @@ const invalidSettleAmount = (paymentRequired: X402.PaymentRequired, cause: Inval
   return new SettleFailed({ reason: "InvalidAmount", paymentRequired, credits: 0, cause })
 }
 
-const settleIn = <Req, R, Resp>(
+// `settled` and `failed` continue from settle's own continuation (`Effect.succeed` / `Effect.fail`
+// for `settle`; the outcome by the settle-failure policy for `protect`), not from one more
+// `matchEffect` around it.
+const settleIn = <Req, R, Resp, B, E2>(
   paywall: Paywall<Req, R, Resp>,
   input: SettleInput,
   span: Tracer.Span | undefined,
-  facilitator: Facilitator.Service
-): Effect.Effect<X402.SettleResponse, SettleFailed> => {
+  facilitator: Facilitator.Service,
+  settled: (settlement: X402.SettleResponse) => Effect.Effect<B, E2>,
+  failed: (error: SettleFailed) => Effect.Effect<B, E2>
+): Effect.Effect<B, E2> => {
   const amount = Credits.validate(input.credits, "settle amount")
-  if (Either.isLeft(amount)) return Effect.fail(invalidSettleAmount(input.paymentRequired, amount.left))
+  if (Either.isLeft(amount)) return failed(invalidSettleAmount(input.paymentRequired, amount.left))
   const credits = amount.right
   // Inside a call's span verify has set the credits: set again only when the answer changed them.
   if (span !== undefined && span.attributes.get("x402.credits") !== credits) span.attribute("x402.credits", credits)
@@ -674,14 +697,14 @@ const settleIn = <Req, R, Resp>(
     {
       onFailure: (cause) => {
         PaymentMetrics.recordLatency("settle", startedAt)
-        return Effect.fail(settleFailureOf(input, cause))
+        return failed(settleFailureOf(input, cause))
       },
       onSuccess: (settlement) => {
         PaymentMetrics.recordLatency("settle", startedAt)
         if (!settlement.success) {
           span?.attribute("x402.outcome", "rejected")
           PaymentMetrics.recordRefused("settle_rejected")
-          return Effect.fail(
+          return failed(
             new SettleFailed({ reason: "Rejected", paymentRequired: input.paymentRequired, credits, settlement })
           )
         }
@@ -689,8 +712,8 @@ const settleIn = <Req, R, Resp>(
         PaymentMetrics.recordPaid(credits)
         const hook = paywall.options.onAfterSettle
         return hook
-          ? Effect.as(runHook("onAfterSettle", () => hook(credits, settlement)), settlement)
-          : Effect.succeed(settlement)
+          ? Effect.flatMap(runHook("onAfterSettle", () => hook(credits, settlement)), () => settled(settlement))
+          : settled(settlement)
       }
     }
   )
@@ -729,10 +752,35 @@ export const protect = <Req, R, Resp, A, E, R2>(
   work: (verified: Verified) => Effect.Effect<A, E, R2>,
   options?: ProtectOptions<A>
 ): Effect.Effect<Outcome<A>, PaymentFailure | E, Facilitator | R | R2> =>
-  Effect.flatMap(
-    verify(paywall, call),
-    (verified) => Effect.flatMap(work(verified), (value) => settleOutput(paywall, verified, value, options))
-  )
+  Effect.withFiberRuntime((fiber) => {
+    // A tracer listens and no call span is open: verify and settle open spans of their own.
+    if (CallSpan.listening(fiber) && CallSpan.currentOf(fiber) === undefined) {
+      return Effect.flatMap(
+        verify(paywall, call),
+        (verified) => Effect.flatMap(work(verified), (value) => settleOutput(paywall, verified, value, options))
+      )
+    }
+    // Otherwise the whole pipeline from one read of the fiber: its facilitator, and the call span
+    // when there is one (set as `verify` would set it; `settle` adds nothing there). The paid work
+    // and settle run as verify's continuation (fewer Effect operations per call: with a tracer,
+    // each one runs inside the span's context).
+    const span = CallSpan.currentOf(fiber)
+    const token = callToken(call)
+    if (span !== undefined) CallSpan.set(span, callAttributes(paywall, token)())
+    const facilitator = facilitatorOf(fiber)
+    return verifyIn(
+      paywall,
+      call,
+      token,
+      span,
+      facilitator,
+      (verified) =>
+        Effect.flatMap(
+          work(verified),
+          (value) => settleOutputIn(paywall, verified, value, options, span, facilitator)
+        )
+    )
+  })
 
 // After the paid work: nothing charged for an error result, else settle the amount the answer may
 // set, and the outcome by the settle-failure policy.
@@ -752,25 +800,70 @@ const settleOutput = <Req, R, Resp, A>(
     ? Credits.settleAmount(options.chargeOf(value), verified.credits, chargeRulesOf(paywall))
     : Either.right(verified.credits)
   if (Either.isLeft(amount)) return Effect.fail(invalidSettleAmount(verified.paymentRequired, amount.left))
-  // What settle reads, as one literal (no spread copy of `verified` per call).
-  const input: SettleInput = {
-    paymentRequired: verified.paymentRequired,
-    token: verified.token,
-    credits: amount.right,
-    agentRequestId: verified.agentRequestId,
-    deadline: verified.deadline
+  return settled(paywall, verified, value, settle(paywall, settleInputOf(verified, amount.right)))
+}
+
+// `settleOutput` inside `protect`'s single fiber read: settle without a step of its own.
+const settleOutputIn = <Req, R, Resp, A>(
+  paywall: Paywall<Req, R, Resp>,
+  verified: Verified,
+  value: A,
+  options: ProtectOptions<A> | undefined,
+  span: Tracer.Span | undefined,
+  facilitator: Facilitator.Service
+): Effect.Effect<Outcome<A>, SettleFailed> => {
+  if (options?.isError?.(value) === true) {
+    span?.attribute("x402.outcome", "not_charged")
+    return Effect.succeed({ _tag: "NotCharged", value, verified })
   }
-  return Effect.matchEffect(settle(paywall, input), {
-    onFailure: (error) =>
-      releases(paywall, error)
-        ? Effect.as(
-          Effect.logWarning(`x402 settlement failed, output released by policy: ${error.message}`),
-          { _tag: "Released", value, verified, error } as Outcome<A>
-        )
-        : Effect.fail(error),
+  const amount = options?.chargeOf
+    ? Credits.settleAmount(options.chargeOf(value), verified.credits, chargeRulesOf(paywall))
+    : Either.right(verified.credits)
+  if (Either.isLeft(amount)) return Effect.fail(invalidSettleAmount(verified.paymentRequired, amount.left))
+  return settleIn(
+    paywall,
+    settleInputOf(verified, amount.right),
+    span,
+    facilitator,
+    (settlement) => Effect.succeed<Outcome<A>>({ _tag: "Settled", value, verified, settlement }),
+    (error) => releasedOr(paywall, verified, value, error)
+  )
+}
+
+// What settle reads, as one literal (no spread copy of `verified` per call).
+const settleInputOf = (verified: Verified, credits: number): SettleInput => ({
+  paymentRequired: verified.paymentRequired,
+  token: verified.token,
+  credits,
+  agentRequestId: verified.agentRequestId,
+  deadline: verified.deadline
+})
+
+// The outcome of a settlement, by the settle-failure policy.
+const settled = <Req, R, Resp, A, RS>(
+  paywall: Paywall<Req, R, Resp>,
+  verified: Verified,
+  value: A,
+  settlement: Effect.Effect<X402.SettleResponse, SettleFailed, RS>
+): Effect.Effect<Outcome<A>, SettleFailed, RS> =>
+  Effect.matchEffect(settlement, {
+    onFailure: (error) => releasedOr(paywall, verified, value, error),
     onSuccess: (settlement) => Effect.succeed({ _tag: "Settled", value, verified, settlement } as Outcome<A>)
   })
-}
+
+// A failed settlement: the output released (`Released`) when the policy lets it go, else withheld.
+const releasedOr = <Req, R, Resp, A>(
+  paywall: Paywall<Req, R, Resp>,
+  verified: Verified,
+  value: A,
+  error: SettleFailed
+): Effect.Effect<Outcome<A>, SettleFailed> =>
+  releases(paywall, error)
+    ? Effect.as(
+      Effect.logWarning(`x402 settlement failed, output released by policy: ${error.message}`),
+      { _tag: "Released", value, verified, error } as Outcome<A>
+    )
+    : Effect.fail(error)
 
 const chargeRulesOf = (paywall: { readonly options: Pick<Options, "chargeFromContent"> }): Credits.ChargeRules =>
   paywall.options.chargeFromContent === true ? { fromContent: true } : {}
