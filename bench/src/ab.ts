@@ -2,6 +2,7 @@
 // prints min / median / p90. Compare runs before and after a change, interleaved (same machine state):
 //   npx tsx bench/src/ab.ts [requiresPayment|httpHandler|interceptor][-1MB] [calls]
 //   npx tsx bench/src/ab.ts [wireOurs|wireFloor|wireHand] [calls]   (the wire agents over a stub fetch)
+//   npx tsx bench/src/ab.ts [traced|tracedFloor] [calls]   (requiresPayment / the 1-span floor, OTel tracer)
 // It bundles itself with esbuild and runs the bundle with plain node (as `pnpm bench` runs sections 1
 // and 4): under `tsx` every closure made per call pays the loader's `__name` wrapper, which no user
 // pays. `AB_TSX=1` times it under tsx instead.
@@ -16,7 +17,11 @@ const run = async () => {
   const big = size === "1MB" ? argumentsOf(1024 * 1024) : undefined
   const n = Number(process.argv[3] ?? 5000)
   const wire = { wireOurs: "ours", wireFloor: "floor", wireHand: "handwritten" } as const
-  const candidate = target in wire
+  // Under the OpenTelemetry tracer (every span exported to memory): ours, and the 1-span floor.
+  const traced = { traced: "OTel tracer: effect-x402", tracedFloor: "OTel tracer: Effect floor" } as const
+  const candidate = target in traced
+    ? (await agentCoreCandidates({})).find((c) => c.name.startsWith(traced[target as keyof typeof traced]))!
+    : target in wire
     ? { run: (await import("./wireStub.js")).candidate(wire[target as keyof typeof wire]) }
     : target === "interceptor"
     ? (await interceptorCandidates())[0]

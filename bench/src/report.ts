@@ -152,10 +152,15 @@ export const goals = (results: Results): ReadonlyArray<Goal> => {
       measured: `${x(vsFloor)} the no-span floor, no tracer installed, target <= x1.3`
     })
     const traced = find(o.agentCore, OURS_OTEL).median / find(o.agentCore, FLOOR_OTEL).median
+    // The minimums too: under a tracer the medians carry the collections of the exported spans the
+    // in-memory exporter keeps (bench/README.md), the minimums the call's own work.
+    const tracedMin = find(o.agentCore, OURS_OTEL).min / find(o.agentCore, FLOOR_OTEL).min
     out.push({
       name: "agentcore-traced-vs-effect-floor",
       met: traced <= 1.3,
-      measured: `${x(traced)} the 1-span floor, both with an OpenTelemetry tracer, target <= x1.3`
+      measured: `${x(traced)} the 1-span floor, both with an OpenTelemetry tracer, target <= x1.3 (minimums: ${
+        x(tracedMin)
+      })`
     })
     const disabled = find(o.agentCore, OURS_DISABLED).median / mine
     out.push({
@@ -445,11 +450,11 @@ export const render = (results: Results): string => {
       "`FetchHttpClient`, the Lambda default) against `FakeNevermined` on loopback, driven by a keep-alive",
       "load generator, in three processes: the fake backends in one, each agent in its own, the load",
       "generator in the parent (the two cores are still shared by all of them). The hand-written agent",
-      "makes the same two backend calls with `fetch`; the Effect floor does the hand-written agent's work as",
-      "the least Effect program (a `ManagedRuntime`, one generator per request, each `fetch` in one",
-      "`Effect.async`): its excess over the hand-written agent is the Effect runtime's own cost over the wire.",
-      "Agent CPU is the agent process's `process.cpuUsage()`",
-      "(user + system) over its timed calls, per call. Connections are the TCP connections the backend",
+      "makes the same two backend calls with `fetch`; the Effect floor does the hand-written agent's work",
+      "as the least Effect program (a `ManagedRuntime`, one generator per request, each `fetch` in one",
+      "`Effect.async`): its excess over the hand-written agent is what the Effect runtime itself costs over",
+      "the wire. Agent CPU is the agent process's `process.cpuUsage()` (user + system) over its timed",
+      "calls, per call. Connections are the TCP connections the backend",
       `accepted (server-side): from a cold pool through the warm-up and the first ${window} paid calls, and`,
       "over the whole run.",
       "",
