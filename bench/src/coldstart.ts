@@ -8,7 +8,8 @@
  * example's bundle holds beyond the floor's, by module and by package (from the esbuild metafile:
  * minified bytes each input contributes), with init wall and CPU time (`process.cpuUsage`, steadier
  * than wall time on a shared machine), and where the import's evaluation goes (`topLevelTimes`; the
- * third argument names more modules to time statement by statement). BENCHMARKS.md is not written.
+ * third argument names more modules to time statement by statement), and the scavenges the import pays
+ * (`importScavenges`). BENCHMARKS.md is not written.
  */
 import * as FakeNevermined from "@effect-x402/testing/FakeNevermined"
 import { Ledger } from "@effect-x402/testing/TestFacilitator"
@@ -311,6 +312,37 @@ export const topLevelTimes = async (
   }
 }
 
+/**
+ * The young-generation collections (scavenges) a bundle's import pays: `--trace-gc` in `runs` fresh
+ * processes, the scavenges before the import returns counted and their pauses summed. Medians of
+ * the count and of the ms. A diagnostic of what the import allocates: each scavenge is a pause of a
+ * few ms on this machine, and one more of them is a visible share of the init ratio.
+ */
+export const importScavenges = async (
+  file: string,
+  runs: number,
+  env: Record<string, string>
+): Promise<{ readonly count: number; readonly ms: number }> => {
+  const script = `await import(process.env.BUNDLE_URL); process.stdout.write("\\n(imported)\\n")`
+  const counts: Array<number> = []
+  const pauses: Array<number> = []
+  for (let i = 0; i < runs; i++) {
+    const stdout = await new Promise<string>((resolve, reject) =>
+      ChildProcess.execFile(
+        process.execPath,
+        ["--trace-gc", "--input-type=module", "-e", script],
+        { env: { PATH: process.env.PATH ?? "", BUNDLE_URL: Url.pathToFileURL(file).href, ...env }, timeout: 30_000 },
+        (error, stdout, stderr) => error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)
+      )
+    )
+    const lines = stdout.slice(0, stdout.indexOf("(imported)")).split("\n").filter((line) => line.includes("Scavenge"))
+    counts.push(lines.length)
+    // `... Scavenge 5.9 (6.1) -> 5.6 (7.1) MB, 4.79 / 0.01 ms ...`: the pause is the first figure after "MB, ".
+    pauses.push(lines.reduce((sum, line) => sum + Number(/MB, ([\d.]+)/.exec(line)?.[1] ?? 0), 0))
+  }
+  return { count: statsOf("scavenges", counts).median, ms: statsOf("scavenge ms", pauses).median }
+}
+
 if (process.argv[1] !== undefined && Path.resolve(process.argv[1]) === Url.fileURLToPath(import.meta.url)) {
   const runs = Number(process.argv[2] ?? 12)
   const top = Number(process.argv[3] ?? 30)
@@ -347,6 +379,14 @@ if (process.argv[1] !== undefined && Path.resolve(process.argv[1]) === Url.fileU
       }
     }
     print(times)
+    const scavenges = {
+      example: await importScavenges(result.example.file, Math.max(5, Math.min(runs, 15)), env),
+      floor: await importScavenges(result.floor.file, Math.max(5, Math.min(runs, 15)), env)
+    }
+    console.log(
+      `scavenges during the import (--trace-gc, medians): example ${scavenges.example.count} ` +
+        `(${scavenges.example.ms.toFixed(1)} ms), floor ${scavenges.floor.count} (${scavenges.floor.ms.toFixed(1)} ms)`
+    )
     const heap = await topLevelTimes(3, env, detail, "heap")
     console.log(
       `allocated during the import (KiB, no scavenge): example ${sum(heap.example).toFixed(0)}, ` +

@@ -30,6 +30,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { Facilitator } from "./Facilitator.js"
+import { decodeEnvelope, encodeEnvelope } from "./internal/envelope.js"
 import { own } from "./internal/json.js"
 import { sha256Hex } from "./internal/sha256.js"
 import * as PaymentError from "./PaymentError.js"
@@ -231,18 +232,6 @@ const ISSUED_ID_PREFIX = "idem:"
 const LOCAL_ID_PREFIX = "idem-local:"
 const issuedIdOf = (rowId: string): string | undefined =>
   rowId.startsWith(ISSUED_ID_PREFIX) ? rowId.slice(ISSUED_ID_PREFIX.length) : undefined
-
-// What the ledger keeps: the credits settled and the result, so an `unknown` attempt can be settled
-// again with its amount.
-const Envelope = /* @__PURE__ */ Schema.parseJson(
-  /* @__PURE__ */ Schema.Struct({ credits: Schema.NonNegativeInt, value: Schema.String })
-)
-// Plain JSON on the way in (a paid call's path); read back through the schema, as any stored row.
-const encodeEnvelope = (envelope: { readonly credits: number; readonly value: string }): string =>
-  JSON.stringify(envelope)
-// Compiled by the first replay, not at import: only a retry reads a stored row.
-let envelopeDecoder: ((u: unknown) => Option.Option<typeof Envelope.Type>) | undefined
-const decodeEnvelope = (u: unknown) => (envelopeDecoder ??= Schema.decodeUnknownOption(Envelope))(u)
 
 const unavailable = (cause: SettlementLedger.LedgerError) => new IdempotencyError({ reason: "Unavailable", cause })
 

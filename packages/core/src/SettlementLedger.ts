@@ -26,7 +26,7 @@ import * as X402 from "./X402.js"
  * @since 0.2.0
  * @category models
  */
-export const State = Schema.Literal("verified", "settling", "settled", "rejected", "unknown")
+export const State = /* @__PURE__ */ Schema.Literal("verified", "settling", "settled", "rejected", "unknown")
 
 /**
  * @since 0.2.0
@@ -41,16 +41,16 @@ export type State = typeof State.Type
  * @since 0.2.0
  * @category schemas
  */
-export const Entry = Schema.Struct({
+export const Entry = /* @__PURE__ */ Schema.Struct({
   requestId: Schema.NonEmptyString,
   payer: Schema.NonEmptyString,
-  idempotencyKey: Schema.optional(Schema.String),
+  idempotencyKey: /* @__PURE__ */ Schema.optional(Schema.String),
   amount: Schema.NonNegativeInt,
   state: State,
   /** The facilitator's answer, when `settled`. */
-  receipt: Schema.optional(X402.SettleResponse),
+  receipt: /* @__PURE__ */ Schema.optional(X402.SettleResponse),
   /** The paid result as the adapter serialised it, when kept (see `Options.maxResultBytes`). */
-  result: Schema.optional(Schema.String),
+  result: /* @__PURE__ */ Schema.optional(Schema.String),
   /** True when a result was offered but was over the byte cap, so it was not kept. */
   resultDropped: Schema.Boolean,
   /**
@@ -60,7 +60,7 @@ export const Entry = Schema.Struct({
    *
    * @since 0.3.0
    */
-  sealed: Schema.optional(Schema.String),
+  sealed: /* @__PURE__ */ Schema.optional(Schema.String),
   createdAt: Schema.Number,
   updatedAt: Schema.Number,
   expiresAt: Schema.Number
@@ -84,7 +84,13 @@ export interface Entry extends Schema.Schema.Type<typeof Entry> {}
  * @since 0.2.0
  * @category errors
  */
-export const LedgerErrorReason = Schema.Literal("Unavailable", "Conflict", "NotFound", "Corrupt", "InvalidInput")
+export const LedgerErrorReason = /* @__PURE__ */ Schema.Literal(
+  "Unavailable",
+  "Conflict",
+  "NotFound",
+  "Corrupt",
+  "InvalidInput"
+)
 
 /**
  * @since 0.2.0
@@ -98,15 +104,17 @@ export type LedgerErrorReason = typeof LedgerErrorReason.Type
  * @since 0.2.0
  * @category errors
  */
-export class LedgerError extends Schema.TaggedError<LedgerError>("@effect-x402/core/LedgerError")("LedgerError", {
-  reason: LedgerErrorReason,
-  operation: Schema.String,
-  requestId: Schema.optional(Schema.String),
-  /** The state found, for a `Conflict`. */
-  state: Schema.optional(State),
-  detail: Schema.optional(Schema.String),
-  cause: Schema.optional(Schema.Defect)
-}) {
+export class LedgerError
+  extends /* @__PURE__ */ Schema.TaggedError<LedgerError>("@effect-x402/core/LedgerError")("LedgerError", {
+    reason: LedgerErrorReason,
+    operation: Schema.String,
+    requestId: /* @__PURE__ */ Schema.optional(Schema.String),
+    /** The state found, for a `Conflict`. */
+    state: /* @__PURE__ */ Schema.optional(State),
+    detail: /* @__PURE__ */ Schema.optional(Schema.String),
+    cause: /* @__PURE__ */ Schema.optional(Schema.Defect)
+  })
+{
   override get message(): string {
     const id = this.requestId !== undefined ? ` ${this.requestId}` : ""
     const state = this.state !== undefined ? ` (state ${this.state})` : ""

@@ -15,6 +15,7 @@ import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Events from "./internal/events.js"
 import * as Json from "./internal/json.js"
+import { lazily } from "./internal/lazy.js"
 import { readInput, readRequest } from "./internal/readEvent.js"
 import { receiptHeader } from "./internal/receipt.js"
 
@@ -105,6 +106,49 @@ export const DEFAULT_TOKEN_HEADERS: ReadonlyArray<string> = Events.DEFAULT_TOKEN
 // Schemas
 // ---------------------------------------------------------------------------
 
+// The event schemas are the reference and the fallback: the Lambda adapters read the usual event by
+// hand (`internal/readEvent`) and ask these only when that reader refuses one. Each is built on
+// first use (the export's `@__PURE__` call lets a bundle that never reads it build nothing at
+// import, a cold start's cost); importing the export builds it, and the decoders share it.
+const headers = /* @__PURE__ */ lazily(() =>
+  Schema.declare(
+    (u: unknown): u is { readonly [name: string]: unknown } => typeof u === "object" && u !== null && !Array.isArray(u),
+    { identifier: "Headers", description: "an object of header names to values" }
+  )
+)
+const gatewayRequest = /* @__PURE__ */ lazily(() =>
+  Schema.Struct({
+    httpMethod: Schema.optional(Schema.String),
+    path: Schema.optional(Schema.String),
+    headers: Schema.optional(Schema.NullOr(headers())),
+    body: Schema.optional(Schema.Unknown)
+  })
+)
+const gatewayResponse = /* @__PURE__ */ lazily(() =>
+  Schema.Struct({
+    statusCode: Schema.optional(Schema.Number),
+    headers: Schema.optional(Schema.NullOr(headers())),
+    body: Schema.optional(Schema.Unknown)
+  })
+)
+const interceptorInput = /* @__PURE__ */ lazily(() =>
+  Schema.Struct({
+    interceptorInputVersion: Schema.optional(Schema.String),
+    mcp: Schema.Struct({
+      gatewayRequest: gatewayRequest(),
+      gatewayResponse: Schema.optional(Schema.NullOr(gatewayResponse()))
+    })
+  })
+)
+const jsonRpcRequest = /* @__PURE__ */ lazily(() =>
+  Schema.Struct({
+    jsonrpc: Schema.optional(Schema.String),
+    id: Schema.optional(JsonRpcId),
+    method: Schema.String,
+    params: Schema.optional(Schema.Unknown)
+  })
+)
+
 /**
  * A header map as it arrives. Kept as the very object received (not copied by a Schema record,
  * which would honour a `__proto__` key): every reader here looks at own properties only.
@@ -112,10 +156,7 @@ export const DEFAULT_TOKEN_HEADERS: ReadonlyArray<string> = Events.DEFAULT_TOKEN
  * @since 0.1.0
  * @category schemas
  */
-export const Headers: Schema.Schema<{ readonly [name: string]: unknown }> = /* @__PURE__ */ Schema.declare(
-  (u: unknown): u is { readonly [name: string]: unknown } => typeof u === "object" && u !== null && !Array.isArray(u),
-  { identifier: "Headers", description: "an object of header names to values" }
-)
+export const Headers: Schema.Schema<{ readonly [name: string]: unknown }> = /* @__PURE__ */ headers()
 
 /**
  * A JSON-RPC id: echoed with its original type.
@@ -137,12 +178,7 @@ export type JsonRpcId = typeof JsonRpcId.Type
  * @since 0.1.0
  * @category schemas
  */
-export const GatewayRequest = /* @__PURE__ */ Schema.Struct({
-  httpMethod: /* @__PURE__ */ Schema.optional(Schema.String),
-  path: /* @__PURE__ */ Schema.optional(Schema.String),
-  headers: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.NullOr(Headers)),
-  body: /* @__PURE__ */ Schema.optional(Schema.Unknown)
-})
+export const GatewayRequest = /* @__PURE__ */ gatewayRequest()
 
 /**
  * @since 0.1.0
@@ -156,11 +192,7 @@ export interface GatewayRequest extends Schema.Schema.Type<typeof GatewayRequest
  * @since 0.1.0
  * @category schemas
  */
-export const GatewayResponse = /* @__PURE__ */ Schema.Struct({
-  statusCode: /* @__PURE__ */ Schema.optional(Schema.Number),
-  headers: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.NullOr(Headers)),
-  body: /* @__PURE__ */ Schema.optional(Schema.Unknown)
-})
+export const GatewayResponse = /* @__PURE__ */ gatewayResponse()
 
 /**
  * @since 0.1.0
@@ -175,13 +207,7 @@ export interface GatewayResponse extends Schema.Schema.Type<typeof GatewayRespon
  * @since 0.1.0
  * @category schemas
  */
-export const InterceptorInput = /* @__PURE__ */ Schema.Struct({
-  interceptorInputVersion: /* @__PURE__ */ Schema.optional(Schema.String),
-  mcp: /* @__PURE__ */ Schema.Struct({
-    gatewayRequest: GatewayRequest,
-    gatewayResponse: /* @__PURE__ */ Schema.optional(/* @__PURE__ */ Schema.NullOr(GatewayResponse))
-  })
-})
+export const InterceptorInput = /* @__PURE__ */ interceptorInput()
 
 /**
  * @since 0.1.0
@@ -195,12 +221,7 @@ export interface InterceptorInput extends Schema.Schema.Type<typeof InterceptorI
  * @since 0.1.0
  * @category schemas
  */
-export const JsonRpcRequest = /* @__PURE__ */ Schema.Struct({
-  jsonrpc: /* @__PURE__ */ Schema.optional(Schema.String),
-  id: /* @__PURE__ */ Schema.optional(JsonRpcId),
-  method: Schema.String,
-  params: /* @__PURE__ */ Schema.optional(Schema.Unknown)
-})
+export const JsonRpcRequest = /* @__PURE__ */ jsonRpcRequest()
 
 /**
  * @since 0.1.0
@@ -527,15 +548,11 @@ export interface Call {
 }
 
 // Compiled on first use, not at import: module init is part of every cold start.
-const lazily = <A>(make: () => A): () => A => {
-  let made: A | undefined
-  return () => made ??= make()
-}
 const inputDecoder = lazily(() =>
-  Schema.decodeUnknownEither(InterceptorInput, { errors: "first", onExcessProperty: "ignore" })
+  Schema.decodeUnknownEither(interceptorInput(), { errors: "first", onExcessProperty: "ignore" })
 )
 const requestDecoder = lazily(() =>
-  Schema.decodeUnknownEither(JsonRpcRequest, { errors: "first", onExcessProperty: "ignore" })
+  Schema.decodeUnknownEither(jsonRpcRequest(), { errors: "first", onExcessProperty: "ignore" })
 )
 // The usual shape first, without the Schema (`internal/readEvent`: the same answer where it answers).
 const decodeInput = (event: unknown): Either.Either<InterceptorInput, ParseResult.ParseError> => {

@@ -136,5 +136,25 @@ describe("readEvent: the Schema's answer, without the Schema", () => {
     assert.isUndefined(readInput(refused))
     const decoded = AgentCore.decodeCall(refused)
     assert.isTrue(Either.isLeft(decoded))
+    if (Either.isLeft(decoded)) {
+      // The fallback is the Schema's own decode: its message names the field it refused.
+      assert.strictEqual(decoded.left.reason, "NotAnEvent")
+      assert.include(decoded.left.detail, "mcp.gatewayRequest.headers")
+    }
+    const notJsonRpc = AgentCore.decodeCall({ mcp: { gatewayRequest: { body: { method: 42, id: 7 } } } })
+    assert.isTrue(Either.isLeft(notJsonRpc) && notJsonRpc.left.reason === "NotJsonRpc" && notJsonRpc.left.id === 7)
+  })
+
+  it("the event schemas built on first use are the exported ones, built once", () => {
+    // The decoders and the exports share one instance per schema (built lazily, on first use).
+    assert.strictEqual(AgentCore.InterceptorInput.fields.mcp.fields.gatewayRequest, AgentCore.GatewayRequest)
+    const gatewayResponse = AgentCore.InterceptorInput.fields.mcp.fields.gatewayResponse
+    assert.isTrue(
+      Schema.is(Schema.typeSchema(Schema.Struct({ r: gatewayResponse })))({ r: AgentCore.GatewayResponse.make({}) })
+    )
+    // Headers as declared: any object, kept as received; anything else refused.
+    assert.isTrue(Schema.is(AgentCore.Headers)({ "x-a": "1" }))
+    assert.isFalse(Schema.is(AgentCore.GatewayRequest)({ headers: "not headers" }))
+    assert.isTrue(Schema.is(AgentCore.JsonRpcRequest)({ method: "ping", id: null }))
   })
 })

@@ -9,8 +9,13 @@
  *
  * @internal
  */
+import { Facilitator } from "@effect-x402/core/Facilitator"
 import * as Nevermined from "@effect-x402/core/Nevermined"
+import * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
 
 const readEnv = (name: string): string | undefined => {
   const value = typeof process === "undefined" ? undefined : process.env[name]
@@ -46,3 +51,48 @@ export const assertDefaultFacilitatorConfigured = (): void => {
     )
   }
 }
+
+/**
+ * The adapters' default facilitator: the live Nevermined layer over `Nevermined.layerFetchClient`,
+ * configured from `NVM_API_KEY`, `NVM_ENVIRONMENT` and `NVM_BACKEND_URL` when the runtime is built
+ * (the first invocation), as `Nevermined.layerConfig()` reads them, without `Config`: the variables
+ * are read from `process.env` directly, which keeps `effect/Config` (~2.3 KB minified) out of every
+ * Lambda bundle. No `ConfigProvider` reaches an adapter's default facilitator (the user's `services`
+ * layer is built beside it, not under it), so nothing a user could configure is lost.
+ *
+ * A blank variable is unset, as for the checks above: a blank `NVM_ENVIRONMENT` follows the key's
+ * prefix (through `Config` it failed every call after the checks had passed). What the checks stop
+ * at construction fails the layer with a `ConfigError` naming the variable, never its value.
+ */
+export const environmentFacilitator: Layer.Layer<
+  Facilitator,
+  ConfigError.ConfigError | Nevermined.InvalidApiKey
+> = /* @__PURE__ */ Layer.provide(
+  /* @__PURE__ */ Layer.effect(
+    Facilitator,
+    /* @__PURE__ */ Effect.gen(function*() {
+      const apiKey = readEnv("NVM_API_KEY")
+      if (apiKey === undefined) {
+        return yield* Effect.fail(
+          ConfigError.MissingData(["NVM_API_KEY"], "Expected NVM_API_KEY to exist in the process context")
+        )
+      }
+      const environment = readEnv("NVM_ENVIRONMENT")
+      const environments: ReadonlyArray<string> = Nevermined.Environment.literals
+      if (environment !== undefined && !environments.includes(environment)) {
+        return yield* Effect.fail(
+          ConfigError.InvalidData(
+            ["NVM_ENVIRONMENT"],
+            `Expected one of (${environments.join(", ")}), not the value given`
+          )
+        )
+      }
+      return yield* Nevermined.make({
+        apiKey: Redacted.make(apiKey),
+        environment: environment as Nevermined.Environment | undefined,
+        backendUrl: readEnv("NVM_BACKEND_URL")
+      })
+    })
+  ),
+  Nevermined.layerFetchClient
+)
