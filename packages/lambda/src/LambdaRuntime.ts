@@ -15,7 +15,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Runtime from "effect/Runtime"
-import { assertDefaultFacilitatorConfigured } from "./internal/coldStart.js"
+import { assertDefaultFacilitatorConfigured, environmentFacilitator } from "./internal/coldStart.js"
 
 /**
  * The Lambda invocation context, re-exported from `@types/aws-lambda`.
@@ -65,7 +65,7 @@ export type Checked<H extends (...args: ReadonlyArray<never>) => unknown, R> =
 export const defaultFacilitator: Layer.Layer<
   Facilitator,
   ConfigError.ConfigError | Nevermined.InvalidApiKey
-> = Nevermined.layerConfig().pipe(Layer.provide(Nevermined.layerFetchClient))
+> = /* @__PURE__ */ Layer.provide(/* @__PURE__ */ Nevermined.layerConfig(), Nevermined.layerFetchClient)
 
 /**
  * What every paid Lambda adapter takes to build its runtime.
@@ -83,17 +83,19 @@ export interface RuntimeOptions<R = never, LE = never, SE = never> {
 }
 
 /**
- * The layer of a paid handler: the given facilitator (else `defaultFacilitator`) with the services
- * the handler needs. Without a given facilitator, the environment is checked on the spot (cold
- * start): no `NVM_API_KEY`, a malformed one or an unknown `NVM_ENVIRONMENT` throws an `Error` that
- * names the variable (since 0.2.0; before, every call answered a generic internal error).
+ * The layer of a paid handler: the given facilitator (else the default one: `defaultFacilitator`'s
+ * layer, reading the same variables from `process.env` without `Config`, which keeps `effect/Config`
+ * out of every Lambda bundle) with the services the handler needs. Without a given facilitator, the
+ * environment is checked on the spot (cold start): no `NVM_API_KEY`, a malformed one or an unknown
+ * `NVM_ENVIRONMENT` throws an `Error` that names the variable (since 0.2.0; before, every call
+ * answered a generic internal error).
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerOf = <R, LE, SE>(options: RuntimeOptions<R, LE, SE>): Layer.Layer<Facilitator | R, unknown> => {
   if (options.layer === undefined) assertDefaultFacilitatorConfigured()
-  const facilitator: Layer.Layer<Facilitator, unknown> = options.layer ?? defaultFacilitator
+  const facilitator: Layer.Layer<Facilitator, unknown> = options.layer ?? environmentFacilitator
   const services: Layer.Layer<R, unknown> = options.services ?? (Layer.empty as Layer.Layer<R>)
   return Layer.merge(facilitator, services)
 }
