@@ -16,8 +16,8 @@ import * as Url from "node:url"
 import { bundle } from "./src/bundle.js"
 import { coldStart } from "./src/coldstart.js"
 import * as CpuProfile from "./src/cpuprofile.js"
-import { gc } from "./src/harness.js"
-import { ledger } from "./src/ledger.js"
+import { gc, type Stats } from "./src/harness.js"
+import { dynamoLedger } from "./src/ledgerDynamo.js"
 import * as Report from "./src/report.js"
 import { wire } from "./src/wire.js"
 
@@ -39,7 +39,11 @@ const bundleOf = (entry: string, outfile: string) => bundle(Path.join(here, "src
 
 // Sections 1 and 4 run from a bundle in a child process (see `src/inProcess.ts`).
 let inProcessBundle: Promise<string> | undefined
-const inProcess = async <A>(section: "overhead" | "scaling", budget: unknown, options: unknown = {}): Promise<A> => {
+const inProcess = async <A>(
+  section: "overhead" | "scaling" | "ledger",
+  budget: unknown,
+  options: unknown = {}
+): Promise<A> => {
   await Fs.mkdir(outDir, { recursive: true })
   const bundle = await (inProcessBundle ??= bundleOf("inProcess.ts", Path.join(outDir, "inProcess.mjs")))
   const out = Path.join(outDir, `${section}.json`)
@@ -139,11 +143,13 @@ const main = async () => {
   if (run("ledger")) {
     step("5. settlement ledger")
     gc()
-    results.ledger = await ledger(
-      quick
-        ? { millisPerCandidate: 200, rounds: 5, warmupMillis: 100, warmupCalls: 2000, dynamoCalls: 20 }
-        : { millisPerCandidate: 2000, rounds: 20, warmupMillis: 500, warmupCalls: 20000, dynamoCalls: 300 }
-    )
+    const budget = quick
+      ? { millisPerCandidate: 200, rounds: 5, warmupMillis: 100, warmupCalls: 2000, dynamoCalls: 20 }
+      : { millisPerCandidate: 2000, rounds: 20, warmupMillis: 500, warmupCalls: 20000, dynamoCalls: 300 }
+    results.ledger = {
+      memory: await inProcess<ReadonlyArray<Stats>>("ledger", budget),
+      dynamo: await dynamoLedger(budget.dynamoCalls)
+    }
   }
   results.seconds = (performance.now() - t0) / 1000
   results.loadAfter = Os.loadavg()

@@ -1,13 +1,11 @@
 /**
  * Section 5, the settlement ledger: what `record` + `claim` + `finish` (one paid call's ledger
  * work) costs with the in-memory layer, and how many DynamoDB requests the DynamoDB layer makes per
- * call, counted at a dynalite server on loopback (when dynalite is installed).
+ * call, counted at a dynalite server on loopback (when dynalite is installed: `ledgerDynamo.ts`).
  */
 import * as SettlementLedger from "@effect-x402/core/SettlementLedger"
 import type * as X402 from "@effect-x402/core/X402"
-import * as DynamoDbLedger from "@effect-x402/lambda/DynamoDbLedger"
 import * as Effect from "effect/Effect"
-import type * as DynamoDbServer from "../../packages/lambda/test/dynamoDbServer.js"
 import { type Budget, measure, type Stats } from "./harness.js"
 
 export const MEMORY = "in-memory ledger: record + claim + finish"
@@ -33,48 +31,15 @@ export interface LedgerResult {
 const receipt: X402.SettleResponse = { success: true, transaction: "0xbench", network: "nevermined:1" }
 const payer = "tok_00c0ffee"
 
-const paidCall = (ledger: SettlementLedger.SettlementLedger.Service, requestId: string, idempotencyKey?: string) =>
+export const paidCall = (
+  ledger: SettlementLedger.SettlementLedger.Service,
+  requestId: string,
+  idempotencyKey?: string
+) =>
   ledger.record({ requestId, payer, amount: 1, idempotencyKey }).pipe(
     Effect.zipRight(ledger.claim(requestId)),
     Effect.zipRight(ledger.finish(requestId, { _tag: "Settled", receipt }))
   )
-
-const dynamo = async (calls: number): Promise<LedgerResult["dynamo"]> => {
-  // The repository's one dynalite helper (the ledger tests' store on loopback).
-  let Server: typeof DynamoDbServer
-  try {
-    Server = await import("../../packages/lambda/test/dynamoDbServer.js")
-  } catch (error) {
-    return { available: false, reason: `dynalite not available (${String(error).slice(0, 120)})` }
-  }
-  const store = await Server.start("x402-ledger-bench")
-  const { endpoint, tableName } = store
-  const { credentials, region } = Server
-  const counts = store.requests
-  try {
-    const perCall = (keyed: boolean) =>
-      Effect.gen(function*() {
-        const ledger = yield* DynamoDbLedger.make({ tableName, endpoint, region, credentials })
-        yield* paidCall(ledger, `warm-${keyed}`)
-        counts.clear()
-        const times: Array<number> = []
-        for (let i = 0; i < calls; i++) {
-          const t0 = performance.now()
-          yield* paidCall(ledger, `call-${keyed}-${i}`, keyed ? `key-${i}` : undefined)
-          times.push(performance.now() - t0)
-        }
-        const out: Record<string, number> = {}
-        for (const [op, n] of counts) out[op] = n / calls
-        times.sort((a, b) => a - b)
-        return { out, median: times[Math.floor(times.length / 2)] ?? Number.NaN }
-      }).pipe(Effect.scoped, Effect.runPromise)
-    const plain = await perCall(false)
-    const keyed = await perCall(true)
-    return { available: true, calls, perCall: plain.out, perCallKeyed: keyed.out, medianMillis: plain.median }
-  } finally {
-    await store.close()
-  }
-}
 
 const noop = Effect.sync(() => 0)
 // Chained per call with the same combinators as `paidCall`: that glue (`pipe`, data-last
@@ -87,7 +52,12 @@ const batch = (call: (n: number) => Effect.Effect<unknown, unknown>) =>
     for (let n = 0; n < BATCH; n++) yield* call(n)
   })
 
-export const ledger = async (budget: Budget & { readonly dynamoCalls: number }): Promise<LedgerResult> => {
+/**
+ * The in-memory ledger's timing (per paid call), against three no-op operations. `pnpm bench` runs
+ * it in the bundled child with sections 1 and 4 (`src/inProcess.ts`): plain JavaScript in a fresh
+ * process, not after the other sections in the parent's heap under `tsx`.
+ */
+export const memoryLedger = async (budget: Budget): Promise<ReadonlyArray<Stats>> => {
   const memory = Effect.runSync(SettlementLedger.makeMemory())
   let i = 0
   const ids = Array.from({ length: 1 << 16 }, (_, n) => `req-${n}`)
@@ -100,12 +70,11 @@ export const ledger = async (budget: Budget & { readonly dynamoCalls: number }):
     { name: EMPTY, run: () => Effect.runSync(floorRun) }
   ], budget)
   // Per paid call.
-  const memoryStats = stats.map((s) => ({
+  return stats.map((s) => ({
     ...s,
     min: s.min / BATCH,
     median: s.median / BATCH,
     p99: s.p99 / BATCH,
     mean: s.mean / BATCH
   }))
-  return { memory: memoryStats, dynamo: await dynamo(budget.dynamoCalls) }
 }
