@@ -64,4 +64,30 @@ describe("default facilitator misconfiguration at cold start", () => {
     const layer = TestFacilitator.layer()
     assert.isFunction(requiresPayment({ planId: "plan-1", layer })(() => "x"))
   })
+
+  // RELIABILITY bug 9: the construction check took a blank NVM_ENVIRONMENT for unset, and the
+  // default facilitator (through `Config`) then refused it on every call.
+  it("a blank NVM_ENVIRONMENT is unset for the default facilitator too: a paid call settles", async () => {
+    const { AgentCoreEvents, FakeNevermined } = await import("@effect-x402/testing")
+    const fake = await FakeNevermined.start()
+    try {
+      fake.ledger.addPlan({ planId: "plan-1", agentId: "agent-1" })
+      fake.ledger.fund(fake.subscriber, "plan-1", 5)
+      const token = fake.ledger.mintToken({ planId: "plan-1", subscriber: fake.subscriber, agentId: "agent-1" })
+      process.env.NVM_API_KEY = fake.apiKey
+      process.env.NVM_BACKEND_URL = fake.url
+      process.env.NVM_ENVIRONMENT = "  "
+      const handler = httpHandler({ planId: "plan-1", agentId: "agent-1", credits: 2 })(() => ({ answer: 42 }))
+      try {
+        const result = await handler(AgentCoreEvents.apiGatewayV2({ token, json: {} }), AgentCoreEvents.context())
+        assert.strictEqual(result.statusCode, 200)
+        assert.isString(result.headers?.["payment-response"])
+        assert.strictEqual(fake.ledger.balance(fake.subscriber, "plan-1"), 3)
+      } finally {
+        await handler.runtime.dispose()
+      }
+    } finally {
+      await fake.close()
+    }
+  })
 })
