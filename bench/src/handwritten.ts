@@ -17,7 +17,8 @@ type Json = Record<string, unknown>
 
 const isRecord = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 
-const headerOf = (headers: unknown, name: string): string | undefined => {
+/** A header's trimmed value, found case-insensitively (shared with the wire's Effect floor). */
+export const headerOf = (headers: unknown, name: string): string | undefined => {
   if (!isRecord(headers)) return undefined
   for (const key of Object.keys(headers)) {
     if (key.toLowerCase() === name) {
@@ -28,9 +29,10 @@ const headerOf = (headers: unknown, name: string): string | undefined => {
   return undefined
 }
 
-const base64Json = (value: unknown): string => Buffer.from(JSON.stringify(value), "utf8").toString("base64")
+export const base64Json = (value: unknown): string => Buffer.from(JSON.stringify(value), "utf8").toString("base64")
 
-const paymentRequiredOf = (config: Config, httpVerb: string, url: string) => ({
+/** The PaymentRequired of a call, built per call as a hand-written agent builds it. */
+export const paymentRequiredOf = (config: Config, httpVerb: string, url: string) => ({
   x402Version: 2,
   resource: { url, mimeType: "application/json" },
   accepts: config.planIds.map((planId) => ({

@@ -14,7 +14,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import type { Config } from "./handwritten.js"
+import { base64Json, type Config, headerOf, paymentRequiredOf } from "./handwritten.js"
 
 interface VerifyResponse {
   readonly isValid: boolean
@@ -67,20 +67,6 @@ const layerOf = (url: string, apiKey: string) => {
   })
 }
 
-type Json = Record<string, unknown>
-const isRecord = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
-const headerOf = (headers: unknown, name: string): string | undefined => {
-  if (!isRecord(headers)) return undefined
-  for (const key of Object.keys(headers)) {
-    if (key.toLowerCase() === name) {
-      const value = headers[key]
-      if (typeof value === "string" && value.trim().length > 0) return value.trim()
-    }
-  }
-  return undefined
-}
-const base64Json = (value: unknown): string => Buffer.from(JSON.stringify(value), "utf8").toString("base64")
-
 interface HttpEventLike {
   readonly headers?: Record<string, string | undefined> | undefined
   readonly rawPath?: string | undefined
@@ -104,17 +90,7 @@ export const http = (
       const e = event as HttpEventLike
       const method = e.requestContext?.http?.method ?? "GET"
       const url = `https://${e.requestContext?.domainName ?? ""}${e.rawPath ?? "/"}`
-      const paymentRequired = {
-        x402Version: 2,
-        resource: { url, mimeType: "application/json" },
-        accepts: config.planIds.map((planId) => ({
-          scheme: "nvm:erc4337",
-          network: config.network,
-          planId,
-          extra: { version: "1", agentId: config.agentId, httpVerb: method }
-        })),
-        extensions: {}
-      }
+      const paymentRequired = paymentRequiredOf(config, method, url)
       const refuse = (message: string | undefined): HttpResult => ({
         statusCode: 402,
         headers: { "content-type": "application/json", "payment-required": base64Json(paymentRequired) },

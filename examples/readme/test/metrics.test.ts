@@ -2,24 +2,12 @@
 // layer against FakeNevermined, the metrics read through @effect/opentelemetry by an OpenTelemetry
 // metric reader. What an operator would check: the metric names, their values after the calls,
 // and no token or API key in any attribute.
-import { AgentCoreEvents, FakeNevermined } from "@effect-x402/testing"
-import { afterAll, assert, beforeAll, describe, it, vi } from "@effect/vitest"
+import { AgentCoreEvents } from "@effect-x402/testing"
+import { assert, describe, it, vi } from "@effect/vitest"
 import { MetricReader, type ResourceMetrics } from "@opentelemetry/sdk-metrics"
+import { PLAN_ID, useFundedBackend } from "./fundedBackend.js"
 
-const saved = { ...process.env }
-let fake: Awaited<ReturnType<typeof FakeNevermined.start>>
-
-beforeAll(async () => {
-  fake = await FakeNevermined.start()
-  fake.ledger.addPlan({ planId: "plan-123" })
-  fake.ledger.fund(fake.subscriber, "plan-123", 10)
-  Object.assign(process.env, { NVM_API_KEY: fake.apiKey, NVM_BACKEND_URL: fake.url, NVM_PLAN_ID: "plan-123" })
-})
-
-afterAll(async () => {
-  process.env = saved
-  await fake.close()
-})
+const backend = useFundedBackend()
 
 /** A reader the test collects from on demand (an exporter would do the same on a timer). */
 class InMemoryReader extends MetricReader {
@@ -47,7 +35,7 @@ describe("metrics", () => {
     const { makeHandler } = await import("../snippets/metrics.js")
     const reader = new InMemoryReader()
     const handler = makeHandler(reader)
-    const token = fake.ledger.mintToken({ planId: "plan-123", subscriber: fake.subscriber })
+    const token = backend().ledger.mintToken({ planId: PLAN_ID, subscriber: backend().subscriber })
     // Metrics are process-global: the assertions are on what these calls added.
     await handler(AgentCoreEvents.request({ tool: "forecast" }), AgentCoreEvents.context())
     const before = (await reader.collect()).resourceMetrics
@@ -73,6 +61,6 @@ describe("metrics", () => {
 
     const everything = JSON.stringify(resourceMetrics.scopeMetrics)
     assert.notInclude(everything, token)
-    assert.notInclude(everything, fake.apiKey.split(":")[1])
+    assert.notInclude(everything, backend().apiKey.split(":")[1])
   })
 })

@@ -2,31 +2,19 @@
 // against FakeNevermined, traced by @effect/opentelemetry into an in-memory exporter. What an
 // operator would check: one span per call, named for the adapter, with the x402 attributes, and no
 // token or API key in any span (paid, unpaid and refused calls).
-import { AgentCoreEvents, FakeNevermined } from "@effect-x402/testing"
-import { afterAll, assert, beforeAll, describe, it, vi } from "@effect/vitest"
+import { AgentCoreEvents } from "@effect-x402/testing"
+import { assert, describe, it, vi } from "@effect/vitest"
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
+import { PLAN_ID, useFundedBackend } from "./fundedBackend.js"
 
-const saved = { ...process.env }
-let fake: Awaited<ReturnType<typeof FakeNevermined.start>>
-
-beforeAll(async () => {
-  fake = await FakeNevermined.start()
-  fake.ledger.addPlan({ planId: "plan-123" })
-  fake.ledger.fund(fake.subscriber, "plan-123", 10)
-  Object.assign(process.env, { NVM_API_KEY: fake.apiKey, NVM_BACKEND_URL: fake.url, NVM_PLAN_ID: "plan-123" })
-})
-
-afterAll(async () => {
-  process.env = saved
-  await fake.close()
-})
+const backend = useFundedBackend()
 
 describe("observability", () => {
   it("a paid call is one span with its x402 attributes, and no secret in any span", async () => {
     const { makeHandler } = await import("../snippets/observability.js")
     const exporter = new InMemorySpanExporter()
     const handler = makeHandler(new SimpleSpanProcessor(exporter))
-    const token = fake.ledger.mintToken({ planId: "plan-123", subscriber: fake.subscriber })
+    const token = backend().ledger.mintToken({ planId: PLAN_ID, subscriber: backend().subscriber })
     // The JSON log lines go to the console: kept here (not printed) and checked.
     const printed: Array<string> = []
     const log = vi.spyOn(console, "log").mockImplementation((...parts: ReadonlyArray<unknown>) => {
@@ -52,13 +40,13 @@ describe("observability", () => {
     const paid = calls[0].attributes
     assert.strictEqual(paid["mcp.method"], "tools/call")
     assert.strictEqual(paid["mcp.tool"], "forecast")
-    assert.strictEqual(paid["x402.plan_ids"], "plan-123")
+    assert.strictEqual(paid["x402.plan_ids"], PLAN_ID)
     assert.strictEqual(paid["x402.credits"], 2)
     assert.strictEqual(paid["x402.outcome"], "settled")
     assert.strictEqual(calls[1].attributes["x402.outcome"], "payment_required")
     const everything = JSON.stringify(spans.map((s) => ({ name: s.name, attributes: s.attributes, events: s.events })))
     assert.notInclude(everything, token)
-    assert.notInclude(everything, fake.apiKey)
+    assert.notInclude(everything, backend().apiKey)
     assert.strictEqual(calls[2].attributes["x402.outcome"], "invalid")
   })
 })

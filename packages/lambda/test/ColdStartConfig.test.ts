@@ -3,20 +3,10 @@
 import { httpHandler } from "@effect-x402/lambda/HttpHandler"
 import { interceptor } from "@effect-x402/lambda/Interceptor"
 import { requiresPayment } from "@effect-x402/lambda/RequiresPayment"
-import { afterEach, assert, beforeEach, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
+import { isolateEnv } from "./helpers.js"
 
-const VARS = ["NVM_API_KEY", "NVM_ENVIRONMENT", "NVM_BACKEND_URL"] as const
-let saved: Record<string, string | undefined> = {}
-beforeEach(() => {
-  saved = Object.fromEntries(VARS.map((name) => [name, process.env[name]]))
-  for (const name of VARS) delete process.env[name]
-})
-afterEach(() => {
-  for (const name of VARS) {
-    if (saved[name] === undefined) delete process.env[name]
-    else process.env[name] = saved[name]
-  }
-})
+isolateEnv(["NVM_API_KEY", "NVM_ENVIRONMENT", "NVM_BACKEND_URL"])
 
 const construct = {
   requiresPayment: () => requiresPayment({ planId: "plan-1" })(() => "x"),

@@ -5,23 +5,13 @@
 import { Facilitator, X402 } from "@effect-x402/core"
 import { LambdaRuntime } from "@effect-x402/lambda"
 import { FakeNevermined } from "@effect-x402/testing"
-import { afterEach, assert, beforeEach, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import type { Layer } from "effect"
 import { ConfigError, Effect, Exit, Redacted } from "effect"
 import { environmentFacilitator } from "../src/internal/coldStart.js"
+import { isolateEnv } from "./helpers.js"
 
-const VARS = ["NVM_API_KEY", "NVM_ENVIRONMENT", "NVM_BACKEND_URL"] as const
-let saved: Record<string, string | undefined> = {}
-beforeEach(() => {
-  saved = Object.fromEntries(VARS.map((name) => [name, process.env[name]]))
-  for (const name of VARS) delete process.env[name]
-})
-afterEach(() => {
-  for (const name of VARS) {
-    if (saved[name] === undefined) delete process.env[name]
-    else process.env[name] = saved[name]
-  }
-})
+isolateEnv(["NVM_API_KEY", "NVM_ENVIRONMENT", "NVM_BACKEND_URL"])
 
 const PLAN = "plan-1"
 const AGENT = "agent-1"

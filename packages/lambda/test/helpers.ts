@@ -1,6 +1,6 @@
 import { X402 } from "@effect-x402/core"
 import type { AgentCore } from "@effect-x402/lambda"
-import { assert } from "@effect/vitest"
+import { afterEach, assert, beforeEach } from "@effect/vitest"
 import type { Layer } from "effect"
 import { Cause, Either, Logger } from "effect"
 
@@ -62,4 +62,19 @@ export const captureLogs = () => {
     )
   })
   return { lines, layer: Logger.replace(Logger.defaultLogger, logger) as Layer.Layer<never> }
+}
+
+/** Unsets `names` before each test of the file and restores their values after it. */
+export const isolateEnv = (names: ReadonlyArray<string>): void => {
+  let saved: Record<string, string | undefined> = {}
+  beforeEach(() => {
+    saved = Object.fromEntries(names.map((name) => [name, process.env[name]]))
+    for (const name of names) delete process.env[name]
+  })
+  afterEach(() => {
+    for (const name of names) {
+      if (saved[name] === undefined) delete process.env[name]
+      else process.env[name] = saved[name]
+    }
+  })
 }
