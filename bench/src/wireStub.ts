@@ -5,7 +5,7 @@
  * by the network stack and the scheduling of four processes on two cores. What it leaves out (sockets,
  * undici's connection work) is the same for every agent; section 3 measures the whole.
  */
-import { NETWORK, SETTLED, VERIFIED } from "./fixtures.js"
+import { SETTLED, VERIFIED } from "./fixtures.js"
 import * as Wire from "./wire.js"
 
 const BACKEND = { url: "http://backend.invalid", apiKey: "sandbox:eyJhbGciOiJub25lIn0.eyJzdWIiOiIweDEifQ.c2ln" }
@@ -20,7 +20,6 @@ const answer = (body: string): Response =>
 const VERIFY_BODY = JSON.stringify(VERIFIED)
 const SETTLE_BODY = JSON.stringify(SETTLED)
 const PLAN_BODY = JSON.stringify({ metadata: { plan: { fiatPaymentProvider: null } } })
-void NETWORK
 
 /** Replaces the global `fetch` with one that answers the backend's three routes at once. */
 const installStubFetch = (): void => {
