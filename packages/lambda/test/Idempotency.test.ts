@@ -313,19 +313,26 @@ describe("requiresPayment: idempotent retries (in-memory ledger)", () => {
     ))
 })
 
+// FakeNevermined with a funded plan, a token for it, and the live layer over real HTTP (short
+// retries, a settle timeout a lost answer runs into).
+const fundedLive = Effect.gen(function*() {
+  const fake = yield* FakeNevermined.make()
+  fake.ledger.addPlan({ planId: "plan-1" })
+  fake.ledger.fund(fake.subscriber, "plan-1", 100)
+  const token = fake.ledger.mintToken({ planId: "plan-1", subscriber: fake.subscriber })
+  const layer = Nevermined.layer({
+    apiKey: fake.apiKey,
+    backendUrl: fake.url,
+    network: "eip155:84532",
+    timeouts: { verify: "10 seconds", settle: "1500 millis" },
+    retry: { baseDelay: "5 millis", maxDelay: "20 millis" }
+  }).pipe(Layer.provide(FetchHttpClient.layer))
+  return { fake, token, layer }
+})
+
 describe("requiresPayment: idempotent retries against FakeNevermined (live layer, real HTTP)", () => {
   const liveSetup = Effect.gen(function*() {
-    const fake = yield* FakeNevermined.make()
-    fake.ledger.addPlan({ planId: "plan-1" })
-    fake.ledger.fund(fake.subscriber, "plan-1", 100)
-    const token = fake.ledger.mintToken({ planId: "plan-1", subscriber: fake.subscriber })
-    const layer = Nevermined.layer({
-      apiKey: fake.apiKey,
-      backendUrl: fake.url,
-      network: "eip155:84532",
-      timeouts: { verify: "10 seconds", settle: "1500 millis" },
-      retry: { baseDelay: "5 millis", maxDelay: "20 millis" }
-    }).pipe(Layer.provide(FetchHttpClient.layer))
+    const { fake, layer, token } = yield* fundedLive
     let runs = 0
     const handler = requiresPayment({ planId: "plan-1", credits: 3, layer, services: quiet })(() => {
       runs++
@@ -420,17 +427,7 @@ describe("requiresPayment: idempotent retries on the DynamoDB ledger (dynalite, 
 
   it.scoped("settle answer lost after it applied (FakeNevermined), retried on another instance: one charge", () =>
     Effect.gen(function*() {
-      const fake = yield* FakeNevermined.make()
-      fake.ledger.addPlan({ planId: "plan-1" })
-      fake.ledger.fund(fake.subscriber, "plan-1", 100)
-      const token = fake.ledger.mintToken({ planId: "plan-1", subscriber: fake.subscriber })
-      const layer = Nevermined.layer({
-        apiKey: fake.apiKey,
-        backendUrl: fake.url,
-        network: "eip155:84532",
-        timeouts: { verify: "10 seconds", settle: "1500 millis" },
-        retry: { baseDelay: "5 millis", maxDelay: "20 millis" }
-      }).pipe(Layer.provide(FetchHttpClient.layer))
+      const { fake, layer, token } = yield* fundedLive
       // A table of its own: FakeNevermined numbers its request ids from 1, as TestFacilitator does.
       const own = yield* Effect.acquireRelease(
         Effect.promise(() => Server.start("x402-ledger-fake")),

@@ -82,6 +82,20 @@ const circular = () => {
   return result
 }
 
+// Handlers that fail in every way an adapter must survive: never chargeable.
+const failingHandlers: ReadonlyArray<fc.Arbitrary<HandlerCase>> = [
+  fc.constant<HandlerCase>({
+    label: "throws",
+    run: () => {
+      throw new Error(MARKER)
+    },
+    chargeable: false,
+    charge: CREDITS
+  }),
+  fc.constant(value("Effect fails", Effect.fail(new Error(MARKER)), false)),
+  fc.constant(value("Effect dies", Effect.die(MARKER), false))
+]
+
 const sse = (...messages: ReadonlyArray<unknown>) =>
   messages.map((message) => `event: message\ndata: ${JSON.stringify(message)}\n\n`).join("")
 
@@ -180,22 +194,13 @@ const agentCoreAnswer: fc.Arbitrary<HandlerCase> = fc.oneof(
   deep.map((nested) => value("deeply nested", { content, nested }, true)),
   fc.constant(value("Promise of a result", Promise.resolve({ content }), true)),
   fc.constant(value("Effect of a result", Effect.succeed({ content }), true)),
-  fc.constant<HandlerCase>({
-    label: "throws",
-    run: () => {
-      throw new Error(MARKER)
-    },
-    chargeable: false,
-    charge: CREDITS
-  }),
+  ...failingHandlers,
   fc.constant<HandlerCase>({
     label: "rejects",
     run: () => Promise.reject(new Error(MARKER)),
     chargeable: false,
     charge: CREDITS
-  }),
-  fc.constant(value("Effect fails", Effect.fail(new Error(MARKER)), false)),
-  fc.constant(value("Effect dies", Effect.die(MARKER), false))
+  })
 )
 
 // ---------------------------------------------------------------------------
@@ -490,16 +495,7 @@ const httpAnswer: fc.Arbitrary<HandlerCase> = fc.oneof(
   })),
   fc.constant(value("BigInt body", { statusCode: 200, body: { n: 1n } }, false)),
   fc.constant({ label: "circular", run: circular, chargeable: false, charge: CREDITS }),
-  fc.constant<HandlerCase>({
-    label: "throws",
-    run: () => {
-      throw new Error(MARKER)
-    },
-    chargeable: false,
-    charge: CREDITS
-  }),
-  fc.constant(value("Effect fails", Effect.fail(new Error(MARKER)), false)),
-  fc.constant(value("Effect dies", Effect.die(MARKER), false))
+  ...failingHandlers
 )
 
 interface HttpInput {
