@@ -11,6 +11,7 @@ import { FakeNevermined, LocalGateway } from "@effect-x402/testing"
 import { FetchHttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Layer, Logger, Redacted } from "effect"
+import { injectFault, postToolCall, tokenFor } from "./loadCalls.js"
 
 const PLAN = "plan-load"
 const CALLS = Number(process.env.LOAD_CALLS ?? 10_000)
@@ -148,44 +149,14 @@ describe("load: 10,000 paid calls through the local gateway", () => {
           let pick = next() * TOTAL_WEIGHT
           const scenario = MIX.find(([, weight]) => (pick -= weight) < 0)![0]
           const charge = 1 + Math.floor(next() * 5)
-          const token = scenario === "noToken"
-            ? undefined
-            : scenario === "forgedToken"
-            ? "nvm_tok_forged.0000000000"
-            : ledger.mintToken({ planId: PLAN, subscriber: fake.subscriber })
-          return { scenario, token, charge }
+          return { scenario, token: tokenFor(fake, scenario, PLAN), charge }
         }
 
         const send = async (call: Call, id: number): Promise<Outcome> => {
-          switch (call.scenario) {
-            case "verify503":
-              fake.faults.next("verify", FakeNevermined.Fault.status(503))
-              break
-            case "verify500":
-              fake.faults.next("verify", FakeNevermined.Fault.status(500))
-              break
-            case "settle500":
-              fake.faults.next("settle", FakeNevermined.Fault.status(500))
-              break
-            case "settleDroppedApplied":
-              fake.faults.next("settle", FakeNevermined.Fault.dropConnection({ applied: true }))
-              break
-            case "settle400":
-              fake.faults.next("settle", FakeNevermined.Fault.status(400, "BCK.X402.0059"))
-              break
-          }
-          const response = await fetch(gateway.url, {
-            method: "POST",
-            headers: {
-              "content-type": "application/json",
-              ...(call.token !== undefined ? { "payment-signature": call.token } : {})
-            },
-            body: JSON.stringify({
-              jsonrpc: "2.0",
-              id,
-              method: "tools/call",
-              params: { name: "Load___tool", arguments: { scenario: call.scenario, charge: call.charge } }
-            })
+          injectFault(fake, call.scenario)
+          const response = await postToolCall(gateway.url, call.token, id, {
+            scenario: call.scenario,
+            charge: call.charge
           })
           return classify(response.status, response.headers, await response.json())
         }

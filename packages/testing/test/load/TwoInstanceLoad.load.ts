@@ -29,6 +29,7 @@ import { FetchHttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Layer, Logger, Redacted } from "effect"
 import * as Dynalite from "../../../lambda/test/dynamoDbServer.js"
+import { injectFault, postToolCall, tokenFor } from "./loadCalls.js"
 
 const PLAN = "plan-two-instances"
 const CALLS = Number(process.env.LOAD2_CALLS ?? 800)
@@ -263,48 +264,16 @@ describe("load: two interceptor instances sharing a DynamoDB ledger (dynalite)",
           const scenario = MIX.find(([, weight]) => (pick -= weight) < 0)![0]
           const charge = 1 + Math.floor(next() * 5)
           const requestOn = next() < 0.5 ? 0 : 1
-          const token = scenario === "noToken"
-            ? undefined
-            : scenario === "forgedToken"
-            ? "nvm_tok_forged.0000000000"
-            : ledger.mintToken({ planId: PLAN, subscriber: fake.subscriber })
-          return { n, scenario, token, charge, requestOn }
+          return { n, scenario, token: tokenFor(fake, scenario, PLAN), charge, requestOn }
         })
         for (const call of calls) byN.set(call.n, call)
 
         const send = async (call: Call): Promise<Outcome> => {
-          switch (call.scenario) {
-            case "verify500":
-              fake.faults.next("verify", FakeNevermined.Fault.status(500))
-              break
-            case "settleTimeoutApplied":
-              fake.faults.next("settle", FakeNevermined.Fault.noAnswer({ applied: true }))
-              break
-            case "settleTimeoutNotApplied":
-              fake.faults.next("settle", FakeNevermined.Fault.noAnswer({ applied: false }))
-              break
-            case "settle500":
-              fake.faults.next("settle", FakeNevermined.Fault.status(500))
-              break
-            case "settleDroppedApplied":
-              fake.faults.next("settle", FakeNevermined.Fault.dropConnection({ applied: true }))
-              break
-            case "settle400":
-              fake.faults.next("settle", FakeNevermined.Fault.status(400, "BCK.X402.0059"))
-              break
-          }
-          const response = await fetch(gateway.url, {
-            method: "POST",
-            headers: {
-              "content-type": "application/json",
-              ...(call.token !== undefined ? { "payment-signature": call.token } : {})
-            },
-            body: JSON.stringify({
-              jsonrpc: "2.0",
-              id: call.n,
-              method: "tools/call",
-              params: { name: "Load___tool", arguments: { scenario: call.scenario, charge: call.charge, n: call.n } }
-            })
+          injectFault(fake, call.scenario)
+          const response = await postToolCall(gateway.url, call.token, call.n, {
+            scenario: call.scenario,
+            charge: call.charge,
+            n: call.n
           })
           const headers: Record<string, string> = {}
           response.headers.forEach((value, name) => (headers[name] = value))
