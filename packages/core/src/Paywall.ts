@@ -757,7 +757,10 @@ export const protect = <Req, R, Resp, A, E, R2>(
     if (CallSpan.listening(fiber) && CallSpan.currentOf(fiber) === undefined) {
       return Effect.flatMap(
         verify(paywall, call),
-        (verified) => Effect.flatMap(work(verified), (value) => settleOutput(paywall, verified, value, options))
+        (verified) =>
+          Effect.flatMap(work(verified), (value) =>
+            settleOutput(paywall, verified, value, options, undefined, (input, settled, failed) =>
+              Effect.matchEffect(settle(paywall, input), { onFailure: failed, onSuccess: settled })))
       )
     }
     // Otherwise the whole pipeline from one read of the fiber: its facilitator, and the call span
@@ -766,7 +769,9 @@ export const protect = <Req, R, Resp, A, E, R2>(
     // each one runs inside the span's context).
     const span = CallSpan.currentOf(fiber)
     const token = callToken(call)
-    if (span !== undefined) CallSpan.set(span, callAttributes(paywall, token)())
+    if (span !== undefined) {
+      CallSpan.set(span, callAttributes(paywall, token)())
+    }
     const facilitator = facilitatorOf(fiber)
     return verifyIn(
       paywall,
@@ -775,43 +780,28 @@ export const protect = <Req, R, Resp, A, E, R2>(
       span,
       facilitator,
       (verified) =>
-        Effect.flatMap(
-          work(verified),
-          (value) => settleOutputIn(paywall, verified, value, options, span, facilitator)
-        )
+        Effect.flatMap(work(verified), (value) =>
+          settleOutput(paywall, verified, value, options, span, (input, settled, failed) =>
+            settleIn(paywall, input, span, facilitator, settled, failed)))
     )
   })
 
 // After the paid work: nothing charged for an error result, else settle the amount the answer may
-// set, and the outcome by the settle-failure policy.
-const settleOutput = <Req, R, Resp, A>(
-  paywall: Paywall<Req, R, Resp>,
-  verified: Verified,
-  value: A,
-  options: ProtectOptions<A> | undefined
-): Effect.Effect<Outcome<A>, SettleFailed, Facilitator> => {
-  if (options?.isError?.(value) === true) {
-    return Effect.as(
-      CallSpan.annotate({ "x402.outcome": "not_charged" }),
-      { _tag: "NotCharged", value, verified } as Outcome<A>
-    )
-  }
-  const amount = options?.chargeOf
-    ? Credits.settleAmount(options.chargeOf(value), verified.credits, chargeRulesOf(paywall))
-    : Either.right(verified.credits)
-  if (Either.isLeft(amount)) return Effect.fail(invalidSettleAmount(verified.paymentRequired, amount.left))
-  return settled(paywall, verified, value, settle(paywall, settleInputOf(verified, amount.right)))
-}
-
-// `settleOutput` inside `protect`'s single fiber read: settle without a step of its own.
-const settleOutputIn = <Req, R, Resp, A>(
+// set, and the outcome by the settle-failure policy. `settleBy` settles, continuing with `settled`
+// or `failed`: inside `protect`'s single fiber read, `settleIn` on the call span (no step of its
+// own); otherwise (a tracer listens and no call span is open) `settle`, which opens its own span.
+const settleOutput = <Req, R, Resp, A, RS>(
   paywall: Paywall<Req, R, Resp>,
   verified: Verified,
   value: A,
   options: ProtectOptions<A> | undefined,
   span: Tracer.Span | undefined,
-  facilitator: Facilitator.Service
-): Effect.Effect<Outcome<A>, SettleFailed> => {
+  settleBy: (
+    input: SettleInput,
+    settled: (settlement: X402.SettleResponse) => Effect.Effect<Outcome<A>, SettleFailed>,
+    failed: (error: SettleFailed) => Effect.Effect<Outcome<A>, SettleFailed>
+  ) => Effect.Effect<Outcome<A>, SettleFailed, RS>
+): Effect.Effect<Outcome<A>, SettleFailed, RS> => {
   if (options?.isError?.(value) === true) {
     span?.attribute("x402.outcome", "not_charged")
     return Effect.succeed({ _tag: "NotCharged", value, verified })
@@ -820,12 +810,9 @@ const settleOutputIn = <Req, R, Resp, A>(
     ? Credits.settleAmount(options.chargeOf(value), verified.credits, chargeRulesOf(paywall))
     : Either.right(verified.credits)
   if (Either.isLeft(amount)) return Effect.fail(invalidSettleAmount(verified.paymentRequired, amount.left))
-  return settleIn(
-    paywall,
+  return settleBy(
     settleInputOf(verified, amount.right),
-    span,
-    facilitator,
-    (settlement) => Effect.succeed<Outcome<A>>({ _tag: "Settled", value, verified, settlement }),
+    (settlement) => Effect.succeed({ _tag: "Settled", value, verified, settlement }),
     (error) => releasedOr(paywall, verified, value, error)
   )
 }
@@ -838,18 +825,6 @@ const settleInputOf = (verified: Verified, credits: number): SettleInput => ({
   agentRequestId: verified.agentRequestId,
   deadline: verified.deadline
 })
-
-// The outcome of a settlement, by the settle-failure policy.
-const settled = <Req, R, Resp, A, RS>(
-  paywall: Paywall<Req, R, Resp>,
-  verified: Verified,
-  value: A,
-  settlement: Effect.Effect<X402.SettleResponse, SettleFailed, RS>
-): Effect.Effect<Outcome<A>, SettleFailed, RS> =>
-  Effect.matchEffect(settlement, {
-    onFailure: (error) => releasedOr(paywall, verified, value, error),
-    onSuccess: (settlement) => Effect.succeed({ _tag: "Settled", value, verified, settlement } as Outcome<A>)
-  })
 
 // A failed settlement: the output released (`Released`) when the policy lets it go, else withheld.
 const releasedOr = <Req, R, Resp, A>(
